@@ -1,0 +1,216 @@
+import { TEMPLATE_VARIABLES, variableValue } from '../events/variables.js';
+import type { EventVariables, TemplateVariable } from '../events/variables.js';
+
+/**
+ * A body template split once into static text and variable references.
+ * Invariant: `parts.length === variables.length + 1`; the rendered body is
+ * parts[0] + value(variables[0]) + parts[1] + … + parts[n].
+ */
+export interface CompiledTemplate {
+  readonly parts: readonly string[];
+  readonly variables: readonly TemplateVariable[];
+}
+
+export interface TemplateProblem {
+  message: string;
+  /** The variable as written in the template, e.g. `events.nope`. */
+  variable?: string;
+}
+
+/** SPEC §4: `configJson.body` is at most 64 KiB, counted in UTF-8 bytes. */
+export const MAX_TEMPLATE_BYTES = 65_536;
+
+const VARIABLE_PREFIX = 'events.';
+const KNOWN_VARIABLES: ReadonlySet<string> = new Set(TEMPLATE_VARIABLES);
+
+// Bare JSON literals stay text, so `[[true]]` or `[[null]]` in a JSON body is an array, not a placeholder.
+const JSON_LITERALS: ReadonlySet<string> = new Set(['true', 'false', 'null']);
+
+const PATH = String.raw`[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*`;
+const SPACE = String.raw`[ \t\r\n]*`;
+// Either `{{ path }}` or `[[ path ]]`; the closing pair must match the opening one.
+const PLACEHOLDER = new RegExp(String.raw`\{\{${SPACE}(${PATH})${SPACE}\}\}|\[\[${SPACE}(${PATH})${SPACE}\]\]`, 'g');
+
+/**
+ * Splits a template into parts. Anything shaped like a placeholder (see
+ * PLACEHOLDER) that is not a known `events.*` variable is a problem, except a
+ * bare `true`/`false`/`null`; unknown placeholders are kept as literal text.
+ * Each unknown variable is reported once, in order of first appearance; then
+ * each malformed `{{events.…` / `[[events.…` that is no placeholder at all.
+ */
+export function compileTemplate(text: string): { template: CompiledTemplate; problems: TemplateProblem[] } {
+  const parts: string[] = [];
+  const variables: TemplateVariable[] = [];
+  const unknown = new Set<string>();
+  const malformed: string[] = [];
+  let literal = '';
+  let position = 0;
+  for (const match of text.matchAll(PLACEHOLDER)) {
+    const path = match[1] ?? match[2] ?? '';
+    const gap = text.slice(position, match.index);
+    malformed.push(...findMalformedPlaceholders(gap));
+    literal += gap;
+    position = match.index + match[0].length;
+    const variable = knownVariable(path);
+    if (variable !== undefined) {
+      parts.push(literal);
+      variables.push(variable);
+      literal = '';
+    } else {
+      literal += match[0];
+      if (!JSON_LITERALS.has(path)) unknown.add(path);
+    }
+  }
+  const tail = text.slice(position);
+  malformed.push(...findMalformedPlaceholders(tail));
+  parts.push(literal + tail);
+  const problems = [...[...unknown].map(unknownVariableProblem), ...malformed.map(malformedProblem)];
+  return { template: { parts, variables }, problems };
+}
+
+// An opening pair followed by `events.` outside any placeholder is a slip (`{{events.user-name}}`,
+// `[[events.action}}`); sent as it is, it would reach the receiver unexpanded.
+const MALFORMED_START = /(?:\{\{|\[\[)[ \t\r\n]*events\./g;
+const EXCERPT_LENGTH = 40;
+
+function findMalformedPlaceholders(literalText: string): string[] {
+  return [...literalText.matchAll(MALFORMED_START)].map((match) => excerpt(literalText.slice(match.index)));
+}
+
+/** Up to and including the first closing pair, at most EXCERPT_LENGTH characters. */
+function excerpt(text: string): string {
+  const closings = [text.indexOf('}}'), text.indexOf(']]')].filter((index) => index >= 0);
+  const end = closings.length > 0 ? Math.min(...closings) + 2 : text.length;
+  return end <= EXCERPT_LENGTH ? text.slice(0, end) : `${text.slice(0, EXCERPT_LENGTH)}…`;
+}
+
+function malformedProblem(placeholderText: string): TemplateProblem {
+  return { message: `malformed placeholder "${placeholderText}"` };
+}
+
+function knownVariable(path: string): TemplateVariable | undefined {
+  if (!path.startsWith(VARIABLE_PREFIX)) return undefined;
+  const name = path.slice(VARIABLE_PREFIX.length);
+  return KNOWN_VARIABLES.has(name) ? (name as TemplateVariable) : undefined;
+}
+
+function unknownVariableProblem(path: string): TemplateProblem {
+  const suggestion = suggestVariable(path);
+  const hint = suggestion === undefined ? '' : ` (did you mean "${suggestion}"?)`;
+  return { message: `unknown variable "${path}"${hint}`, variable: path };
+}
+
+/** Catches the likely slips: `action`, `event.action`, `events.resourcename`. */
+function suggestVariable(path: string): string | undefined {
+  const withoutFirstSegment = path.slice(path.indexOf('.') + 1);
+  for (const candidate of [path, withoutFirstSegment]) {
+    const lower = candidate.toLowerCase();
+    const known = TEMPLATE_VARIABLES.find((name) => name.toLowerCase() === lower);
+    if (known !== undefined) return VARIABLE_PREFIX + known;
+  }
+  return undefined;
+}
+
+/**
+ * Single pass: a substituted value is never scanned for placeholders again.
+ * Numbers are inserted as digits, so `{"id": {{events.resourceId}}}` is JSON.
+ */
+export function renderTemplate(template: CompiledTemplate, vars: EventVariables, jsonEscape: boolean): string {
+  const { parts, variables } = template;
+  let body = parts[0] ?? '';
+  for (let i = 0; i < variables.length; i++) {
+    body += formatValue(variableValue(vars, variables[i] as TemplateVariable), jsonEscape);
+    body += parts[i + 1] ?? '';
+  }
+  return body;
+}
+
+function formatValue(value: string | number, jsonEscape: boolean): string {
+  if (typeof value === 'number') return String(value);
+  return jsonEscape ? JSON.stringify(value).slice(1, -1) : value;
+}
+
+const JSON_MEDIA_TYPE = /^(?:application\/(?:[!#$%&'*.^_`|~0-9a-z-]+\+)?json|text\/json)$/;
+
+/** `application/json`, `application/*+json` or `text/json`, any case, parameters ignored. */
+export function isJsonContentType(contentType: string): boolean {
+  const mediaType = contentType.split(';', 1)[0] ?? '';
+  return JSON_MEDIA_TYPE.test(mediaType.trim().toLowerCase());
+}
+
+/** Realistic values for previews and tests. */
+export const SAMPLE_VARIABLES: EventVariables = Object.freeze({
+  action: 'flag.updated',
+  resourceType: 'flag',
+  resourceId: 42,
+  resourceName: 'new-checkout',
+  details: 'name: "Old checkout" → "New checkout"',
+  projectId: 7,
+  user: Object.freeze({ id: 3, name: 'Ada Lovelace', email: 'ada@example.com' }),
+  timestamp: '2026-11-27T10:00:00.000Z',
+});
+
+const EMPTY_VARIABLES: EventVariables = Object.freeze({
+  action: '',
+  resourceType: '',
+  resourceId: 0,
+  resourceName: '',
+  details: '',
+  projectId: 0,
+  user: Object.freeze({ id: 0, name: '', email: '' }),
+  timestamp: '',
+});
+
+// Every string holds what breaks naive substitution: quotes, backslashes, control characters, a placeholder.
+const HOSTILE_TEXT = 'say "hi"\\ \n\r\t\u0001\u001f </script> {{events.action}} [[events.details]] Ünïcødé ✓ 🚀 \u2028\u2029 \ud800';
+
+const HOSTILE_VARIABLES: EventVariables = Object.freeze({
+  action: `flag.created ${HOSTILE_TEXT}`,
+  resourceType: `"}]${HOSTILE_TEXT}`,
+  resourceId: Number.MAX_SAFE_INTEGER,
+  resourceName: `\\"${HOSTILE_TEXT}\\`,
+  details: `name: "a" → "b" ${HOSTILE_TEXT}`,
+  projectId: Number.MAX_SAFE_INTEGER,
+  user: Object.freeze({ id: Number.MAX_SAFE_INTEGER, name: `O'Brien ${HOSTILE_TEXT}`, email: `"@${HOSTILE_TEXT}` }),
+  timestamp: `2026-11-27T10:00:00.000Z${HOSTILE_TEXT}`,
+});
+
+const JSON_SAMPLES: ReadonlyArray<{ label: string; vars: EventVariables }> = [
+  { label: 'sample values', vars: SAMPLE_VARIABLES },
+  { label: 'empty sample values', vars: EMPTY_VARIABLES },
+  { label: 'hostile sample values', vars: HOSTILE_VARIABLES },
+];
+
+/**
+ * Save-time check of `configJson.body`. Empty or missing → no problems
+ * (body-less POST). The JSON check is skipped while unknown variables remain,
+ * since the result would depend on what the user meant by them.
+ */
+export function checkTemplate(text: string | undefined, contentType: string): TemplateProblem[] {
+  if (text === undefined || text === '') return [];
+  const problems: TemplateProblem[] = [];
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_TEMPLATE_BYTES) {
+    problems.push({ message: `template is ${bytes} bytes; the limit is ${MAX_TEMPLATE_BYTES} bytes (64 KiB)` });
+  }
+  const { template, problems: variableProblems } = compileTemplate(text);
+  problems.push(...variableProblems);
+  if (variableProblems.length === 0 && isJsonContentType(contentType)) {
+    const jsonProblem = checkRendersToJson(template);
+    if (jsonProblem !== undefined) problems.push(jsonProblem);
+  }
+  return problems;
+}
+
+/** Reports only the first failing sample: the others would usually repeat it. */
+function checkRendersToJson(template: CompiledTemplate): TemplateProblem | undefined {
+  for (const { label, vars } of JSON_SAMPLES) {
+    try {
+      JSON.parse(renderTemplate(template, vars, true));
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      return { message: `renders to invalid JSON: ${reason} (with ${label})` };
+    }
+  }
+  return undefined;
+}
