@@ -1,0 +1,28 @@
+import type { Knex } from 'knex';
+import * as m001 from './001_tenancy.js';
+import * as m002 from './002_environments_and_api_keys.js';
+import * as m003 from './003_flags_segments_strategies.js';
+import * as m004 from './004_events.js';
+
+interface Migration {
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+/** Every migration in order. Listed here (not read from disk) so tsx and compiled JavaScript run the same set. */
+const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
+  ['001_tenancy', m001],
+  ['002_environments_and_api_keys', m002],
+  ['003_flags_segments_strategies', m003],
+  ['004_events', m004],
+];
+
+export const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: async () => MIGRATIONS.map(([name]) => name),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => {
+    const found = MIGRATIONS.find(([n]) => n === name);
+    if (!found) throw new Error(`unknown migration ${name}`);
+    return found[1];
+  },
+};

@@ -1,0 +1,66 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { apiKeyRoutes } from './apikeys/routes.js';
+import { ApiKeyService } from './apikeys/service.js';
+import type { Config } from './config.js';
+import { assertDatabaseReachable, createDb, type Db } from './db/knex.js';
+import { environmentRoutes } from './environments/routes.js';
+import { EnvironmentService } from './environments/service.js';
+import { EventLog } from './events/event-log.js';
+import { EventQueries } from './events/queries.js';
+import { eventRoutes } from './events/routes.js';
+import { flagRoutes } from './flags/routes.js';
+import { FlagService } from './flags/service.js';
+import { createApp } from './http/app.js';
+import type { Logger } from './logger.js';
+import { projectRoutes } from './projects/routes.js';
+import { ProjectService } from './projects/service.js';
+import { segmentRoutes } from './segments/routes.js';
+import { SegmentService } from './segments/service.js';
+import { strategyRoutes } from './strategies/routes.js';
+import { StrategyService } from './strategies/service.js';
+
+export interface ApiServer {
+  /** Where the API listens, e.g. http://127.0.0.1:8080 */
+  url: string;
+  db: Db;
+  close(): Promise<void>;
+}
+
+/** The api process's composition root: every dependency is built here and nowhere deeper. */
+export async function startApiServer(config: Readonly<Config>, log: Logger, options: { host?: string } = {}): Promise<ApiServer> {
+  const db = createDb(config.databaseUrl);
+  await assertDatabaseReachable(db, config.databaseUrl);
+  const events = new EventLog();
+  const apiKeys = new ApiKeyService(db, events);
+  const app = createApp({
+    log,
+    authenticate: (token) => apiKeys.authenticate(token),
+    apiRouters: [
+      projectRoutes(new ProjectService(db, events)),
+      environmentRoutes(new EnvironmentService(db, events)),
+      flagRoutes(new FlagService(db, events)),
+      strategyRoutes(new StrategyService(db, events)),
+      segmentRoutes(new SegmentService(db, events)),
+      apiKeyRoutes(apiKeys),
+      eventRoutes(new EventQueries(db)),
+    ],
+  });
+
+  const server: Server = app.listen(config.port, options.host);
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${options.host && options.host !== '0.0.0.0' && options.host !== '::' ? options.host : 'localhost'}:${port}`;
+
+  return {
+    url,
+    db,
+    async close() {
+      server.close();
+      server.closeIdleConnections();
+      await once(server, 'close');
+      await db.destroy();
+    },
+  };
+}

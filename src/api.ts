@@ -1,0 +1,8 @@
+import { startApiServer } from './api-server.js';
+import { runProcess } from './lifecycle.js';
+
+await runProcess('api', async (config, log) => {
+  const server = await startApiServer(config, log, { host: '0.0.0.0' });
+  log.info({ url: server.url }, `mozhno api listening on ${server.url}`);
+  return () => server.close();
+});

@@ -1,0 +1,92 @@
+import { parseArgs } from 'node:util';
+import { PLANS, type Plan, ConfigError, loadConfig } from './config.js';
+import { assertDatabaseReachable, createDb } from './db/knex.js';
+import { ensureDatabase, migrateLatest } from './db/migrate.js';
+import { StartupError, unreachable } from './lifecycle.js';
+import { bootstrap, setPlan } from './projects/bootstrap.js';
+
+const USAGE = `usage:
+  npm run cli -- bootstrap --project <name> --email <email> [--name <user name>] [--plan free|pro|enterprise]
+  npm run cli -- set-plan --project-id <id> --plan free|pro|enterprise`;
+
+class UsageError extends Error {}
+
+/** Operator commands. Each prints exactly one JSON line on stdout; problems go to stderr with a non-zero exit. */
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === 'bootstrap') return runBootstrap(rest);
+  if (command === 'set-plan') return runSetPlan(rest);
+  throw new UsageError(command ? `unknown command "${command}"` : 'no command given');
+}
+
+async function runBootstrap(args: string[]): Promise<void> {
+  const { values } = parse(args, { project: { type: 'string' }, email: { type: 'string' }, name: { type: 'string' }, plan: { type: 'string' } });
+  const project = values.project?.trim();
+  const email = values.email?.trim();
+  if (!project || project.length > 100) throw new UsageError('--project <name> is required (1–100 characters)');
+  if (!email || !/^[^\s@]+@[^\s@]+$/.test(email)) throw new UsageError('--email <email> is required and must look like name@example.com');
+  const name = values.name?.trim();
+  if (name !== undefined && (name.length === 0 || name.length > 100)) throw new UsageError('--name must be 1–100 characters');
+  const plan = parsePlan(values.plan ?? 'free');
+  await withDatabase(async (db) => print(await bootstrap(db, { project, email, name, plan })));
+}
+
+async function runSetPlan(args: string[]): Promise<void> {
+  const { values } = parse(args, { 'project-id': { type: 'string' }, plan: { type: 'string' } });
+  const projectId = Number(values['project-id']);
+  if (!Number.isInteger(projectId) || projectId < 1) throw new UsageError('--project-id <id> is required');
+  const plan = parsePlan(values.plan);
+  await withDatabase(async (db) => {
+    const result = await setPlan(db, projectId, plan);
+    if (!result) throw new UsageError(`project ${projectId} does not exist`);
+    print(result);
+  });
+}
+
+function parse(args: string[], options: Record<string, { type: 'string' }>) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function parsePlan(value: string | undefined): Plan {
+  if (!PLANS.includes(value as Plan)) throw new UsageError(`--plan must be one of ${PLANS.join(', ')}`);
+  return value as Plan;
+}
+
+/** Creates and migrates the database first, so `bootstrap` works on a fresh machine before anything else ran. */
+async function withDatabase(work: (db: ReturnType<typeof createDb>) => Promise<void>): Promise<void> {
+  const config = loadConfig();
+  try {
+    await ensureDatabase(config.databaseUrl);
+  } catch (err) {
+    throw unreachable('PostgreSQL', config.databaseUrl, err);
+  }
+  const db = createDb(config.databaseUrl, { poolMax: 2 });
+  try {
+    await assertDatabaseReachable(db, config.databaseUrl);
+    await migrateLatest(db);
+    await work(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+function print(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`mozhno: ${err.message}\n${USAGE}\n`);
+      process.exit(2);
+    }
+    const known = err instanceof ConfigError ? `invalid configuration: ${err.message}` : err instanceof StartupError ? err.message : null;
+    process.stderr.write(`mozhno: ${known ?? `failed: ${(err as Error).message}`}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,168 @@
+import { readFileSync } from 'node:fs';
+import { parseCidrList, type Cidr } from './delivery/address-rules.js';
+
+export type Plan = 'free' | 'pro' | 'enterprise';
+export const PLANS: readonly Plan[] = ['free', 'pro', 'enterprise'];
+
+export interface Config {
+  /** DATABASE_URL, default postgres://localhost:5432/mozhno */
+  databaseUrl: string;
+  /** REDIS_URL, default redis://127.0.0.1:6379 */
+  redisUrl: string;
+  /** PORT of the api, default 8080 */
+  port: number;
+  /** WEBHOOK_TIMEOUT_MS bounds a whole delivery attempt, default 30000 */
+  webhookTimeoutMs: number;
+  /** WEBHOOK_ALLOWED_CIDRS exempts these from the private-address rules, default none */
+  webhookAllowedCidrs: readonly Cidr[];
+  /** WEBHOOK_CA_FILE: extra trusted CA certificates (PEM text, read at start), default none */
+  webhookCa: string | null;
+  /** WORKER_CONCURRENCY: deliveries one worker process runs at once, default 100 */
+  workerConcurrency: number;
+  /** WORKER_METRICS_PORT: where a worker serves /metrics, default 9464; 0 turns it off */
+  workerMetricsPort: number;
+  /** DELIVERY_RETENTION: delivery records kept per integration, default 100 */
+  deliveryRetention: number;
+  /** WEBHOOK_MAX_IN_FLIGHT: deliveries of one integration in flight across all workers, default 8 */
+  webhookMaxInFlight: number;
+  /** PLAN_LIMITS: integrations a project may hold per plan */
+  planLimits: Readonly<Record<Plan, number>>;
+  /** ADMIN_USER / ADMIN_PASSWORD guard Bull Board; no password → Bull Board answers 404 */
+  adminUser: string;
+  adminPassword: string | null;
+  /** QUEUE_PREFIX of every BullMQ key, default mozhno; `{mozhno}` on Redis Cluster */
+  queuePrefix: string;
+  /** LOG_LEVEL for pino, default info */
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const DEFAULT_PLAN_LIMITS: Record<Plan, number> = { free: 3, pro: 20, enterprise: 100 };
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Reads every variable of SPEC §8 once; throws a ConfigError naming the first bad one. */
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === '' ? undefined : value;
+  };
+  const config: Config = {
+    databaseUrl: url('DATABASE_URL', read('DATABASE_URL') ?? 'postgres://localhost:5432/mozhno', ['postgres:', 'postgresql:']),
+    redisUrl: url('REDIS_URL', read('REDIS_URL') ?? 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    port: integer('PORT', read('PORT'), 8080, 0, 65535),
+    webhookTimeoutMs: integer('WEBHOOK_TIMEOUT_MS', read('WEBHOOK_TIMEOUT_MS'), 30_000, 100, 600_000),
+    webhookAllowedCidrs: cidrs(read('WEBHOOK_ALLOWED_CIDRS')),
+    webhookCa: caFile(read('WEBHOOK_CA_FILE')),
+    workerConcurrency: integer('WORKER_CONCURRENCY', read('WORKER_CONCURRENCY'), 100, 1, 10_000),
+    workerMetricsPort: integer('WORKER_METRICS_PORT', read('WORKER_METRICS_PORT'), 9464, 0, 65535),
+    deliveryRetention: integer('DELIVERY_RETENTION', read('DELIVERY_RETENTION'), 100, 1, 100_000),
+    webhookMaxInFlight: integer('WEBHOOK_MAX_IN_FLIGHT', read('WEBHOOK_MAX_IN_FLIGHT'), 8, 1, 10_000),
+    planLimits: planLimits(read('PLAN_LIMITS')),
+    adminUser: read('ADMIN_USER') ?? 'admin',
+    adminPassword: read('ADMIN_PASSWORD') ?? null,
+    queuePrefix: queuePrefix(read('QUEUE_PREFIX') ?? 'mozhno'),
+    logLevel: oneOf('LOG_LEVEL', read('LOG_LEVEL') ?? 'info', LOG_LEVELS),
+  };
+  return Object.freeze(config);
+}
+
+function url(name: string, value: string, protocols: string[]): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(name, `not a URL: ${redact(value)}`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must start with ${protocols.map((p) => `${p}//`).join(' or ')}, got ${redact(value)}`);
+  }
+  return value;
+}
+
+function integer(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) throw new ConfigError(name, `must be a whole number, got "${value}"`);
+  const n = Number(value);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  return n;
+}
+
+function oneOf(name: string, value: string, allowed: string[]): string {
+  if (!allowed.includes(value)) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value;
+}
+
+function cidrs(value: string | undefined): Cidr[] {
+  if (value === undefined) return [];
+  try {
+    return parseCidrList(value);
+  } catch (err) {
+    throw new ConfigError('WEBHOOK_ALLOWED_CIDRS', (err as Error).message);
+  }
+}
+
+function caFile(path: string | undefined): string | null {
+  if (path === undefined) return null;
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError('WEBHOOK_CA_FILE', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ConfigError('WEBHOOK_CA_FILE', `${path} holds no PEM certificate`);
+  }
+  return pem;
+}
+
+function planLimits(value: string | undefined): Record<Plan, number> {
+  if (value === undefined) return { ...DEFAULT_PLAN_LIMITS };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new ConfigError('PLAN_LIMITS', `must be a JSON object like {"free":3,"pro":20,"enterprise":100}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError('PLAN_LIMITS', `must be a JSON object like {"free":3,"pro":20,"enterprise":100}`);
+  }
+  const limits = { ...DEFAULT_PLAN_LIMITS };
+  for (const [plan, limit] of Object.entries(parsed)) {
+    if (!PLANS.includes(plan as Plan)) throw new ConfigError('PLAN_LIMITS', `unknown plan "${plan}" (plans: ${PLANS.join(', ')})`);
+    if (!Number.isInteger(limit) || (limit as number) < 0) {
+      throw new ConfigError('PLAN_LIMITS', `limit of "${plan}" must be a whole number ≥ 0`);
+    }
+    limits[plan as Plan] = limit as number;
+  }
+  return limits;
+}
+
+function queuePrefix(value: string): string {
+  // BullMQ joins keys with ':'; a prefix with spaces or braces out of pairs breaks Cluster slotting.
+  if (!/^(\{[A-Za-z0-9_.-]+\}|[A-Za-z0-9_.-]+)(:[A-Za-z0-9_.{}-]+)*$/.test(value)) {
+    throw new ConfigError('QUEUE_PREFIX', `must be letters, digits, "_.-:" or a {hash-tag}, got "${value}"`);
+  }
+  return value;
+}
+
+/** Hides a password in a connection URL before it goes into a message. */
+export function redact(value: string): string {
+  try {
+    const parsed = new URL(value);
+    if (parsed.password) parsed.password = '****';
+    return parsed.toString();
+  } catch {
+    return value.replace(/\/\/[^@/]*@/, '//****@');
+  }
+}

@@ -1,0 +1,45 @@
+import { userInfo } from 'node:os';
+import knex, { type Knex } from 'knex';
+import pg from 'pg';
+import { StartupError, unreachable } from '../lifecycle.js';
+
+// int8 columns (bigserial ids, counts) are read as numbers: ids stay far below 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+
+export type Db = Knex;
+
+export interface DbOptions {
+  /** Largest number of connections this process opens. */
+  poolMax?: number;
+}
+
+/**
+ * Connection settings for pg. A URL without a user name connects as the operating
+ * system user, as psql does (pg alone would need $USER, which services often lack).
+ */
+export function pgConnection(databaseUrl: string): { connectionString: string; application_name: string } {
+  const url = new URL(databaseUrl);
+  if (!url.username) url.username = process.env.PGUSER ?? process.env.USER ?? userInfo().username;
+  return { connectionString: url.toString(), application_name: 'mozhno' };
+}
+
+export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
+  return knex({
+    client: 'pg',
+    connection: pgConnection(databaseUrl),
+    pool: { min: 0, max: options.poolMax ?? 10 },
+    acquireConnectionTimeout: 10_000,
+  });
+}
+
+/** Fails with one line an operator can act on when the database cannot be used. */
+export async function assertDatabaseReachable(db: Db, databaseUrl: string): Promise<void> {
+  try {
+    await db.raw('select 1');
+  } catch (err) {
+    if ((err as { code?: string }).code === '3D000') {
+      throw new StartupError(`database in DATABASE_URL does not exist: run \`npm start\` (creates it) or \`createdb\` it, then \`npm run migrate\``);
+    }
+    throw unreachable('PostgreSQL', databaseUrl, err);
+  }
+}

@@ -1,0 +1,23 @@
+import { ConfigError, loadConfig } from '../config.js';
+import { StartupError } from '../lifecycle.js';
+import { assertDatabaseReachable, createDb } from './knex.js';
+import { migrateLatest } from './migrate.js';
+
+/** `npm run migrate`: applies pending migrations and exits; what the migrate Job / compose service runs. */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const db = createDb(config.databaseUrl, { poolMax: 2 });
+  try {
+    await assertDatabaseReachable(db, config.databaseUrl);
+    const applied = await migrateLatest(db);
+    process.stdout.write(applied.length > 0 ? `applied ${applied.length} migration(s): ${applied.join(', ')}\n` : 'database is up to date\n');
+  } finally {
+    await db.destroy();
+  }
+}
+
+main().catch((err: unknown) => {
+  const line = err instanceof ConfigError ? `invalid configuration: ${err.message}` : err instanceof StartupError ? err.message : `migration failed: ${(err as Error).message}`;
+  process.stderr.write(`mozhno: ${line}\n`);
+  process.exit(1);
+});

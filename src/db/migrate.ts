@@ -1,0 +1,39 @@
+import pg from 'pg';
+import { migrationSource } from '../../migrations/index.js';
+import { pgConnection, type Db } from './knex.js';
+
+/** Applies pending migrations; returns the names applied. Safe to run from several processes (knex locks). */
+export async function migrateLatest(db: Db): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
+  return applied;
+}
+
+/** Creates the database named in `databaseUrl` when it does not exist yet; returns whether it did. */
+export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
+  const target = new URL(databaseUrl);
+  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (!name) return false;
+  const probe = new pg.Client(pgConnection(databaseUrl));
+  try {
+    await probe.connect();
+    return false;
+  } catch (err) {
+    // 3D000: invalid_catalog_name, the database does not exist; anything else is the caller's problem.
+    if ((err as { code?: string }).code !== '3D000') throw err;
+  } finally {
+    await probe.end().catch(() => undefined);
+  }
+  const maintenance = new URL(databaseUrl);
+  maintenance.pathname = '/postgres';
+  const admin = new pg.Client(pgConnection(maintenance.toString()));
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+  } catch (err) {
+    // 42P04: duplicate_database, another process created it first.
+    if ((err as { code?: string }).code !== '42P04') throw err;
+  } finally {
+    await admin.end();
+  }
+  return true;
+}

@@ -1,0 +1,47 @@
+import type { Knex } from 'knex';
+import type { ModelClass, PartialModelObject, QueryBuilder } from 'objection';
+import type { BaseModel } from './model.js';
+import type { Db } from './knex.js';
+
+type Conn = Db | Knex.Transaction;
+
+interface ProjectScoped extends BaseModel {
+  id: number;
+  projectId: number;
+  updatedAt: Date;
+}
+
+/**
+ * The SQL every project-owned resource shares. Every read is filtered by project,
+ * so another project's id is simply not found (SPEC §2: 404, never 403).
+ */
+export class ProjectScopedStore<M extends ProjectScoped> {
+  constructor(private readonly model: ModelClass<M>) {}
+
+  list(db: Conn, projectId: number, filter?: (query: QueryBuilder<M, M[]>) => void): Promise<M[]> {
+    const query = this.model.query(db).where('project_id', projectId).orderBy('id') as unknown as QueryBuilder<M, M[]>;
+    if (filter) filter(query);
+    return query as unknown as Promise<M[]>;
+  }
+
+  get(db: Conn, projectId: number, id: number): Promise<M | undefined> {
+    return this.model.query(db).where({ project_id: projectId, id }).first() as unknown as Promise<M | undefined>;
+  }
+
+  /** Reads and locks the row for the rest of the transaction, so concurrent changes apply one after the other. */
+  lock(trx: Knex.Transaction, projectId: number, id: number): Promise<M | undefined> {
+    return this.model.query(trx).where({ project_id: projectId, id }).forUpdate().first() as unknown as Promise<M | undefined>;
+  }
+
+  insert(trx: Knex.Transaction, values: PartialModelObject<M>): Promise<M> {
+    return this.model.query(trx).insertAndFetch(values) as unknown as Promise<M>;
+  }
+
+  patch(trx: Knex.Transaction, id: number, changes: PartialModelObject<M>): Promise<M> {
+    return this.model.query(trx).patchAndFetchById(id, { ...changes, updatedAt: new Date() } as PartialModelObject<M>) as unknown as Promise<M>;
+  }
+
+  async delete(trx: Knex.Transaction, id: number): Promise<void> {
+    await this.model.query(trx).deleteById(id);
+  }
+}

@@ -1,0 +1,76 @@
+import type { Knex } from 'knex';
+import type { Db } from '../db/knex.js';
+import type { Actor } from './actor.js';
+import type { EventCode, ResourceType } from './codes.js';
+import type { EventVariables } from './variables.js';
+
+export interface NewEvent {
+  action: EventCode;
+  resourceType: ResourceType;
+  resourceId: number;
+  resourceName: string;
+  details: string;
+}
+
+export interface EventRecord extends EventVariables {
+  id: number;
+  queued: boolean;
+  queuedAt: string | null;
+}
+
+interface EventRow {
+  id: number;
+  project_id: number;
+  action: string;
+  resource_type: string;
+  resource_id: number;
+  resource_name: string;
+  details: string;
+  user_id: number;
+  user_name: string;
+  user_email: string;
+  created_at: Date;
+  queued_at: Date | null;
+}
+
+export async function insertEvent(trx: Knex.Transaction, actor: Actor, event: NewEvent): Promise<number> {
+  const [row] = (await trx('events')
+    .insert({
+      project_id: actor.projectId,
+      action: event.action,
+      resource_type: event.resourceType,
+      resource_id: event.resourceId,
+      resource_name: event.resourceName,
+      details: event.details,
+      user_id: actor.user.id,
+      user_name: actor.user.name,
+      user_email: actor.user.email,
+    })
+    .returning('id')) as Array<{ id: number }>;
+  return row!.id;
+}
+
+export async function listEvents(db: Db, projectId: number, page: { limit: number; before?: number | undefined }): Promise<EventRecord[]> {
+  const query = db<EventRow>('events').where('project_id', projectId).orderBy('id', 'desc').limit(page.limit);
+  if (page.before !== undefined) query.where('id', '<', page.before);
+  return (await query).map(toEventRecord);
+}
+
+export function eventVariables(row: EventRow): EventVariables {
+  return {
+    action: row.action,
+    resourceType: row.resource_type,
+    resourceId: row.resource_id,
+    resourceName: row.resource_name,
+    details: row.details,
+    projectId: row.project_id,
+    user: { id: row.user_id, name: row.user_name, email: row.user_email },
+    timestamp: row.created_at.toISOString(),
+  };
+}
+
+function toEventRecord(row: EventRow): EventRecord {
+  return { id: row.id, ...eventVariables(row), queued: row.queued_at !== null, queuedAt: row.queued_at?.toISOString() ?? null };
+}
+
+export type { EventRow };

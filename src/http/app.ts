@@ -1,0 +1,35 @@
+import Koa from 'koa';
+import Router from '@koa/router';
+import type { Logger } from '../logger.js';
+import { requireApiKey, type Authenticate } from './auth.js';
+import { jsonBody } from './body.js';
+import { errorAnswers, requestLog } from './middleware.js';
+
+export interface AppParts {
+  log: Logger;
+  authenticate: Authenticate;
+  /** Routers mounted under /api/v1, behind Bearer authentication. */
+  apiRouters: Router[];
+  /** Routers outside /api/v1 (dashboard, health, metrics, Bull Board), each guarding itself. */
+  publicRouters?: Router[];
+}
+
+export function createApp(parts: AppParts): Koa {
+  const app = new Koa({ proxy: false });
+  app.silent = true; // errorAnswers logs what matters; Koa's default stderr dump would print stacks.
+  app.use(requestLog(parts.log));
+  app.use(errorAnswers(parts.log));
+
+  const api = new Router({ prefix: '/api/v1' });
+  api.use(requireApiKey(parts.authenticate));
+  api.use(jsonBody);
+  for (const router of parts.apiRouters) api.use(router.routes(), router.allowedMethods({ throw: true }));
+  app.use(api.routes());
+  app.use(api.allowedMethods({ throw: true }));
+
+  for (const router of parts.publicRouters ?? []) {
+    app.use(router.routes());
+    app.use(router.allowedMethods({ throw: true }));
+  }
+  return app;
+}

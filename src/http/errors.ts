@@ -1,0 +1,53 @@
+export interface ErrorDetail {
+  path: string;
+  message: string;
+}
+
+export type ErrorCode =
+  | 'unauthorized'
+  | 'not_found'
+  | 'validation_failed'
+  | 'invalid_json'
+  | 'conflict'
+  | 'integration_limit_reached'
+  | 'payload_too_large'
+  | 'method_not_allowed'
+  | 'internal';
+
+const STATUS: Record<ErrorCode, number> = {
+  unauthorized: 401,
+  not_found: 404,
+  validation_failed: 400,
+  invalid_json: 400,
+  conflict: 409,
+  integration_limit_reached: 403,
+  payload_too_large: 413,
+  method_not_allowed: 405,
+  internal: 500,
+};
+
+/** An error whose message is safe to show the API user; the error middleware turns it into SPEC §9's JSON. */
+export class AppError extends Error {
+  readonly status: number;
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: ErrorDetail[],
+  ) {
+    super(message);
+    this.name = 'AppError';
+    this.status = STATUS[code];
+  }
+
+  toJSON(): { error: { code: ErrorCode; message: string; details?: ErrorDetail[] } } {
+    return { error: { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) } };
+  }
+}
+
+export const notFound = (what: string): AppError => new AppError('not_found', `${what} not found`);
+
+export const validationFailed = (details: ErrorDetail[]): AppError =>
+  new AppError('validation_failed', `invalid request: ${details.map((d) => d.path || 'body').join(', ')}`, details);
+
+export const conflict = (message: string): AppError => new AppError('conflict', message);

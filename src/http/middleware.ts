@@ -1,0 +1,46 @@
+import type { Context, Next } from 'koa';
+import { ValidationError } from 'yup';
+import type { Logger } from '../logger.js';
+import { AppError } from './errors.js';
+import { detailsOf } from './validation.js';
+
+/** One JSON log line per request: method, path, status, ms. Never headers or bodies. */
+export function requestLog(log: Logger) {
+  return async (ctx: Context, next: Next): Promise<void> => {
+    const started = performance.now();
+    try {
+      await next();
+    } finally {
+      log.info(
+        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round((performance.now() - started) * 10) / 10 },
+        'request',
+      );
+    }
+  };
+}
+
+/** Turns every error into SPEC §9's JSON; unknown errors become `internal` and are logged, never shown. */
+export function errorAnswers(log: Logger) {
+  return async (ctx: Context, next: Next): Promise<void> => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw new AppError('not_found', `no route for ${ctx.method} ${ctx.path}`);
+    } catch (err) {
+      const answer = toAppError(err);
+      if (answer.code === 'internal') log.error({ err, method: ctx.method, path: ctx.path }, 'request failed');
+      ctx.status = answer.status;
+      ctx.body = answer.toJSON();
+      if (answer.status === 401) ctx.set('WWW-Authenticate', 'Bearer');
+    }
+  };
+}
+
+function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  if (err instanceof ValidationError) return new AppError('validation_failed', 'invalid request', detailsOf(err));
+  const status = (err as { status?: number }).status;
+  // Errors Koa or the router raise on purpose (405, 501, a client that went away) carry an HTTP status.
+  if (status === 404) return new AppError('not_found', 'not found');
+  if (status === 405 || status === 501) return new AppError('method_not_allowed', (err as Error).message);
+  return new AppError('internal', 'internal error');
+}

@@ -1,0 +1,9 @@
+import { string } from 'yup';
+
+/** Shared field rules of SPEC §3. */
+export const KEY_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,99}$/;
+
+export const keyField = () =>
+  string().matches(KEY_PATTERN, '${path} must match ^[a-z0-9][a-z0-9_.-]{0,99}$: lower-case letters, digits, "_", "." or "-", starting with a letter or digit, at most 100 characters');
+
+export const nameField = () => string().min(1, '${path} must not be empty').max(100, '${path} must be at most 100 characters');

@@ -1,0 +1,73 @@
+import { ConfigError, loadConfig, redact, type Config } from './config.js';
+import { createLogger, type Logger } from './logger.js';
+
+/** A problem at start that the operator can fix; printed as one line, without a stack. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+export type Stop = () => Promise<void>;
+
+/**
+ * Runs a process: config read once, one-line errors for what an operator can
+ * fix, and a clean stop on SIGINT/SIGTERM (a second signal exits at once).
+ */
+export async function runProcess(name: string, main: (config: Readonly<Config>, log: Logger) => Promise<Stop>, options: { logTo?: 'stdout' | 'stderr' } = {}): Promise<void> {
+  let config: Readonly<Config>;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    fail(err instanceof ConfigError ? `invalid configuration: ${err.message}` : String(err));
+  }
+  const log = createLogger(config.logLevel, { name, stream: options.logTo ?? 'stdout' });
+  let stop: Stop;
+  try {
+    stop = await main(config, log);
+  } catch (err) {
+    if (err instanceof StartupError) fail(err.message);
+    log.fatal({ err }, `${name} failed to start`);
+    await new Promise<void>((resolve) => log.flush(() => resolve()));
+    fail(`${name} failed to start: ${(err as Error).message}`);
+  }
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      process.exit(130);
+    }
+    stopping = true;
+    log.info({ signal }, `${name} stopping`);
+    stop().then(
+      () => {
+        log.info(`${name} stopped`);
+        exitAfterFlush(log, 0);
+      },
+      (err: unknown) => {
+        log.error({ err }, `${name} did not stop cleanly`);
+        exitAfterFlush(log, 1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  // Started by `npm start`: when that parent goes away (even by SIGKILL), stop too rather than linger.
+  if (process.connected) process.on('disconnect', () => onSignal('SIGTERM'));
+}
+
+function exitAfterFlush(log: Logger, code: number): void {
+  log.flush(() => process.exit(code));
+}
+
+function fail(message: string): never {
+  process.stderr.write(`mozhno: ${message}\n`);
+  process.exit(1);
+}
+
+/** One line that says what could not be reached, where, and how to start it. */
+export function unreachable(service: 'PostgreSQL' | 'Redis', url: string, err: unknown): StartupError {
+  const reason = (err as { code?: string }).code ?? (err as Error).message;
+  const hint =
+    service === 'PostgreSQL'
+      ? 'start it (e.g. `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` or `docker compose up -d postgres`) or set DATABASE_URL'
+      : 'start it (e.g. `redis-server --daemonize yes` or `docker compose up -d redis`) or set REDIS_URL';
+  return new StartupError(`cannot reach ${service} at ${redact(url)} (${reason}): ${hint}`);
+}

@@ -1,0 +1,48 @@
+import { hashToken, generateToken, tokenPrefix } from '../apikeys/tokens.js';
+import { insertApiKey } from '../apikeys/store.js';
+import type { Plan } from '../config.js';
+import type { Db } from '../db/knex.js';
+import { transact } from '../db/transaction.js';
+import { findOrCreateUser } from '../users/store.js';
+import { getProject, insertProject, updateProject } from './store.js';
+
+export interface BootstrapInput {
+  project: string;
+  email: string;
+  name?: string | undefined;
+  plan: Plan;
+}
+
+export interface BootstrapResult {
+  projectId: number;
+  userId: number;
+  apiKeyId: number;
+  token: string;
+}
+
+/** SPEC §2: a new project, its user (found by email or created) and a first API key, in one transaction. */
+export async function bootstrap(db: Db, input: BootstrapInput): Promise<BootstrapResult> {
+  return transact(db, async ({ trx }) => {
+    const { user } = await findOrCreateUser(trx, input.email, input.name);
+    const project = await insertProject(trx, input.project, input.plan);
+    const token = generateToken();
+    const key = await insertApiKey(trx, {
+      projectId: project.id,
+      userId: user.id,
+      environmentId: null,
+      name: 'bootstrap',
+      secretHash: hashToken(token),
+      tokenPrefix: tokenPrefix(token),
+    });
+    return { projectId: project.id, userId: user.id, apiKeyId: key.id, token };
+  });
+}
+
+/** Plans are the operator's to change (billing lives elsewhere), so this is a CLI command, not an API. */
+export async function setPlan(db: Db, projectId: number, plan: Plan): Promise<{ projectId: number; plan: Plan } | null> {
+  return transact(db, async ({ trx }) => {
+    if (!(await getProject(trx, projectId))) return null;
+    const project = await updateProject(trx, projectId, { plan });
+    return { projectId: project.id, plan: project.plan };
+  });
+}

@@ -1,0 +1,87 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { loadConfig, ConfigError } from './config.js';
+import { assertDatabaseReachable, createDb } from './db/knex.js';
+import { ensureDatabase, migrateLatest } from './db/migrate.js';
+import { StartupError, unreachable } from './lifecycle.js';
+
+/**
+ * `npm start`: everything a laptop needs. Creates the database when missing,
+ * migrates, checks Redis, then runs one api and one worker process until Ctrl-C.
+ */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  try {
+    if (await ensureDatabase(config.databaseUrl)) say('created the database named in DATABASE_URL');
+  } catch (err) {
+    throw unreachable('PostgreSQL', config.databaseUrl, err);
+  }
+  const db = createDb(config.databaseUrl, { poolMax: 2 });
+  try {
+    await assertDatabaseReachable(db, config.databaseUrl);
+    const applied = await migrateLatest(db);
+    if (applied.length > 0) say(`applied ${applied.length} migration(s)`);
+  } finally {
+    await db.destroy();
+  }
+  await assertRedisReachable(config.redisUrl);
+
+  const children = [spawn('../src/api.ts'), spawn('../workers/delivery-worker.ts')];
+  say(`api on http://localhost:${config.port}  ·  dashboard http://localhost:${config.port}/  ·  Ctrl-C stops`);
+
+  let stopping = false;
+  const stopAll = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    for (const child of children) if (child.exitCode === null) child.kill(signal);
+  };
+  process.on('SIGINT', () => stopAll('SIGTERM'));
+  process.on('SIGTERM', () => stopAll('SIGTERM'));
+
+  const codes = await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<number>((resolve) =>
+          child.on('exit', (code, signal) => {
+            // One process gone means the product is down: stop the other too.
+            if (!stopping) say(`${child.spawnargs.at(-1)} exited (${signal ?? code}); stopping`);
+            stopAll('SIGTERM');
+            resolve(code ?? 1);
+          }),
+        ),
+    ),
+  );
+  process.exit(codes.every((c) => c === 0) ? 0 : 1);
+}
+
+function spawn(entry: string): ChildProcess {
+  // Same node flags (the tsx loader under `npm start`). Detached: Ctrl-C reaches only this
+  // process, which passes one SIGTERM on, so children drain once instead of dying on a second signal.
+  return fork(fileURLToPath(new URL(entry, import.meta.url)), [], { stdio: 'inherit', execArgv: process.execArgv, detached: true });
+}
+
+async function assertRedisReachable(url: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+  // connect() only says "Connection is closed."; the cause arrives as an 'error' event.
+  let cause: unknown;
+  redis.on('error', (err) => (cause ??= err));
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    throw unreachable('Redis', url, cause ?? err);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function say(line: string): void {
+  process.stdout.write(`mozhno: ${line}\n`);
+}
+
+main().catch((err: unknown) => {
+  const line = err instanceof ConfigError ? `invalid configuration: ${err.message}` : err instanceof StartupError ? err.message : `failed to start: ${(err as Error).message}`;
+  process.stderr.write(`mozhno: ${line}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,98 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+describe('loadConfig', () => {
+  it('has a working default for every variable of SPEC §8', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      databaseUrl: 'postgres://localhost:5432/mozhno',
+      redisUrl: 'redis://127.0.0.1:6379',
+      port: 8080,
+      webhookTimeoutMs: 30000,
+      webhookAllowedCidrs: [],
+      webhookCa: null,
+      workerConcurrency: 100,
+      deliveryRetention: 100,
+      webhookMaxInFlight: 8,
+      planLimits: { free: 3, pro: 20, enterprise: 100 },
+      adminUser: 'admin',
+      adminPassword: null,
+      queuePrefix: 'mozhno',
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('reads every variable', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mozhno-config-'));
+    writeFileSync(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    const config = loadConfig({
+      DATABASE_URL: 'postgresql://u:p@db:5432/x',
+      REDIS_URL: 'rediss://cache:6380/2',
+      PORT: '9000',
+      WEBHOOK_TIMEOUT_MS: '5000',
+      WEBHOOK_ALLOWED_CIDRS: '10.1.0.0/16, 127.0.0.0/8',
+      WEBHOOK_CA_FILE: join(dir, 'ca.pem'),
+      WORKER_CONCURRENCY: '50',
+      DELIVERY_RETENTION: '10',
+      WEBHOOK_MAX_IN_FLIGHT: '2',
+      PLAN_LIMITS: '{"free":1,"enterprise":1000}',
+      ADMIN_USER: 'ops',
+      ADMIN_PASSWORD: 's3cret',
+      QUEUE_PREFIX: '{mozhno}',
+    });
+    expect(config).toMatchObject({
+      databaseUrl: 'postgresql://u:p@db:5432/x',
+      redisUrl: 'rediss://cache:6380/2',
+      port: 9000,
+      webhookTimeoutMs: 5000,
+      workerConcurrency: 50,
+      deliveryRetention: 10,
+      webhookMaxInFlight: 2,
+      planLimits: { free: 1, pro: 20, enterprise: 1000 },
+      adminUser: 'ops',
+      adminPassword: 's3cret',
+      queuePrefix: '{mozhno}',
+    });
+    expect(config.webhookAllowedCidrs).toHaveLength(2);
+    expect(config.webhookCa).toContain('BEGIN CERTIFICATE');
+  });
+
+  it.each([
+    ['PORT', 'eighty', /PORT: must be a whole number/],
+    ['PORT', '70000', /PORT: must be between 0 and 65535/],
+    ['WEBHOOK_TIMEOUT_MS', '-1', /WEBHOOK_TIMEOUT_MS: must be a whole number/],
+    ['WEBHOOK_TIMEOUT_MS', '1.5', /WEBHOOK_TIMEOUT_MS/],
+    ['WORKER_CONCURRENCY', '0', /WORKER_CONCURRENCY: must be between 1/],
+    ['DELIVERY_RETENTION', 'lots', /DELIVERY_RETENTION/],
+    ['WEBHOOK_MAX_IN_FLIGHT', '0', /WEBHOOK_MAX_IN_FLIGHT/],
+    ['DATABASE_URL', 'mysql://localhost/x', /DATABASE_URL: must start with postgres/],
+    ['DATABASE_URL', 'not a url', /DATABASE_URL: not a URL/],
+    ['REDIS_URL', 'http://localhost', /REDIS_URL: must start with redis/],
+    ['WEBHOOK_ALLOWED_CIDRS', '10.0.0.0/33', /WEBHOOK_ALLOWED_CIDRS/],
+    ['WEBHOOK_CA_FILE', '/nonexistent/ca.pem', /WEBHOOK_CA_FILE: cannot read/],
+    ['PLAN_LIMITS', '{"free":"three"}', /PLAN_LIMITS: limit of "free"/],
+    ['PLAN_LIMITS', '{"gold":3}', /PLAN_LIMITS: unknown plan "gold"/],
+    ['PLAN_LIMITS', '[1,2]', /PLAN_LIMITS: must be a JSON object/],
+    ['QUEUE_PREFIX', 'has space', /QUEUE_PREFIX/],
+    ['LOG_LEVEL', 'loud', /LOG_LEVEL/],
+  ])('refuses %s=%s naming the variable', (name, value, message) => {
+    let error: unknown;
+    try {
+      loadConfig({ [name]: value });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(name);
+    expect((error as Error).message).toMatch(message);
+    expect((error as Error).message).not.toContain('\n');
+  });
+
+  it('never puts a database password into its message', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://me:hunter2@db/x' })).toThrow(/\*\*\*\*/);
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://me:hunter2@db/x' })).not.toThrow(/hunter2/);
+  });
+});

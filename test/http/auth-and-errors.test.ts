@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApi, type TestApi } from '../support/api.js';
+
+let api: TestApi;
+beforeAll(async () => {
+  api = await startTestApi();
+});
+afterAll(() => api.close());
+
+describe('authentication', () => {
+  it.each([
+    ['missing', undefined],
+    ['malformed', 'Token abc'],
+    ['empty bearer', 'Bearer '],
+    ['unknown', 'Bearer mzk_doesnotexist'],
+  ])('answers 401 unauthorized for a %s key', async (_case, header) => {
+    const answer = await api.client(header).get('/api/v1/flags');
+    expect(answer.status).toBe(401);
+    expect(answer.body.error.code).toBe('unauthorized');
+    expect(answer.headers.get('www-authenticate')).toBe('Bearer');
+  });
+
+  it('answers 401 for a disabled key and for a deleted key, and 200 again for a live one', async () => {
+    const p = await api.project();
+    const second = await p.post('/api/v1/apikeys', { name: 'ci' });
+    expect(second.status).toBe(201);
+    const ci = api.client(`Bearer ${second.body.token}`);
+    expect((await ci.get('/api/v1/flags')).status).toBe(200);
+
+    expect((await p.put(`/api/v1/apikeys/${second.body.id}`, { name: 'ci', enabled: false })).status).toBe(200);
+    expect((await ci.get('/api/v1/flags')).status).toBe(401);
+
+    expect((await p.put(`/api/v1/apikeys/${second.body.id}`, { name: 'ci', enabled: true })).status).toBe(200);
+    expect((await ci.get('/api/v1/flags')).status).toBe(200);
+
+    expect((await p.delete(`/api/v1/apikeys/${second.body.id}`)).status).toBe(204);
+    const after = await ci.get('/api/v1/flags');
+    expect(after.status).toBe(401);
+    expect(after.body.error.code).toBe('unauthorized');
+  });
+
+  it('accepts the scheme in any case', async () => {
+    const p = await api.project();
+    expect((await api.client(`bearer ${p.token}`).get('/api/v1/project')).status).toBe(200);
+  });
+});
+
+describe('error answers (SPEC §9)', () => {
+  it('400 invalid_json for a body that is not JSON, nothing stored', async () => {
+    const p = await api.project();
+    const answer = await p.send('POST', '/api/v1/flags', '{"key": "a",');
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.code).toBe('invalid_json');
+    expect((await p.get('/api/v1/flags')).body).toEqual([]);
+  });
+
+  it('413 payload_too_large above 1 MiB, with or without a Content-Length', async () => {
+    const p = await api.project();
+    const big = JSON.stringify({ key: 'big', name: 'x'.repeat(1024 * 1024) });
+    const answer = await p.send('POST', '/api/v1/flags', big);
+    expect(answer.status).toBe(413);
+    expect(answer.body.error.code).toBe('payload_too_large');
+
+    const chunked = await fetch(`${api.server.url}/api/v1/flags`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${p.token}`, 'content-type': 'application/json' },
+      body: new Blob([big]).stream(),
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+    expect(((await chunked.json()) as any).error.code).toBe('payload_too_large');
+  });
+
+  it('accepts a body just under 1 MiB (then validates it)', async () => {
+    const p = await api.project();
+    const body = JSON.stringify({ key: 'big', name: 'x'.repeat(1024 * 1024 - 100) });
+    const answer = await p.send('POST', '/api/v1/flags', body);
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.code).toBe('validation_failed');
+    expect(answer.body.error.details).toEqual([{ path: 'name', message: 'name must be at most 100 characters' }]);
+  });
+
+  it('404 not_found for unknown routes and ids, 405 for a wrong method', async () => {
+    const p = await api.project();
+    expect((await p.get('/api/v1/nothing-here')).body.error.code).toBe('not_found');
+    expect((await p.get('/api/v1/flags/999999')).status).toBe(404);
+    expect((await p.get('/api/v1/flags/abc')).status).toBe(404);
+    const wrong = await p.send('PATCH', '/api/v1/flags', '{}');
+    expect(wrong.status).toBe(405);
+  });
+
+  it('500 internal hides SQL and stacks', async () => {
+    const p = await api.project();
+    // Break the schema under the running server: the error must not leak what failed.
+    await api.server.db.raw('ALTER TABLE segments RENAME TO segments_gone');
+    try {
+      const answer = await p.get('/api/v1/segments');
+      expect(answer.status).toBe(500);
+      expect(answer.body).toEqual({ error: { code: 'internal', message: 'internal error' } });
+    } finally {
+      await api.server.db.raw('ALTER TABLE segments_gone RENAME TO segments');
+    }
+  });
+});

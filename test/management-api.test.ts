@@ -1,0 +1,434 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApi, type TestApi } from './support/api.js';
+import { eventsDuring } from './support/events.js';
+
+let api: TestApi;
+beforeAll(async () => {
+  api = await startTestApi();
+});
+afterAll(() => api.close());
+
+/** The one event a change wrote, checked against every template variable of SPEC §5. */
+function expectOneEvent(rows: any[], p: { projectId: number; userId: number }, expected: { action: string; resourceType: string; resourceId: number; resourceName: string; details?: string | RegExp }) {
+  expect(rows).toHaveLength(1);
+  const row = rows[0];
+  expect(row).toMatchObject({
+    project_id: p.projectId,
+    action: expected.action,
+    resource_type: expected.resourceType,
+    resource_id: expected.resourceId,
+    resource_name: expected.resourceName,
+    user_id: p.userId,
+    queued_at: null,
+  });
+  expect(row.user_email).toMatch(/@example\.com$/);
+  expect(row.user_name).toMatch(/^User \d+$/);
+  expect(row.created_at).toBeInstanceOf(Date);
+  if (typeof expected.details === 'string') expect(row.details).toBe(expected.details);
+  else if (expected.details) expect(row.details).toMatch(expected.details);
+}
+
+describe('project', () => {
+  it('reads and renames the project; a rename to the same name fires nothing', async () => {
+    const p = await api.project();
+    const got = await p.get('/api/v1/project');
+    expect(got.status).toBe(200);
+    expect(got.body).toMatchObject({ id: p.projectId, name: expect.any(String), plan: 'free' });
+
+    let answer: any;
+    const rows = await eventsDuring(api, p.projectId, async () => {
+      answer = await p.put('/api/v1/project', { name: 'Checkout team' });
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.body.name).toBe('Checkout team');
+    expectOneEvent(rows, p, {
+      action: 'project.updated',
+      resourceType: 'project',
+      resourceId: p.projectId,
+      resourceName: 'Checkout team',
+      details: `name: "${got.body.name}" → "Checkout team"`,
+    });
+    expect(await eventsDuring(api, p.projectId, () => p.put('/api/v1/project', { name: 'Checkout team' }))).toEqual([]);
+  });
+
+  it('refuses an empty or missing name', async () => {
+    const p = await api.project();
+    for (const body of [{}, { name: '' }, { name: 'x'.repeat(101) }, { name: 42 }]) {
+      const answer = await p.put('/api/v1/project', body);
+      expect(answer.status).toBe(400);
+      expect(answer.body.error.code).toBe('validation_failed');
+      expect(answer.body.error.details[0].path).toBe('name');
+    }
+  });
+});
+
+describe('environments', () => {
+  it('create, read, list, update, delete — one event each, no-op none', async () => {
+    const p = await api.project();
+    let created: any;
+    let rows = await eventsDuring(api, p.projectId, async () => {
+      created = await p.post('/api/v1/environments', { key: 'production', name: 'Production' });
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ id: expect.any(Number), key: 'production', name: 'Production' });
+    const id = created.body.id;
+    expectOneEvent(rows, p, { action: 'environment.created', resourceType: 'environment', resourceId: id, resourceName: 'production', details: 'created environment "production" (name: "Production")' });
+
+    expect((await p.get(`/api/v1/environments/${id}`)).body).toEqual(created.body);
+    expect((await p.get('/api/v1/environments')).body).toEqual([created.body]);
+
+    rows = await eventsDuring(api, p.projectId, () => p.put(`/api/v1/environments/${id}`, { key: 'production', name: 'Prod' }));
+    expectOneEvent(rows, p, { action: 'environment.updated', resourceType: 'environment', resourceId: id, resourceName: 'production', details: 'name: "Production" → "Prod"' });
+    expect(await eventsDuring(api, p.projectId, () => p.put(`/api/v1/environments/${id}`, { name: 'Prod' }))).toEqual([]);
+
+    rows = await eventsDuring(api, p.projectId, async () => expect((await p.delete(`/api/v1/environments/${id}`)).status).toBe(204));
+    expectOneEvent(rows, p, { action: 'environment.deleted', resourceType: 'environment', resourceId: id, resourceName: 'production' });
+    expect((await p.get(`/api/v1/environments/${id}`)).status).toBe(404);
+  });
+
+  it('keeps the key fixed: another key is 400 and changes nothing', async () => {
+    const p = await api.project();
+    const env = (await p.post('/api/v1/environments', { key: 'staging', name: 'Staging' })).body;
+    const rows = await eventsDuring(api, p.projectId, async () => {
+      const answer = await p.put(`/api/v1/environments/${env.id}`, { key: 'stage', name: 'Renamed' });
+      expect(answer.status).toBe(400);
+      expect(answer.body.error.details).toEqual([{ path: 'key', message: 'key cannot change after creation (it is "staging")' }]);
+    });
+    expect(rows).toEqual([]);
+    expect((await p.get(`/api/v1/environments/${env.id}`)).body.name).toBe('Staging');
+  });
+
+  it('validates: missing fields, key pattern; a duplicate key is 409 and writes no event', async () => {
+    const p = await api.project();
+    const missing = await p.post('/api/v1/environments', {});
+    expect(missing.status).toBe(400);
+    expect(missing.body.error.details.map((d: any) => d.path).sort()).toEqual(['key', 'name']);
+    for (const key of ['Prod', '-prod', 'pro d', '', 'a'.repeat(101), 'é']) {
+      const bad = await p.post('/api/v1/environments', { key, name: 'x' });
+      expect(bad.status, key).toBe(400);
+      expect(bad.body.error.details[0].path).toBe('key');
+    }
+    expect((await p.post('/api/v1/environments', { key: 'a'.repeat(100), name: 'long key' })).status).toBe(201);
+    expect((await p.post('/api/v1/environments', { key: 'dev', name: 'Dev' })).status).toBe(201);
+    const rows = await eventsDuring(api, p.projectId, async () => {
+      const dup = await p.post('/api/v1/environments', { key: 'dev', name: 'Dev again' });
+      expect(dup.status).toBe(409);
+      expect(dup.body.error).toEqual({ code: 'conflict', message: 'an environment with key "dev" already exists in this project' });
+    });
+    expect(rows).toEqual([]);
+    expect((await p.put('/api/v1/environments/424242', { name: 'x' })).status).toBe(404);
+    expect((await p.delete('/api/v1/environments/424242')).status).toBe(404);
+  });
+});
+
+describe('flags', () => {
+  it('create, update, archive, unarchive, delete — one event each with words for what changed', async () => {
+    const p = await api.project();
+    let answer: any;
+    let rows = await eventsDuring(api, p.projectId, async () => {
+      answer = await p.post('/api/v1/flags', { key: 'new-checkout', name: 'New checkout', description: 'Faster' });
+    });
+    expect(answer.status).toBe(201);
+    const id = answer.body.id;
+    expect(answer.body).toMatchObject({ key: 'new-checkout', name: 'New checkout', description: 'Faster', archived: false, archivedAt: null });
+    expectOneEvent(rows, p, { action: 'flag.created', resourceType: 'flag', resourceId: id, resourceName: 'new-checkout', details: 'created flag "new-checkout" (name: "New checkout", description: "Faster")' });
+
+    rows = await eventsDuring(api, p.projectId, async () => {
+      answer = await p.put(`/api/v1/flags/${id}`, { key: 'new-checkout', name: 'Newer checkout', description: 'Faster' });
+    });
+    expect(answer.body.name).toBe('Newer checkout');
+    expectOneEvent(rows, p, { action: 'flag.updated', resourceType: 'flag', resourceId: id, resourceName: 'new-checkout', details: 'name: "New checkout" → "Newer checkout"' });
+    expect(await eventsDuring(api, p.projectId, () => p.put(`/api/v1/flags/${id}`, { key: 'new-checkout', name: 'Newer checkout' }))).toEqual([]);
+
+    rows = await eventsDuring(api, p.projectId, async () => {
+      answer = await p.put(`/api/v1/flags/${id}`, { key: 'checkout-v2', name: 'Newer checkout', description: '' });
+    });
+    expectOneEvent(rows, p, { action: 'flag.updated', resourceType: 'flag', resourceId: id, resourceName: 'checkout-v2', details: 'key: "new-checkout" → "checkout-v2"; description: "Faster" → ""' });
+
+    rows = await eventsDuring(api, p.projectId, async () => {
+      answer = await p.post(`/api/v1/flags/${id}/archive`);
+    });
+    expect(answer.body).toMatchObject({ archived: true, archivedAt: expect.any(String) });
+    expectOneEvent(rows, p, { action: 'flag.archived', resourceType: 'flag', resourceId: id, resourceName: 'checkout-v2', details: 'archived flag "checkout-v2"' });
+    expect(await eventsDuring(api, p.projectId, () => p.post(`/api/v1/flags/${id}/archive`))).toEqual([]);
+    expect((await p.get('/api/v1/flags')).body).toEqual([]);
+    expect((await p.get('/api/v1/flags?archived=true')).body.map((f: any) => f.id)).toEqual([id]);
+
+    rows = await eventsDuring(api, p.projectId, () => p.post(`/api/v1/flags/${id}/unarchive`));
+    expectOneEvent(rows, p, { action: 'flag.unarchived', resourceType: 'flag', resourceId: id, resourceName: 'checkout-v2', details: 'restored flag "checkout-v2"' });
+    expect(await eventsDuring(api, p.projectId, () => p.post(`/api/v1/flags/${id}/unarchive`))).toEqual([]);
+    expect((await p.get('/api/v1/flags')).body.map((f: any) => f.id)).toEqual([id]);
+
+    rows = await eventsDuring(api, p.projectId, async () => expect((await p.delete(`/api/v1/flags/${id}`)).status).toBe(204));
+    expectOneEvent(rows, p, { action: 'flag.deleted', resourceType: 'flag', resourceId: id, resourceName: 'checkout-v2', details: 'deleted flag "checkout-v2"' });
+    expect((await p.get(`/api/v1/flags/${id}`)).status).toBe(404);
+    expect((await p.post(`/api/v1/flags/${id}/archive`)).status).toBe(404);
+  });
+
+  it('validates fields and answers 409 for a duplicate key, creating nothing', async () => {
+    const p = await api.project();
+    const bad = await p.post('/api/v1/flags', { key: 'Bad Key', name: '', description: 5 });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details.map((d: any) => d.path).sort()).toEqual(['description', 'key', 'name']);
+    const notObject = await p.post('/api/v1/flags', ['a']);
+    expect(notObject.status).toBe(400);
+    expect(notObject.body.error.code).toBe('validation_failed');
+
+    const first = await p.post('/api/v1/flags', { key: 'dark-mode', name: 'Dark mode' });
+    const other = await p.post('/api/v1/flags', { key: 'light-mode', name: 'Light mode' });
+    const rows = await eventsDuring(api, p.projectId, async () => {
+      expect((await p.post('/api/v1/flags', { key: 'dark-mode', name: 'Again' })).status).toBe(409);
+      const rename = await p.put(`/api/v1/flags/${other.body.id}`, { key: 'dark-mode', name: 'Light mode' });
+      expect(rename.status).toBe(409);
+      expect(rename.body.error.message).toBe('a flag with key "dark-mode" already exists in this project');
+    });
+    expect(rows).toEqual([]);
+    expect((await p.get('/api/v1/flags')).body.map((f: any) => f.key)).toEqual(['dark-mode', 'light-mode']);
+    expect(first.status).toBe(201);
+  });
+
+  it('allows the same key in two projects', async () => {
+    const [a, b] = [await api.project(), await api.project()];
+    expect((await a.post('/api/v1/flags', { key: 'shared', name: 'A' })).status).toBe(201);
+    expect((await b.post('/api/v1/flags', { key: 'shared', name: 'B' })).status).toBe(201);
+  });
+});
+
+describe('segments', () => {
+  const conditions = [{ attribute: 'country', operator: 'in', values: ['DE', 'AT'] }];
+
+  it('create, update, delete with events; no-op none; a segment in use cannot be deleted', async () => {
+    const p = await api.project();
+    let answer: any;
+    let rows = await eventsDuring(api, p.projectId, async () => {
+      answer = await p.post('/api/v1/segments', { key: 'dach', name: 'DACH', conditions });
+    });
+    expect(answer.status).toBe(201);
+    expect(answer.body).toMatchObject({ key: 'dach', name: 'DACH', conditions });
+    const id = answer.body.id;
+    expectOneEvent(rows, p, { action: 'segment.created', resourceType: 'segment', resourceId: id, resourceName: 'dach', details: /^created segment "dach" \(name: "DACH", conditions: \[/ });
+
+    const wider = [{ attribute: 'country', operator: 'in', values: ['DE', 'AT', 'CH'] }];
+    rows = await eventsDuring(api, p.projectId, () => p.put(`/api/v1/segments/${id}`, { key: 'dach', name: 'DACH', conditions: wider }));
+    expectOneEvent(rows, p, { action: 'segment.updated', resourceType: 'segment', resourceId: id, resourceName: 'dach', details: /^conditions: \[.*"AT"\]\}\] → \[.*"CH"\]\}\]$/ });
+    expect(await eventsDuring(api, p.projectId, () => p.put(`/api/v1/segments/${id}`, { name: 'DACH', conditions: wider }))).toEqual([]);
+
+    const flag = (await p.post('/api/v1/flags', { key: 'f', name: 'F' })).body;
+    const env = (await p.post('/api/v1/environments', { key: 'prod', name: 'Prod' })).body;
+    expect((await p.put(`/api/v1/flags/${flag.id}/strategies/${env.id}`, { enabled: true, rolloutPercentage: 50, segmentIds: [id] })).status).toBe(200);
+    rows = await eventsDuring(api, p.projectId, async () => {
+      const inUse = await p.delete(`/api/v1/segments/${id}`);
+      expect(inUse.status).toBe(409);
+      expect(inUse.body.error.message).toBe('segment "dach" is used by the strategies of f/prod; remove it from them first');
+    });
+    expect(rows).toEqual([]);
+    await p.put(`/api/v1/flags/${flag.id}/strategies/${env.id}`, { enabled: true, rolloutPercentage: 50, segmentIds: [] });
+
+    rows = await eventsDuring(api, p.projectId, async () => expect((await p.delete(`/api/v1/segments/${id}`)).status).toBe(204));
+    expectOneEvent(rows, p, { action: 'segment.deleted', resourceType: 'segment', resourceId: id, resourceName: 'dach', details: 'deleted segment "dach"' });
+  });
+
+  it('validates conditions by path', async () => {
+    const p = await api.project();
+    const answer = await p.post('/api/v1/segments', {
+      key: 'bad',
+      name: 'Bad',
+      conditions: [{ attribute: 'country', operator: 'in', values: ['DE'] }, { attribute: '', operator: 'like', values: 'DE' }],
+    });
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.details.map((d: any) => d.path).sort()).toEqual(['conditions[1].attribute', 'conditions[1].operator', 'conditions[1].values']);
+    expect((await p.post('/api/v1/segments', { key: 'nocond', name: 'x' })).body.error.details).toEqual([{ path: 'conditions', message: 'conditions is a required field' }]);
+    expect((await p.get('/api/v1/segments')).body).toEqual([]);
+    await p.post('/api/v1/segments', { key: 'one', name: 'One', conditions: [] });
+    expect((await p.post('/api/v1/segments', { key: 'one', name: 'One', conditions: [] })).status).toBe(409);
+  });
+});
+
+describe('strategies', () => {
+  it('reads the default, saves, fires strategy.updated with flag/env as the name, no-op none', async () => {
+    const p = await api.project();
+    const flag = (await p.post('/api/v1/flags', { key: 'search', name: 'Search' })).body;
+    const env = (await p.post('/api/v1/environments', { key: 'prod', name: 'Prod' })).body;
+    const seg = (await p.post('/api/v1/segments', { key: 'beta', name: 'Beta', conditions: [] })).body;
+    const path = `/api/v1/flags/${flag.id}/strategies/${env.id}`;
+
+    const initial = await p.get(path);
+    expect(initial.body).toEqual({ id: null, flagId: flag.id, environmentId: env.id, enabled: false, rolloutPercentage: 100, segmentIds: [], updatedAt: null });
+    expect(await eventsDuring(api, p.projectId, () => p.put(path, { enabled: false, rolloutPercentage: 100 }))).toEqual([]);
+
+    let answer: any;
+    let rows = await eventsDuring(api, p.projectId, async () => {
+      answer = await p.put(path, { enabled: true, rolloutPercentage: 25, segmentIds: [seg.id] });
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ id: expect.any(Number), enabled: true, rolloutPercentage: 25, segmentIds: [seg.id] });
+    expectOneEvent(rows, p, {
+      action: 'strategy.updated',
+      resourceType: 'strategy',
+      resourceId: answer.body.id,
+      resourceName: 'search/prod',
+      details: `enabled: false → true; rolloutPercentage: 100 → 25; segmentIds: [] → [${seg.id}]`,
+    });
+    expect((await p.get(path)).body).toEqual(answer.body);
+    expect(await eventsDuring(api, p.projectId, () => p.put(path, { enabled: true, rolloutPercentage: 25, segmentIds: [seg.id] }))).toEqual([]);
+
+    rows = await eventsDuring(api, p.projectId, () => p.put(path, { enabled: true, rolloutPercentage: 30, segmentIds: [seg.id] }));
+    expect(rows.map((r) => r.details)).toEqual(['rolloutPercentage: 25 → 30']);
+  });
+
+  it('validates the body and refers only to this project\'s flag, environment and segments', async () => {
+    const p = await api.project();
+    const other = await api.project();
+    const flag = (await p.post('/api/v1/flags', { key: 'f', name: 'F' })).body;
+    const env = (await p.post('/api/v1/environments', { key: 'e', name: 'E' })).body;
+    const foreignSeg = (await other.post('/api/v1/segments', { key: 's', name: 'S', conditions: [] })).body;
+    const path = `/api/v1/flags/${flag.id}/strategies/${env.id}`;
+
+    const bad = await p.put(path, { enabled: 'yes', rolloutPercentage: 101, segmentIds: [1, 1] });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details.map((d: any) => d.path).sort()).toEqual(['enabled', 'rolloutPercentage', 'segmentIds']);
+    expect((await p.put(path, { enabled: true, rolloutPercentage: 2.5 })).body.error.details[0].path).toBe('rolloutPercentage');
+
+    const foreign = await p.put(path, { enabled: true, rolloutPercentage: 5, segmentIds: [foreignSeg.id] });
+    expect(foreign.status).toBe(400);
+    expect(foreign.body.error.details).toEqual([{ path: 'segmentIds[0]', message: `segment ${foreignSeg.id} does not exist in this project` }]);
+
+    expect((await p.get(`/api/v1/flags/999999/strategies/${env.id}`)).status).toBe(404);
+    expect((await p.put(`/api/v1/flags/${flag.id}/strategies/999999`, { enabled: true, rolloutPercentage: 5 })).status).toBe(404);
+    expect((await p.get(path)).body.id).toBeNull();
+  });
+});
+
+describe('API keys', () => {
+  it('shows the token once, never lists it, and fires events without it', async () => {
+    const p = await api.project();
+    let answer: any;
+    let rows = await eventsDuring(api, p.projectId, async () => {
+      answer = await p.post('/api/v1/apikeys', { name: 'deploy bot' });
+    });
+    expect(answer.status).toBe(201);
+    expect(answer.body.token).toMatch(/^mzk_[A-Za-z0-9_-]{43}$/);
+    expect(answer.body.token.startsWith(answer.body.tokenPrefix)).toBe(true);
+    const id = answer.body.id;
+    expectOneEvent(rows, p, { action: 'apikey.created', resourceType: 'apikey', resourceId: id, resourceName: 'deploy bot' });
+    expect(JSON.stringify(rows)).not.toContain(answer.body.token);
+
+    const listed = await p.get('/api/v1/apikeys');
+    expect(listed.body).toHaveLength(2);
+    expect(JSON.stringify(listed.body)).not.toContain(answer.body.token);
+    expect(listed.body.every((k: any) => !('token' in k) && !('secretHash' in k))).toBe(true);
+    const stored = await api.server.db('api_keys').where('id', id).first();
+    expect(JSON.stringify(stored)).not.toContain(answer.body.token);
+
+    rows = await eventsDuring(api, p.projectId, () => p.put(`/api/v1/apikeys/${id}`, { name: 'deploy', enabled: false }));
+    expectOneEvent(rows, p, { action: 'apikey.updated', resourceType: 'apikey', resourceId: id, resourceName: 'deploy', details: 'name: "deploy bot" → "deploy"; enabled: true → false' });
+    expect(await eventsDuring(api, p.projectId, () => p.put(`/api/v1/apikeys/${id}`, { name: 'deploy', enabled: false }))).toEqual([]);
+
+    rows = await eventsDuring(api, p.projectId, () => p.delete(`/api/v1/apikeys/${id}`));
+    expectOneEvent(rows, p, { action: 'apikey.deleted', resourceType: 'apikey', resourceId: id, resourceName: 'deploy', details: 'deleted API key "deploy"' });
+  });
+
+  it('scopes a key to an environment of the project only', async () => {
+    const p = await api.project();
+    const other = await api.project();
+    const env = (await p.post('/api/v1/environments', { key: 'prod', name: 'Prod' })).body;
+    const foreignEnv = (await other.post('/api/v1/environments', { key: 'prod', name: 'Prod' })).body;
+    expect((await p.post('/api/v1/apikeys', { name: 'scoped', environmentId: env.id })).body.environmentId).toBe(env.id);
+    const bad = await p.post('/api/v1/apikeys', { name: 'x', environmentId: foreignEnv.id });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details).toEqual([{ path: 'environmentId', message: `environment ${foreignEnv.id} does not exist in this project` }]);
+    expect((await p.post('/api/v1/apikeys', {})).body.error.details[0].path).toBe('name');
+    expect((await p.put(`/api/v1/apikeys/${env.id}`, { name: 'x' })).body.error.details[0].path).toBe('enabled');
+  });
+
+  it('keeps one enabled key: disabling or deleting the last one is 409', async () => {
+    const p = await api.project();
+    const rows = await eventsDuring(api, p.projectId, async () => {
+      const disable = await p.put(`/api/v1/apikeys/${p.apiKeyId}`, { name: 'bootstrap', enabled: false });
+      expect(disable.status).toBe(409);
+      expect(disable.body.error.message).toMatch(/last enabled API key/);
+      expect((await p.delete(`/api/v1/apikeys/${p.apiKeyId}`)).status).toBe(409);
+    });
+    expect(rows).toEqual([]);
+    expect((await p.get('/api/v1/project')).status).toBe(200);
+  });
+
+  it('two keys deleted at once cannot leave the project without one', async () => {
+    const p = await api.project();
+    const second = (await p.post('/api/v1/apikeys', { name: 'second' })).body;
+    const viaSecond = api.client(`Bearer ${second.token}`);
+    const answers = await Promise.all([p.delete(`/api/v1/apikeys/${second.id}`), viaSecond.delete(`/api/v1/apikeys/${p.apiKeyId}`)]);
+    expect(answers.map((a) => a.status).sort()).toEqual([204, 409]);
+    const enabled = await api.server.db('api_keys').where({ project_id: p.projectId, enabled: true }).count({ n: '*' }).first();
+    expect(enabled!.n).toBe(1);
+  });
+});
+
+describe('events list', () => {
+  it('lists newest first with every variable, pages with before and limit', async () => {
+    const p = await api.project();
+    for (const key of ['a', 'b', 'c']) await p.post('/api/v1/flags', { key, name: key.toUpperCase() });
+    const all = await p.get('/api/v1/events');
+    expect(all.status).toBe(200);
+    expect(all.body.map((e: any) => e.resourceName)).toEqual(['c', 'b', 'a']);
+    expect(all.body[0]).toEqual({
+      id: expect.any(Number),
+      action: 'flag.created',
+      resourceType: 'flag',
+      resourceId: expect.any(Number),
+      resourceName: 'c',
+      details: 'created flag "c" (name: "C")',
+      projectId: p.projectId,
+      user: { id: p.userId, name: expect.any(String), email: expect.stringMatching(/@example\.com$/) },
+      timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      queued: expect.any(Boolean),
+      queuedAt: null,
+    });
+    const page = await p.get(`/api/v1/events?limit=1&before=${all.body[0].id}`);
+    expect(page.body.map((e: any) => e.resourceName)).toEqual(['b']);
+    for (const query of ['limit=0', 'limit=501', 'limit=x', 'before=-1']) {
+      const bad = await p.get(`/api/v1/events?${query}`);
+      expect(bad.status, query).toBe(400);
+      expect(bad.body.error.details[0].path).toBe(query.split('=')[0]);
+    }
+  });
+});
+
+describe('project isolation', () => {
+  it('answers 404 for every resource of another project and changes nothing there', async () => {
+    const owner = await api.project();
+    const stranger = await api.project();
+    const flag = (await owner.post('/api/v1/flags', { key: 'secret-flag', name: 'S' })).body;
+    const env = (await owner.post('/api/v1/environments', { key: 'prod', name: 'P' })).body;
+    const seg = (await owner.post('/api/v1/segments', { key: 's', name: 'S', conditions: [] })).body;
+    const probes: Array<[string, string, unknown?]> = [
+      ['GET', `/api/v1/flags/${flag.id}`],
+      ['PUT', `/api/v1/flags/${flag.id}`, { key: 'x', name: 'x' }],
+      ['DELETE', `/api/v1/flags/${flag.id}`],
+      ['POST', `/api/v1/flags/${flag.id}/archive`],
+      ['POST', `/api/v1/flags/${flag.id}/unarchive`],
+      ['GET', `/api/v1/flags/${flag.id}/strategies/${env.id}`],
+      ['PUT', `/api/v1/flags/${flag.id}/strategies/${env.id}`, { enabled: true, rolloutPercentage: 1 }],
+      ['GET', `/api/v1/environments/${env.id}`],
+      ['PUT', `/api/v1/environments/${env.id}`, { name: 'x' }],
+      ['DELETE', `/api/v1/environments/${env.id}`],
+      ['GET', `/api/v1/segments/${seg.id}`],
+      ['PUT', `/api/v1/segments/${seg.id}`, { name: 'x', conditions: [] }],
+      ['DELETE', `/api/v1/segments/${seg.id}`],
+      ['GET', `/api/v1/apikeys/${owner.apiKeyId}`],
+      ['PUT', `/api/v1/apikeys/${owner.apiKeyId}`, { name: 'x', enabled: false }],
+      ['DELETE', `/api/v1/apikeys/${owner.apiKeyId}`],
+    ];
+    const rows = await eventsDuring(api, owner.projectId, async () => {
+      for (const [method, path, body] of probes) {
+        const answer = body === undefined ? await stranger.send(method, path, '') : await stranger.send(method, path, JSON.stringify(body));
+        expect(answer.status, `${method} ${path}`).toBe(404);
+        expect(answer.body.error.code).toBe('not_found');
+      }
+    });
+    expect(rows).toEqual([]);
+    expect((await stranger.get('/api/v1/flags')).body).toEqual([]);
+    expect((await stranger.get('/api/v1/events')).body).toEqual([]);
+    expect((await owner.get(`/api/v1/flags/${flag.id}`)).body.name).toBe('S');
+  });
+});

@@ -1,0 +1,107 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+
+const run = promisify(execFile);
+const TSX = ['--import', 'tsx'];
+
+/** Runs an entry point as its own process, as npm scripts do; never throws, returns what it printed. */
+async function runEntry(entry: string, args: string[], env: Record<string, string>) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [...TSX, entry, ...args], { env: { ...process.env, LOG_LEVEL: 'silent', ...env }, timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db.drop());
+
+describe('npm run cli -- bootstrap', () => {
+  it('prints exactly one JSON line with projectId, userId, apiKeyId and a working token', async () => {
+    const out = await runEntry('src/cli.ts', ['bootstrap', '--project', 'Acme', '--email', 'Ada@Example.com', '--name', 'Ada', '--plan', 'pro'], { DATABASE_URL: db.url });
+    expect(out.code).toBe(0);
+    const lines = out.stdout.split('\n').filter(Boolean);
+    expect(lines).toHaveLength(1);
+    const result = JSON.parse(lines[0]!);
+    expect(Object.keys(result)).toEqual(['projectId', 'userId', 'apiKeyId', 'token']);
+    expect(result).toMatchObject({ projectId: expect.any(Number), userId: expect.any(Number), apiKeyId: expect.any(Number), token: expect.stringMatching(/^mzk_/) });
+
+    // The user is found by email (any case); the project is always new.
+    const again = JSON.parse((await runEntry('src/cli.ts', ['bootstrap', '--project', 'Acme', '--email', 'ada@example.com'], { DATABASE_URL: db.url })).stdout);
+    expect(again.userId).toBe(result.userId);
+    expect(again.projectId).not.toBe(result.projectId);
+    expect(again.token).not.toBe(result.token);
+  });
+
+  it('creates and migrates a database that does not exist yet', async () => {
+    const url = db.url.replace(/\/[^/]+$/, `/${db.name}_fresh`);
+    try {
+      const out = await runEntry('src/cli.ts', ['bootstrap', '--project', 'P', '--email', 'a@b.c'], { DATABASE_URL: url });
+      expect(out.code).toBe(0);
+      expect(JSON.parse(out.stdout).projectId).toBe(1);
+    } finally {
+      const { default: pg } = await import('pg');
+      const { pgConnection } = await import('../src/db/knex.js');
+      const admin = new pg.Client(pgConnection(db.url.replace(/\/[^/]+$/, '/postgres')));
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS ${db.name}_fresh WITH (FORCE)`);
+      await admin.end();
+    }
+  });
+
+  it.each([
+    [['bootstrap', '--email', 'a@b.c'], /--project <name> is required/],
+    [['bootstrap', '--project', 'P', '--email', 'nope'], /--email <email> is required and must look like/],
+    [['bootstrap', '--project', 'P', '--email', 'a@b.c', '--plan', 'gold'], /--plan must be one of free, pro, enterprise/],
+    [['bootstrap', '--project', 'P', '--email', 'a@b.c', '--colour', 'red'], /Unknown option '--colour'/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+  ])('refuses %j with a usage line and exit code 2', async (args, message) => {
+    const out = await runEntry('src/cli.ts', args, { DATABASE_URL: db.url });
+    expect(out.code).toBe(2);
+    expect(out.stdout).toBe('');
+    expect(out.stderr).toMatch(message);
+    expect(out.stderr).toMatch(/usage:/);
+  });
+
+  it('set-plan changes a project\'s plan', async () => {
+    const created = JSON.parse((await runEntry('src/cli.ts', ['bootstrap', '--project', 'Q', '--email', 'q@example.com'], { DATABASE_URL: db.url })).stdout);
+    const out = await runEntry('src/cli.ts', ['set-plan', '--project-id', String(created.projectId), '--plan', 'enterprise'], { DATABASE_URL: db.url });
+    expect(out.code).toBe(0);
+    expect(JSON.parse(out.stdout)).toEqual({ projectId: created.projectId, plan: 'enterprise' });
+  });
+});
+
+describe('start-up errors are one line, naming the cause, without a stack', () => {
+  it('a bad variable stops the api naming the variable', async () => {
+    const out = await runEntry('src/api.ts', [], { DATABASE_URL: db.url, WEBHOOK_TIMEOUT_MS: 'soon' });
+    expect(out.code).toBe(1);
+    expect(out.stderr).toBe('mozhno: invalid configuration: WEBHOOK_TIMEOUT_MS: must be a whole number, got "soon"\n');
+  });
+
+  it('an unreachable PostgreSQL is named with its URL and how to start it', async () => {
+    const out = await runEntry('src/start.ts', [], { DATABASE_URL: 'postgres://me:hunter2@127.0.0.1:1/mozhno' });
+    expect(out.code).toBe(1);
+    const lines = out.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^mozhno: cannot reach PostgreSQL at postgres:\/\/me:\*\*\*\*@127\.0\.0\.1:1\/mozhno \(ECONNREFUSED\): start it/);
+    expect(out.stderr).not.toContain('hunter2');
+  });
+
+  it('an unreachable Redis is named with its URL and how to start it', async () => {
+    const out = await runEntry('src/start.ts', [], { DATABASE_URL: db.url, REDIS_URL: 'redis://127.0.0.1:1' });
+    expect(out.code).toBe(1);
+    expect(out.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^mozhno: cannot reach Redis at redis:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\): start it/)]);
+  });
+
+  it('the migrate command applies migrations and then says the database is up to date', async () => {
+    const out = await runEntry('src/db/migrate-cli.ts', [], { DATABASE_URL: db.url });
+    expect(out).toMatchObject({ code: 0, stdout: 'database is up to date\n' });
+  });
+});
