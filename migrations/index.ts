@@ -3,6 +3,7 @@ import * as m001 from './001_tenancy.js';
 import * as m002 from './002_environments_and_api_keys.js';
 import * as m003 from './003_flags_segments_strategies.js';
 import * as m004 from './004_events.js';
+import * as m005 from './005_integrations.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -15,6 +16,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['002_environments_and_api_keys', m002],
   ['003_flags_segments_strategies', m003],
   ['004_events', m004],
+  ['005_integrations', m005],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

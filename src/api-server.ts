@@ -11,6 +11,9 @@ import { EventLog } from './events/event-log.js';
 import { EventQueries } from './events/queries.js';
 import { eventRoutes } from './events/routes.js';
 import { flagRoutes } from './flags/routes.js';
+import { integrationRoutes } from './integrations/routes.js';
+import { IntegrationService } from './integrations/service.js';
+import { AddressPolicy } from './delivery/address-rules.js';
 import { FlagService } from './flags/service.js';
 import { createApp } from './http/app.js';
 import type { Logger } from './logger.js';
@@ -38,13 +41,14 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
     log,
     authenticate: (token) => apiKeys.authenticate(token),
     apiRouters: [
-      projectRoutes(new ProjectService(db, events)),
+      projectRoutes(new ProjectService(db, events, config.planLimits)),
       environmentRoutes(new EnvironmentService(db, events)),
       flagRoutes(new FlagService(db, events)),
       strategyRoutes(new StrategyService(db, events)),
       segmentRoutes(new SegmentService(db, events)),
       apiKeyRoutes(apiKeys),
       eventRoutes(new EventQueries(db)),
+      integrationRoutes(new IntegrationService(db, new AddressPolicy(config.webhookAllowedCidrs), config.planLimits)),
     ],
   });
 

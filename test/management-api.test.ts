@@ -237,7 +237,7 @@ describe('segments', () => {
     });
     expect(answer.status).toBe(400);
     expect(answer.body.error.details.map((d: any) => d.path).sort()).toEqual(['conditions[1].attribute', 'conditions[1].operator', 'conditions[1].values']);
-    expect((await p.post('/api/v1/segments', { key: 'nocond', name: 'x' })).body.error.details).toEqual([{ path: 'conditions', message: 'conditions is a required field' }]);
+    expect((await p.post('/api/v1/segments', { key: 'nocond', name: 'x' })).body.error.details).toEqual([{ path: 'conditions', message: 'conditions is required' }]);
     expect((await p.get('/api/v1/segments')).body).toEqual([]);
     await p.post('/api/v1/segments', { key: 'one', name: 'One', conditions: [] });
     expect((await p.post('/api/v1/segments', { key: 'one', name: 'One', conditions: [] })).status).toBe(409);

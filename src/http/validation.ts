@@ -1,5 +1,13 @@
-import { ValidationError, type AnyObject, type ObjectSchema } from 'yup';
+import { setLocale, ValidationError, type AnyObject, type ObjectSchema } from 'yup';
 import { notFound, validationFailed, type ErrorDetail } from './errors.js';
+
+// Plain messages for every schema: "enabled must be a boolean", not yup's "final value was" wording.
+setLocale({
+  mixed: {
+    notType: ({ path, type }: { path: string; type: string }) => `${path} must be ${type === 'array' || type === 'object' ? 'an' : 'a'} ${type}`,
+    required: ({ path }: { path: string }) => `${path} is required`,
+  },
+});
 
 /**
  * Validates a request body with a yup object schema (strict: no type coercion,

@@ -1,0 +1,74 @@
+import type { Config } from '../config.js';
+import type { AddressPolicy } from '../delivery/address-rules.js';
+import type { Db } from '../db/knex.js';
+import { transact } from '../db/transaction.js';
+import type { Actor } from '../events/actor.js';
+import { AppError, notFound } from '../http/errors.js';
+import { lockProject } from '../projects/store.js';
+import type { IntegrationModel } from './model.js';
+import { countIntegrations, integrationStore as store } from './store.js';
+import { parseIntegration, type IntegrationInput } from './validation.js';
+
+export class IntegrationService {
+  constructor(
+    private readonly db: Db,
+    private readonly policy: AddressPolicy,
+    private readonly planLimits: Config['planLimits'],
+  ) {}
+
+  list(actor: Actor): Promise<IntegrationModel[]> {
+    return store.list(this.db, actor.projectId);
+  }
+
+  async get(actor: Actor, id: number): Promise<IntegrationModel> {
+    return (await store.get(this.db, actor.projectId, id)) ?? notFoundError();
+  }
+
+  /** The project row lock makes the limit hold when two creates race for the last slot. */
+  async create(actor: Actor, body: unknown): Promise<IntegrationModel> {
+    const input = parseIntegration(body, this.policy, 'create');
+    return transact(this.db, async ({ trx }) => {
+      const project = await lockProject(trx, actor.projectId);
+      const limit = this.planLimits[project.plan];
+      if ((await countIntegrations(trx, actor.projectId)) >= limit) {
+        throw new AppError('integration_limit_reached', `the ${project.plan} plan allows ${limit} integration${limit === 1 ? '' : 's'}; delete one or upgrade the plan`);
+      }
+      return store.insert(trx, { projectId: actor.projectId, ...columns(input), secret: input.secret.kind === 'set' ? input.secret.secret : null });
+    });
+  }
+
+  /** The body is the whole integration, as in the seed; a secret sent back as "********" keeps the stored one. */
+  async update(actor: Actor, id: number, body: unknown): Promise<IntegrationModel> {
+    const input = parseIntegration(body, this.policy, 'update');
+    return transact(this.db, async ({ trx }) => {
+      const current = (await store.lock(trx, actor.projectId, id)) ?? notFoundError();
+      const secret = input.secret.kind === 'keep' ? current.secret : input.secret.kind === 'set' ? input.secret.secret : null;
+      return store.patch(trx, current.id, { ...columns(input), secret });
+    });
+  }
+
+  async remove(actor: Actor, id: number): Promise<void> {
+    await transact(this.db, async ({ trx }) => {
+      const current = (await store.lock(trx, actor.projectId, id)) ?? notFoundError();
+      await store.delete(trx, current.id);
+    });
+  }
+}
+
+function columns(input: IntegrationInput) {
+  return {
+    name: input.name,
+    enabled: input.enabled,
+    type: input.type,
+    configJson: input.configJson,
+    eventSubscriptionsJson: input.eventSubscriptionsJson,
+    url: input.url,
+    headers: input.headers,
+    bodyTemplate: input.body,
+    events: input.events,
+  };
+}
+
+function notFoundError(): never {
+  throw notFound('integration');
+}

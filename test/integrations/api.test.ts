@@ -1,0 +1,245 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApi, type TestApi } from '../support/api.js';
+
+let api: TestApi;
+beforeAll(async () => {
+  api = await startTestApi({ PLAN_LIMITS: '{"free":3,"pro":5}' });
+});
+afterAll(() => api.close());
+
+const SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+
+/** The seed's own example (integrations.txt), with a URL the rules accept. */
+const seedBody = () => ({
+  name: 'My webhook',
+  enabled: true,
+  type: 'custom_webhook',
+  configJson:
+    '{"url":"https://my-server.example.com/hooks","headers":{"Content-Type":"application/json"},"body":"{ \\"event\\": \\"[[events.action]]\\", \\"resource\\": \\"[[events.resourceName]]\\" }"}',
+  eventSubscriptionsJson: '["flag.created","flag.updated","flag.archived"]',
+});
+
+const withConfig = (config: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+  ...seedBody(),
+  configJson: JSON.stringify({ url: 'https://hooks.example.com/x', ...config }),
+  ...extra,
+});
+
+async function storedCount(projectId: number): Promise<number> {
+  const row = await api.server.db('integrations').where('project_id', projectId).count({ n: '*' }).first();
+  return Number(row!.n);
+}
+
+describe('CRUD', () => {
+  it('creates the seed example and answers the strings as sent', async () => {
+    const p = await api.project();
+    const created = await p.post('/api/v1/integrations', seedBody());
+    expect(created.status).toBe(201);
+    expect(created.body).toEqual({
+      id: expect.any(Number),
+      name: 'My webhook',
+      enabled: true,
+      type: 'custom_webhook',
+      configJson: seedBody().configJson,
+      eventSubscriptionsJson: seedBody().eventSubscriptionsJson,
+      lastError: null,
+      lastErrorAt: null,
+      lastDeliveryAt: null,
+      lastDeliveryStatus: null,
+      createdAt: expect.any(String),
+      updatedAt: expect.any(String),
+    });
+    expect((await p.get(`/api/v1/integrations/${created.body.id}`)).body).toEqual(created.body);
+    const list = await p.get('/api/v1/integrations');
+    expect(list.status).toBe(200);
+    expect(list.body).toEqual([created.body]);
+  });
+
+  it('accepts already-parsed configJson and eventSubscriptionsJson, answering them as strings', async () => {
+    const p = await api.project();
+    const config = { url: 'https://hooks.example.com/a', body: '{"a":"{{ events.action }}"}' };
+    const created = await p.post('/api/v1/integrations', { name: 'parsed', configJson: config, eventSubscriptionsJson: ['segment.created'] });
+    expect(created.status).toBe(201);
+    expect(created.body.configJson).toBe(JSON.stringify(config));
+    expect(created.body.eventSubscriptionsJson).toBe('["segment.created"]');
+    expect(created.body.enabled).toBe(true);
+    expect(created.body.type).toBe('custom_webhook');
+  });
+
+  it('updates the whole integration (the seed PUT) and deletes it', async () => {
+    const p = await api.project();
+    const { id } = (await p.post('/api/v1/integrations', seedBody())).body;
+    const update = { ...seedBody(), enabled: false, name: 'Renamed', eventSubscriptionsJson: '["flag.deleted"]' };
+    const updated = await p.put(`/api/v1/integrations/${id}`, update);
+    expect(updated.status).toBe(200);
+    expect(updated.body).toMatchObject({ id, enabled: false, name: 'Renamed', eventSubscriptionsJson: '["flag.deleted"]' });
+    const row = await api.server.db('integrations').where('id', id).first();
+    expect(row.events).toEqual(['flag.deleted']);
+    expect(row.enabled).toBe(false);
+
+    expect((await p.delete(`/api/v1/integrations/${id}`)).status).toBe(204);
+    expect((await p.get(`/api/v1/integrations/${id}`)).status).toBe(404);
+    expect((await p.delete(`/api/v1/integrations/${id}`)).status).toBe(404);
+    expect((await p.put(`/api/v1/integrations/${id}`, seedBody())).status).toBe(404);
+  });
+
+  it('keeps a secret out of every answer, and a PUT of the mask keeps it', async () => {
+    const p = await api.project();
+    const body = withConfig({ secret: SECRET });
+    const created = await p.post('/api/v1/integrations', body);
+    expect(created.status).toBe(201);
+    expect(created.body.configJson).toBe(JSON.stringify({ url: 'https://hooks.example.com/x', secret: '********' }));
+    for (const answer of [created, await p.get(`/api/v1/integrations/${created.body.id}`), await p.get('/api/v1/integrations')]) {
+      expect(JSON.stringify(answer.body)).not.toContain(SECRET.slice(6, 20));
+    }
+    const id = created.body.id;
+    const secretOf = async () => (await api.server.db('integrations').where('id', id).first()).secret;
+    expect(await secretOf()).toBe(SECRET);
+
+    // GET → change → PUT back with the mask: the secret stays.
+    const roundTrip = { ...created.body, name: 'renamed' };
+    expect((await p.put(`/api/v1/integrations/${id}`, roundTrip)).status).toBe(200);
+    expect(await secretOf()).toBe(SECRET);
+    // A PUT without a secret removes it.
+    expect((await p.put(`/api/v1/integrations/${id}`, withConfig({}))).status).toBe(200);
+    expect(await secretOf()).toBeNull();
+    // The mask on create is refused: there is nothing to keep.
+    const masked = await p.post('/api/v1/integrations', withConfig({ secret: '********' }));
+    expect(masked.status).toBe(400);
+    expect(masked.body.error.details[0].path).toBe('configJson.secret');
+  });
+
+  it('reports integration usage on the project', async () => {
+    const p = await api.project({ plan: 'pro' });
+    await p.post('/api/v1/integrations', seedBody());
+    expect((await p.get('/api/v1/project')).body.integrations).toEqual({ used: 1, limit: 5 });
+  });
+});
+
+describe('validation: every failure is 400 validation_failed naming the field, nothing stored', () => {
+  const cases: Array<[string, () => unknown, string[]]> = [
+    ['missing everything', () => ({}), ['name', 'configJson', 'eventSubscriptionsJson']],
+    ['empty name', () => ({ ...seedBody(), name: '' }), ['name']],
+    ['long name', () => ({ ...seedBody(), name: 'n'.repeat(101) }), ['name']],
+    ['enabled not boolean', () => ({ ...seedBody(), enabled: 'yes' }), ['enabled']],
+    ['other type', () => ({ ...seedBody(), type: 'slack' }), ['type']],
+    ['configJson not JSON', () => ({ ...seedBody(), configJson: '{url:' }), ['configJson']],
+    ['configJson an array', () => ({ ...seedBody(), configJson: '[]' }), ['configJson']],
+    ['configJson a number', () => ({ ...seedBody(), configJson: 5 }), ['configJson']],
+    ['unknown config field', () => withConfig({ method: 'PUT' }), ['configJson.method']],
+    ['missing url', () => ({ ...seedBody(), configJson: '{}' }), ['configJson.url']],
+    ['http url', () => withConfig({ url: 'http://hooks.example.com/' }), ['configJson.url']],
+    ['relative url', () => withConfig({ url: '/hooks' }), ['configJson.url']],
+    ['url with credentials', () => withConfig({ url: 'https://user:pass@hooks.example.com/' }), ['configJson.url']],
+    ['url too long', () => withConfig({ url: `https://hooks.example.com/${'a'.repeat(2030)}` }), ['configJson.url']],
+    ['localhost', () => withConfig({ url: 'https://localhost/hook' }), ['configJson.url']],
+    ['localhost with dot', () => withConfig({ url: 'https://api.localhost./hook' }), ['configJson.url']],
+    ['private address', () => withConfig({ url: 'https://10.1.2.3/hook' }), ['configJson.url']],
+    ['metadata address', () => withConfig({ url: 'https://169.254.169.254/latest' }), ['configJson.url']],
+    ['hex spelling of a private address', () => withConfig({ url: 'https://0x0a000001/' }), ['configJson.url']],
+    ['IPv6 unique local', () => withConfig({ url: 'https://[fd00:ec2::254]/' }), ['configJson.url']],
+    ['IPv4-mapped private', () => withConfig({ url: 'https://[::ffff:192.168.0.1]/' }), ['configJson.url']],
+    ['headers not an object', () => withConfig({ headers: ['a'] }), ['configJson.headers']],
+    ['bad header name', () => withConfig({ headers: { 'X Foo': 'a' } }), ['configJson.headers.X Foo']],
+    ['header with CRLF', () => withConfig({ headers: { 'X-Foo': 'a\r\nHost: evil' } }), ['configJson.headers.X-Foo']],
+    ['header with NUL', () => withConfig({ headers: { 'X-Foo': 'a\u0000' } }), ['configJson.headers.X-Foo']],
+    ['header value not a string', () => withConfig({ headers: { 'X-Foo': 5 } }), ['configJson.headers.X-Foo']],
+    ['header value too long', () => withConfig({ headers: { 'X-Foo': 'v'.repeat(4097) } }), ['configJson.headers.X-Foo']],
+    ['reserved Host', () => withConfig({ headers: { host: 'evil.example' } }), ['configJson.headers.host']],
+    ['reserved Content-Length', () => withConfig({ headers: { 'Content-Length': '1' } }), ['configJson.headers.Content-Length']],
+    ['reserved Transfer-Encoding', () => withConfig({ headers: { 'Transfer-Encoding': 'chunked' } }), ['configJson.headers.Transfer-Encoding']],
+    ['reserved Connection', () => withConfig({ headers: { Connection: 'close' } }), ['configJson.headers.Connection']],
+    ['reserved Keep-Alive', () => withConfig({ headers: { 'Keep-Alive': '1' } }), ['configJson.headers.Keep-Alive']],
+    ['reserved TE', () => withConfig({ headers: { TE: 'trailers' } }), ['configJson.headers.TE']],
+    ['reserved Upgrade', () => withConfig({ headers: { Upgrade: 'h2c' } }), ['configJson.headers.Upgrade']],
+    ['reserved Proxy-*', () => withConfig({ headers: { 'Proxy-Authorization': 'x' } }), ['configJson.headers.Proxy-Authorization']],
+    ['reserved webhook-*', () => withConfig({ headers: { 'Webhook-Signature': 'x' } }), ['configJson.headers.Webhook-Signature']],
+    ['case-insensitive duplicate', () => withConfig({ headers: { 'X-A': '1', 'x-a': '2' } }), ['configJson.headers.x-a']],
+    ['31 headers', () => withConfig({ headers: Object.fromEntries(Array.from({ length: 31 }, (_, i) => [`X-H${i}`, 'v'])) }), ['configJson.headers']],
+    ['body not a string', () => withConfig({ body: { a: 1 } }), ['configJson.body']],
+    ['body too large', () => withConfig({ body: `"${'x'.repeat(65536)}"` }), ['configJson.body']],
+    ['unknown variable', () => withConfig({ body: '{"a":"{{events.nope}}"}' }), ['configJson.body']],
+    ['template not JSON', () => withConfig({ body: '{"a": [[events.resourceName]]}' }), ['configJson.body']],
+    ['malformed secret', () => withConfig({ secret: 'hunter2' }), ['configJson.secret']],
+    ['short secret', () => withConfig({ secret: `whsec_${Buffer.alloc(8).toString('base64')}` }), ['configJson.secret']],
+    ['events not JSON', () => ({ ...seedBody(), eventSubscriptionsJson: '[flag.created' }), ['eventSubscriptionsJson']],
+    ['events an object', () => ({ ...seedBody(), eventSubscriptionsJson: '{}' }), ['eventSubscriptionsJson']],
+    ['no events', () => ({ ...seedBody(), eventSubscriptionsJson: '[]' }), ['eventSubscriptionsJson']],
+    ['unknown event', () => ({ ...seedBody(), eventSubscriptionsJson: '["flag.created","flag.exploded"]' }), ['eventSubscriptionsJson[1]']],
+    ['test event not subscribable', () => ({ ...seedBody(), eventSubscriptionsJson: ['integration.test'] }), ['eventSubscriptionsJson[0]']],
+    ['duplicate event', () => ({ ...seedBody(), eventSubscriptionsJson: ['flag.created', 'segment.created', 'flag.created'] }), ['eventSubscriptionsJson[2]']],
+    ['several at once', () => ({ name: '', configJson: { url: 'ftp://x', headers: { Host: 'y' } }, eventSubscriptionsJson: ['nope'] }), ['name', 'configJson.url', 'configJson.headers.Host', 'eventSubscriptionsJson[0]']],
+  ];
+
+  const expectRefused = (answer: any, paths: string[]) => {
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.code).toBe('validation_failed');
+    expect([...new Set(answer.body.error.details.map((d: any) => d.path))].sort()).toEqual([...paths].sort());
+    for (const detail of answer.body.error.details) expect(detail.message).toEqual(expect.any(String));
+  };
+
+  it.each(cases)('%s', async (_name, body, paths) => {
+    const p = await api.project();
+    expectRefused(await p.post('/api/v1/integrations', body()), paths);
+    expect(await storedCount(p.projectId)).toBe(0);
+
+    const existing = (await p.post('/api/v1/integrations', seedBody())).body;
+    expectRefused(await p.put(`/api/v1/integrations/${existing.id}`, body()), paths);
+    expect((await p.get('/api/v1/integrations')).body).toEqual([existing]);
+  });
+
+  it('names unknown template variables in the message', async () => {
+    const p = await api.project();
+    const answer = await p.post('/api/v1/integrations', withConfig({ body: 'x {{events.nope}} [[ events.user.phone ]]', headers: { 'Content-Type': 'text/plain' } }));
+    expect(answer.body.error.details).toEqual([
+      { path: 'configJson.body', message: 'unknown variable "events.nope"' },
+      { path: 'configJson.body', message: 'unknown variable "events.user.phone"' },
+    ]);
+  });
+
+  it('accepts what the rules allow', async () => {
+    const p = await api.project({ plan: 'pro' });
+    const ok = [
+      withConfig({ url: 'https://hooks.example.com:8443/a?b=c#d', headers: { Authorization: 'Bearer x', 'X-Team': 'ü' }, secret: SECRET }),
+      withConfig({ headers: { 'Content-Type': 'text/plain' }, body: 'flag [[events.resourceName]] "unquoted" {{events.details}}' }),
+      withConfig({ body: '{"id": {{events.resourceId}}, "who": "{{ events.user.email }}", "list": [[1,2]]}' }),
+      withConfig({ url: 'https://127.0.0.1:9/allowed-by-WEBHOOK_ALLOWED_CIDRS', body: '' }),
+      withConfig({ headers: Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`X-H${i}`, 'v'])) }),
+    ];
+    for (const body of ok) {
+      const answer = await p.post('/api/v1/integrations', body);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    }
+  });
+});
+
+describe('isolation and limits', () => {
+  it('answers 404 for another project\'s integration and changes nothing', async () => {
+    const owner = await api.project();
+    const stranger = await api.project();
+    const { id } = (await owner.post('/api/v1/integrations', seedBody())).body;
+    expect((await stranger.get(`/api/v1/integrations/${id}`)).status).toBe(404);
+    expect((await stranger.put(`/api/v1/integrations/${id}`, { ...seedBody(), name: 'stolen' })).status).toBe(404);
+    expect((await stranger.delete(`/api/v1/integrations/${id}`)).status).toBe(404);
+    expect((await stranger.get('/api/v1/integrations')).body).toEqual([]);
+    expect((await owner.get(`/api/v1/integrations/${id}`)).body.name).toBe('My webhook');
+  });
+
+  it('refuses one more than the plan allows with 403 integration_limit_reached, storing nothing', async () => {
+    const p = await api.project();
+    for (let i = 0; i < 3; i++) expect((await p.post('/api/v1/integrations', seedBody())).status).toBe(201);
+    const fourth = await p.post('/api/v1/integrations', seedBody());
+    expect(fourth.status).toBe(403);
+    expect(fourth.body.error.code).toBe('integration_limit_reached');
+    expect(fourth.body.error.message).toBe('the free plan allows 3 integrations; delete one or upgrade the plan');
+    expect(await storedCount(p.projectId)).toBe(3);
+  });
+
+  it('lets exactly one of many concurrent creates take the last slot', async () => {
+    const p = await api.project({ plan: 'pro' });
+    for (let i = 0; i < 4; i++) await p.post('/api/v1/integrations', seedBody());
+    const answers = await Promise.all(Array.from({ length: 8 }, () => p.post('/api/v1/integrations', seedBody())));
+    expect(answers.map((a) => a.status).sort()).toEqual([201, 403, 403, 403, 403, 403, 403, 403]);
+    expect(await storedCount(p.projectId)).toBe(5);
+  });
+});
