@@ -4,6 +4,7 @@ import * as m002 from './002_environments_and_api_keys.js';
 import * as m003 from './003_flags_segments_strategies.js';
 import * as m004 from './004_events.js';
 import * as m005 from './005_integrations.js';
+import * as m006 from './006_deliveries.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -17,6 +18,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['003_flags_segments_strategies', m003],
   ['004_events', m004],
   ['005_integrations', m005],
+  ['006_deliveries', m006],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -7,7 +7,10 @@ import type { Config } from './config.js';
 import { assertDatabaseReachable, createDb, type Db } from './db/knex.js';
 import { environmentRoutes } from './environments/routes.js';
 import { EnvironmentService } from './environments/service.js';
+import type { Queue } from 'bullmq';
+import { createDeliveryQueue, createProducerConnection, type DeliveryJobData } from './delivery/queue.js';
 import { EventLog } from './events/event-log.js';
+import { EventRelay, type RelayOptions } from './events/relay.js';
 import { EventQueries } from './events/queries.js';
 import { eventRoutes } from './events/routes.js';
 import { flagRoutes } from './flags/routes.js';
@@ -28,14 +31,31 @@ export interface ApiServer {
   /** Where the API listens, e.g. http://127.0.0.1:8080 */
   url: string;
   db: Db;
+  relay: EventRelay;
+  queue: Queue<DeliveryJobData>;
   close(): Promise<void>;
 }
 
 /** The api process's composition root: every dependency is built here and nowhere deeper. */
-export async function startApiServer(config: Readonly<Config>, log: Logger, options: { host?: string } = {}): Promise<ApiServer> {
+export interface ApiServerOptions {
+  host?: string;
+  relay?: RelayOptions;
+}
+
+export async function startApiServer(config: Readonly<Config>, log: Logger, options: ApiServerOptions = {}): Promise<ApiServer> {
   const db = createDb(config.databaseUrl);
   await assertDatabaseReachable(db, config.databaseUrl);
-  const events = new EventLog();
+  const redis = createProducerConnection(config.redisUrl);
+  let redisDown = false;
+  redis.on('error', (err) => {
+    if (!redisDown) log.warn({ err: err.message }, 'Redis unreachable; changes are kept and queued once it is back');
+    redisDown = true;
+  });
+  redis.on('ready', () => (redisDown = false));
+  const queue = createDeliveryQueue(redis, config.queuePrefix);
+  queue.on('error', () => undefined); // reported once through the connection above
+  const relay = new EventRelay(db, queue, config.databaseUrl, log, options.relay);
+  const events = new EventLog(relay.wake);
   const apiKeys = new ApiKeyService(db, events);
   const app = createApp({
     log,
@@ -48,10 +68,11 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
       segmentRoutes(new SegmentService(db, events)),
       apiKeyRoutes(apiKeys),
       eventRoutes(new EventQueries(db)),
-      integrationRoutes(new IntegrationService(db, new AddressPolicy(config.webhookAllowedCidrs), config.planLimits)),
+      integrationRoutes(new IntegrationService(db, new AddressPolicy(config.webhookAllowedCidrs), config.planLimits, queue)),
     ],
   });
 
+  await relay.start();
   const server: Server = app.listen(config.port, options.host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
@@ -60,10 +81,15 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
   return {
     url,
     db,
+    relay,
+    queue,
     async close() {
       server.close();
       server.closeIdleConnections();
       await once(server, 'close');
+      await relay.stop();
+      await queue.close();
+      redis.disconnect();
       await db.destroy();
     },
   };

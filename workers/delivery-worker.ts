@@ -1,8 +1,9 @@
+import { startDeliveryWorker } from '../src/delivery/worker.js';
 import { runProcess } from '../src/lifecycle.js';
 
-// Delivery arrives with the delivery issue; until then the worker only idles.
-await runProcess('worker', async (_config, log) => {
-  log.info('worker idle: no delivery yet');
-  const timer = setInterval(() => undefined, 60_000);
-  return async () => clearInterval(timer);
+/** `npm run worker`: one delivery worker process; run as many as the load needs. */
+await runProcess('worker', async (config, log) => {
+  const worker = startDeliveryWorker(config, log);
+  log.info({ concurrency: config.workerConcurrency, queuePrefix: config.queuePrefix }, 'worker started');
+  return () => worker.close();
 });

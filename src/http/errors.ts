@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'integration_limit_reached'
   | 'payload_too_large'
   | 'method_not_allowed'
+  | 'unavailable'
   | 'internal';
 
 const STATUS: Record<ErrorCode, number> = {
@@ -23,6 +24,7 @@ const STATUS: Record<ErrorCode, number> = {
   integration_limit_reached: 403,
   payload_too_large: 413,
   method_not_allowed: 405,
+  unavailable: 503,
   internal: 500,
 };
 

@@ -1,8 +1,11 @@
 import Router from '@koa/router';
 import { actorOf } from '../http/auth.js';
-import { routeId } from '../http/validation.js';
+import { number, object } from 'yup';
+import { parseBody, routeId } from '../http/validation.js';
 import type { IntegrationModel } from './model.js';
 import type { IntegrationService } from './service.js';
+
+const deliveriesQuery = object({ limit: number().integer().min(1).max(1000) });
 
 export function integrationRoutes(integrations: IntegrationService): Router {
   const router = new Router({ prefix: '/integrations' });
@@ -24,6 +27,15 @@ export function integrationRoutes(integrations: IntegrationService): Router {
   router.delete('/:id', async (ctx) => {
     await integrations.remove(actorOf(ctx), id(ctx));
     ctx.status = 204;
+  });
+  router.post('/:id/test', async (ctx) => {
+    ctx.status = 202;
+    ctx.body = await integrations.sendTest(actorOf(ctx), id(ctx));
+  });
+  router.get('/:id/deliveries', async (ctx) => {
+    const integrationId = id(ctx);
+    const { limit } = parseBody(deliveriesQuery, { limit: ctx.query.limit === undefined ? undefined : Number(ctx.query.limit) });
+    ctx.body = await integrations.deliveries(actorOf(ctx), integrationId, limit ?? 100);
   });
   return router;
 }

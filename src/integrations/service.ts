@@ -1,4 +1,9 @@
+import { randomUUID } from 'node:crypto';
+import type { Queue } from 'bullmq';
 import type { Config } from '../config.js';
+import { listDeliveries, type DeliveryRecord } from '../delivery/deliveries-store.js';
+import { JOB_OPTIONS, testJobId, type DeliveryJobData } from '../delivery/queue.js';
+import { TEST_ACTION } from '../events/codes.js';
 import type { AddressPolicy } from '../delivery/address-rules.js';
 import type { Db } from '../db/knex.js';
 import { transact } from '../db/transaction.js';
@@ -14,6 +19,7 @@ export class IntegrationService {
     private readonly db: Db,
     private readonly policy: AddressPolicy,
     private readonly planLimits: Config['planLimits'],
+    private readonly queue: Queue<DeliveryJobData>,
   ) {}
 
   list(actor: Actor): Promise<IntegrationModel[]> {
@@ -52,6 +58,43 @@ export class IntegrationService {
       const current = (await store.lock(trx, actor.projectId, id)) ?? notFoundError();
       await store.delete(trx, current.id);
     });
+  }
+
+  /**
+   * Queues a synthetic `integration.test` event for this integration alone, through
+   * the same queue, worker and guard as every delivery. Answered 202: it is sent
+   * asynchronously and shows up in the delivery log.
+   */
+  async sendTest(actor: Actor, id: number): Promise<{ webhookId: string }> {
+    const integration = await this.get(actor, id);
+    const nonce = randomUUID().replaceAll('-', '');
+    const data: DeliveryJobData = {
+      integrationId: integration.id,
+      eventId: null,
+      webhookId: `msg_test_${nonce}`,
+      vars: {
+        action: TEST_ACTION,
+        resourceType: 'integration',
+        resourceId: integration.id,
+        resourceName: integration.name,
+        details: `test delivery to integration "${integration.name}"`,
+        projectId: actor.projectId,
+        user: actor.user,
+        timestamp: new Date().toISOString(),
+      },
+      committedAt: Date.now(),
+    };
+    try {
+      await this.queue.add(TEST_ACTION, data, { ...JOB_OPTIONS, jobId: testJobId(integration.id, nonce) });
+    } catch {
+      throw new AppError('unavailable', 'the delivery queue is unreachable right now; try again shortly');
+    }
+    return { webhookId: data.webhookId };
+  }
+
+  async deliveries(actor: Actor, id: number, limit: number): Promise<DeliveryRecord[]> {
+    const integration = await this.get(actor, id);
+    return listDeliveries(this.db, integration.id, limit);
   }
 }
 

@@ -1,5 +1,6 @@
 import { boolean, mixed, object, string, ValidationError } from 'yup';
 import type { AddressPolicy } from '../delivery/address-rules.js';
+import { isValidSecret } from '../delivery/signature.js';
 import { EVENT_CODES, isEventCode, type EventCode } from '../events/codes.js';
 import { validationFailed, type ErrorDetail } from '../http/errors.js';
 import { nameField } from '../http/schemas.js';
@@ -41,7 +42,6 @@ const MOZHNO_HEADERS: Record<string, string> = {
 };
 // Header values go on the wire as bytes: tabs and visible Latin-1 only.
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-const SECRET = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
 const CONFIG_KEYS = new Set(['url', 'headers', 'body', 'secret']);
 
 const topLevel = object({
@@ -205,8 +205,7 @@ function checkSecret(value: unknown, mode: 'create' | 'update', details: ErrorDe
     details.push({ path: 'configJson.secret', message: `configJson.secret "${SECRET_MASK}" keeps a stored secret, and a new integration has none` });
     return { kind: 'none' };
   }
-  const bytes = SECRET.test(value) ? Buffer.from(value.slice('whsec_'.length), 'base64').length : 0;
-  if (bytes < 24 || bytes > 64) {
+  if (!isValidSecret(value)) {
     details.push({ path: 'configJson.secret', message: 'configJson.secret must be "whsec_" followed by the base64 of 24 to 64 random bytes' });
     return { kind: 'none' };
   }

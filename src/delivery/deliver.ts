@@ -1,0 +1,94 @@
+import { TEST_ACTION } from '../events/codes.js';
+import { compileTemplate, isJsonContentType, renderTemplate, type CompiledTemplate } from '../integrations/template.js';
+import { DEFAULT_CONTENT_TYPE } from '../integrations/validation.js';
+import type { Logger } from '../logger.js';
+import { VERSION } from '../version.js';
+import type { DeliveryResult, WebhookClient } from './http-client.js';
+import type { DeliveryTarget, IntegrationLoader } from './integration-loader.js';
+import type { OutcomeRecorder } from './outcome-recorder.js';
+import type { DeliveryJobData } from './queue.js';
+import { signPayload } from './signature.js';
+
+export const USER_AGENT = `mozhno-webhooks/${VERSION}`;
+
+export type DeliveryVerdict = { delivered: true; result: DeliveryResult } | { delivered: false; reason: string };
+
+export interface DeliverDeps {
+  loader: IntegrationLoader;
+  client: WebhookClient;
+  recorder: OutcomeRecorder;
+  log: Logger;
+}
+
+/** One delivery: re-read the integration, render, sign, POST, record the outcome. */
+export class Deliverer {
+  private readonly templates = new Map<number, { text: string; compiled: CompiledTemplate }>();
+
+  constructor(private readonly deps: DeliverDeps) {}
+
+  /** Whether the job should go out now: a delete, disable or unsubscribe after queueing drops it (SPEC §6). */
+  async target(data: DeliveryJobData): Promise<DeliveryTarget | { dropped: string }> {
+    const target = await this.deps.loader.load(data.integrationId);
+    if (!target) return { dropped: 'integration deleted' };
+    const isTest = data.vars.action === TEST_ACTION;
+    // A test send is asked for on purpose, so it goes out even to a disabled integration.
+    if (!target.enabled && !isTest) return { dropped: 'integration disabled' };
+    if (!isTest && !target.events.includes(data.vars.action)) return { dropped: 'integration no longer subscribed' };
+    return target;
+  }
+
+  async deliver(data: DeliveryJobData, target: DeliveryTarget): Promise<DeliveryResult> {
+    const request = this.buildRequest(data, target);
+    const result = await this.deps.client.send(request);
+    const at = new Date();
+    await this.deps.recorder.record({
+      integrationId: target.id,
+      eventId: data.eventId,
+      webhookId: data.webhookId,
+      action: data.vars.action,
+      requestBody: request.body,
+      result,
+      at,
+    });
+    // One line per delivery; never header values or bodies.
+    this.deps.log.info(
+      {
+        integrationId: target.id,
+        eventId: data.eventId,
+        action: data.vars.action,
+        status: result.ok ? 'success' : 'failure',
+        httpStatus: result.httpStatus,
+        code: result.errorCode,
+        ms: Math.round(result.durationMs),
+      },
+      'delivery',
+    );
+    return result;
+  }
+
+  buildRequest(data: DeliveryJobData, target: DeliveryTarget): { url: string; headers: Record<string, string>; body: string | null } {
+    const headers: Record<string, string> = { ...target.headers };
+    const contentTypeName = Object.keys(headers).find((name) => name.toLowerCase() === 'content-type');
+    if (!contentTypeName) headers['content-type'] = DEFAULT_CONTENT_TYPE;
+    const contentType = contentTypeName ? headers[contentTypeName]! : DEFAULT_CONTENT_TYPE;
+
+    const template = this.compiled(target);
+    const body = template ? renderTemplate(template, data.vars, isJsonContentType(contentType)) : null;
+    const timestamp = Math.floor(Date.now() / 1000);
+    headers['user-agent'] = USER_AGENT;
+    headers['webhook-id'] = data.webhookId;
+    headers['webhook-timestamp'] = String(timestamp);
+    if (target.secret) headers['webhook-signature'] = signPayload(target.secret, data.webhookId, timestamp, body ?? '');
+    return { url: target.url, headers, body };
+  }
+
+  /** Compiled once per template text; an edited integration compiles anew. */
+  private compiled(target: DeliveryTarget): CompiledTemplate | null {
+    if (!target.bodyTemplate) return null;
+    const cached = this.templates.get(target.id);
+    if (cached?.text === target.bodyTemplate) return cached.compiled;
+    const { template } = compileTemplate(target.bodyTemplate);
+    this.templates.set(target.id, { text: target.bodyTemplate, compiled: template });
+    return template;
+  }
+}

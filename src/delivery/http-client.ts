@@ -1,0 +1,692 @@
+import { promises as dns } from 'node:dns';
+import type { LookupAddress, LookupOptions } from 'node:dns';
+import { STATUS_CODES } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import { isIP } from 'node:net';
+import type { LookupFunction } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { connect as connectTls, createSecureContext, rootCertificates } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
+import { Agent, Client, Pool } from 'undici';
+import type { Dispatcher, buildConnector } from 'undici';
+import { parseIpLiteral } from './address-rules.js';
+import type { AddressPolicy } from './address-rules.js';
+
+export type DeliveryErrorCode = 'E_HTTP' | 'E_TIMEOUT' | 'E_DNS' | 'E_CONNECT' | 'E_TLS' | 'E_BLOCKED' | 'E_REDIRECT';
+
+export interface WebhookRequest {
+  /** Absolute https:// URL. */
+  url: string;
+  /**
+   * Sent as given, except the hop-by-hop and encoding headers this client owns (see
+   * DROPPED_HEADERS); names differing only in case are one header, the later entry winning.
+   */
+  headers: Readonly<Record<string, string>>;
+  /** null or '' → a body-less POST. */
+  body: string | null;
+}
+
+export interface DeliveryResult {
+  /** A 2xx answer whose body was read to its end or to the cap. */
+  ok: boolean;
+  httpStatus: number | null;
+  errorCode: DeliveryErrorCode | null;
+  /** One line, at most 500 characters, never holding a request header value. */
+  error: string | null;
+  /** The IP connected to, or the one that was refused. */
+  address: string | null;
+  durationMs: number;
+  /** The first bytes (at most 1 KiB) of the response body as valid UTF-8 without NUL; null when no answer came. */
+  responseExcerpt: string | null;
+}
+
+export interface ResolvedAddress {
+  address: string;
+  family: 4 | 6;
+}
+
+export type HostResolver = (hostname: string) => Promise<ResolvedAddress[]>;
+
+export interface WebhookClientOptions {
+  /** Bounds a whole attempt: DNS, connect, TLS, request, response head and the body read. */
+  timeoutMs: number;
+  policy: AddressPolicy;
+  /** Extra trusted CA certificates (PEM); the default roots stay trusted. */
+  ca: string | null;
+  /** Resolves a host name to all its addresses; default dns.lookup with all and verbatim. */
+  lookup?: HostResolver;
+  /** At most this many response body bytes are read, default 65536. */
+  maxResponseBytes?: number;
+  /** Sent when the request headers name no User-Agent; default none. */
+  userAgent?: string;
+}
+
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024;
+export const RESPONSE_EXCERPT_BYTES = 1024;
+export const ERROR_TEXT_MAX_CHARS = 500;
+
+// The client decides these: no compression is negotiated (nothing is decompressed), and
+// framing and connection management belong to undici. Validation refuses most at save time.
+const DROPPED_HEADERS = new Set(['accept-encoding', 'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'upgrade', 'expect']);
+
+// Header values that are not secrets, so error texts may keep them.
+const PUBLIC_HEADERS = new Set(['content-type', 'user-agent', 'webhook-id', 'webhook-timestamp']);
+
+const MAX_CACHED_TLS_SESSIONS = 1000;
+
+// ---------------------------------------------------------------- failures raised by the guard
+
+/** The guard refused an address; nothing was sent. */
+class BlockedAddressError extends Error {
+  readonly code = 'E_BLOCKED';
+  constructor(
+    readonly address: string | null,
+    readonly reason: string,
+  ) {
+    super(`blocked: ${reason}`);
+    this.name = 'BlockedAddressError';
+  }
+}
+
+class DnsError extends Error {
+  readonly code = 'E_DNS';
+  constructor(message: string) {
+    super(message);
+    this.name = 'DnsError';
+  }
+}
+
+class ConnectTimeoutError extends Error {
+  readonly code = 'E_CONNECT_TIMEOUT';
+  constructor() {
+    super('connect timeout');
+    this.name = 'ConnectTimeoutError';
+  }
+}
+
+/** Reason given to undici when this client stops a request itself; never reported. */
+class AttemptStopped extends Error {
+  constructor(why: string) {
+    super(why);
+    this.name = 'AttemptStopped';
+  }
+}
+
+interface ConnectFailure {
+  /** The address TCP was connected to, when it got that far. */
+  address: string | null;
+  /** 'tls': TCP was up and the handshake failed, whatever the error says. */
+  phase: 'tcp' | 'tls';
+}
+
+const connectFailures = new WeakMap<Error, ConnectFailure>();
+
+// ---------------------------------------------------------------- per-connection address tracking
+
+/** The address the current socket of one undici Client is connected to. */
+interface ConnectionInfo {
+  address: string | null;
+}
+
+const kAttempt = Symbol('mozhno.deliveryAttempt');
+
+type AttemptDispatchOptions = Dispatcher.DispatchOptions & { [kAttempt]?: DeliveryAttempt };
+
+/**
+ * An undici Client owns one socket at a time and writes a request only to it, so the
+ * address its connector reported is the address of every request it writes until it
+ * reconnects. The pool hands each request to a client through `dispatch`; that is where
+ * the request learns which client (and so which connection) carries it.
+ */
+class AddressTrackingClient extends Client {
+  private readonly connection: ConnectionInfo;
+
+  constructor(origin: string | URL, options: Client.Options, connect: buildConnector.connector) {
+    const connection: ConnectionInfo = { address: null };
+    super(origin, {
+      ...options,
+      connect: (connectOptions, callback) => {
+        connect(connectOptions, (err, socket) => {
+          if (err) {
+            callback(err, null);
+          } else {
+            connection.address = socket.remoteAddress ?? null;
+            callback(null, socket);
+          }
+        });
+      },
+    });
+    this.connection = connection;
+  }
+
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const attempt = (options as AttemptDispatchOptions)[kAttempt];
+    if (attempt) attempt.connection = this.connection;
+    return super.dispatch(options, handler);
+  }
+}
+
+// ---------------------------------------------------------------- one attempt
+
+type Outcome = { kind: 'response' } | { kind: 'timeout' } | { kind: 'error'; error: Error };
+
+/** The undici handler of one POST: keeps the status, the first bytes of the body and the connection. */
+class DeliveryAttempt implements Dispatcher.DispatchHandler {
+  connection: ConnectionInfo | null = null;
+  address: string | null = null;
+  status: number | null = null;
+  statusText = '';
+  location: string | null = null;
+  bodyBytes = 0;
+  private readonly head: Buffer[] = [];
+  private headBytes = 0;
+  private controller: Dispatcher.DispatchController | null = null;
+  private finished = false;
+
+  constructor(
+    private readonly maxResponseBytes: number,
+    private readonly onFinish: (outcome: Outcome) => void,
+  ) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    if (this.finished) {
+      // The deadline passed while the connection was being made: send nothing.
+      controller.abort(new AttemptStopped('deadline passed before the request was written'));
+      return;
+    }
+    this.controller = controller;
+    this.address = this.connection?.address ?? null;
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    if (statusCode < 200) return; // 1xx informational; the real answer follows
+    this.status = statusCode;
+    this.statusText = statusMessage ?? '';
+    const location = headers.location;
+    this.location = (Array.isArray(location) ? location[0] : location) ?? null;
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.finished) return;
+    this.bodyBytes += chunk.length;
+    // A few bytes past the excerpt tell whether its last character is complete.
+    if (this.headBytes < RESPONSE_EXCERPT_BYTES + 4) {
+      this.head.push(chunk.subarray(0, RESPONSE_EXCERPT_BYTES + 4 - this.headBytes));
+      this.headBytes += Math.min(chunk.length, RESPONSE_EXCERPT_BYTES + 4 - this.headBytes);
+    }
+    if (this.bodyBytes >= this.maxResponseBytes) {
+      // The rest is never read: destroying the socket is cheaper than draining a hostile body.
+      this.finish({ kind: 'response' });
+      controller.abort(new AttemptStopped('response body cap reached'));
+    }
+  }
+
+  onResponseEnd(): void {
+    this.finish({ kind: 'response' });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    this.finish({ kind: 'error', error });
+  }
+
+  /** The deadline: report a timeout, then destroy the socket if the request holds one. */
+  expire(): void {
+    if (this.finished) return;
+    this.finish({ kind: 'timeout' });
+    this.controller?.abort(new AttemptStopped('deadline passed'));
+  }
+
+  responseHead(): Buffer {
+    return Buffer.concat(this.head);
+  }
+
+  private finish(outcome: Outcome): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.onFinish(outcome);
+  }
+}
+
+// ---------------------------------------------------------------- the client
+
+/**
+ * Delivers webhook POSTs over pooled HTTP/1.1 keep-alive connections (one pool per origin).
+ * Every new connection resolves its host once, refuses it if any address breaks the
+ * address policy, and connects to the checked addresses only; TLS SNI and certificate
+ * checks use the host name. `send` never throws for network or HTTP problems.
+ */
+export class WebhookClient {
+  private readonly timeoutMs: number;
+  private readonly policy: AddressPolicy;
+  private readonly resolve: HostResolver;
+  private readonly maxResponseBytes: number;
+  private readonly userAgent: string | null;
+  private readonly secureContext: SecureContext | undefined;
+  private readonly tlsSessions = new Map<string, Buffer>();
+  private readonly agent: Agent;
+
+  constructor(options: WebhookClientOptions) {
+    this.timeoutMs = options.timeoutMs;
+    this.policy = options.policy;
+    this.resolve = options.lookup ?? resolveWithDns;
+    this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    this.userAgent = options.userAgent ?? null;
+    // One context for every connection: building it per connection would parse the whole root store each time.
+    this.secureContext = options.ca === null ? undefined : createSecureContext({ ca: [...rootCertificates, options.ca] });
+    const connect = this.connectGuarded;
+    this.agent = new Agent({
+      connect,
+      // undici's own timers only back up the deadline of `send`.
+      headersTimeout: this.timeoutMs + 1000,
+      bodyTimeout: this.timeoutMs + 1000,
+      keepAliveTimeout: 4000,
+      factory: (origin, agentOptions) =>
+        new Pool(origin, {
+          ...(agentOptions as Pool.Options),
+          connect,
+          factory: (clientOrigin, clientOptions) => new AddressTrackingClient(clientOrigin, clientOptions as Client.Options, connect),
+        }),
+    });
+  }
+
+  async send(request: WebhookRequest): Promise<DeliveryResult> {
+    const started = performance.now();
+    const secrets = secretValues(request.headers);
+    const target = this.checkUrl(request.url);
+    if (typeof target === 'string') {
+      return { ...emptyResult(started), errorCode: 'E_BLOCKED', error: toErrorText(`blocked: ${target}`, secrets), address: parseBlockedAddress(request.url) };
+    }
+    return new Promise<DeliveryResult>((resolve) => {
+      const attempt: DeliveryAttempt = new DeliveryAttempt(this.maxResponseBytes, (outcome) => {
+        clearTimeout(deadline);
+        resolve(this.describe(outcome, attempt, started, secrets));
+      });
+      const deadline = setTimeout(() => attempt.expire(), this.timeoutMs);
+      const options: AttemptDispatchOptions = {
+        origin: target.origin,
+        path: `${target.pathname}${target.search}`,
+        method: 'POST',
+        headers: this.buildHeaders(request.headers),
+        body: request.body ? Buffer.from(request.body, 'utf8') : null,
+        [kAttempt]: attempt,
+      };
+      try {
+        this.agent.dispatch(options, attempt);
+      } catch (err) {
+        attempt.onResponseError(undefined, err instanceof Error ? err : new Error(String(err)));
+      }
+    });
+  }
+
+  /** Closes idle connections; requests in flight end by their deadline. */
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  /** The URL, or why it is refused before any lookup or connection. */
+  private checkUrl(text: string): URL | string {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      return 'not a valid URL';
+    }
+    if (url.protocol !== 'https:') return 'only https:// URLs are delivered to';
+    if (url.username !== '' || url.password !== '') return 'URLs with a user name or password are refused';
+    // Catches IP literals in every spelling and localhost names; other names are checked per connection.
+    const verdict = this.policy.checkHost(url.hostname);
+    return verdict.allowed ? url : verdict.reason;
+  }
+
+  /** One value per header name, compared case-insensitively: a later entry replaces an earlier one. */
+  private buildHeaders(headers: Readonly<Record<string, string>>): Record<string, string> {
+    const byName = new Map<string, [name: string, value: string]>();
+    for (const [name, value] of Object.entries(headers)) {
+      const lower = name.toLowerCase();
+      if (DROPPED_HEADERS.has(lower) || lower.startsWith('proxy-')) continue;
+      byName.delete(lower);
+      byName.set(lower, [name, value]);
+    }
+    if (!byName.has('user-agent') && this.userAgent !== null) byName.set('user-agent', ['user-agent', this.userAgent]);
+    return Object.fromEntries(byName.values());
+  }
+
+  private describe(outcome: Outcome, attempt: DeliveryAttempt, started: number, secrets: readonly string[]): DeliveryResult {
+    const durationMs = Math.round(performance.now() - started);
+    const responseExcerpt = attempt.status === null ? null : utf8Excerpt(attempt.responseHead(), RESPONSE_EXCERPT_BYTES);
+    const base = { httpStatus: attempt.status, address: attempt.address, durationMs, responseExcerpt };
+
+    if (outcome.kind === 'timeout') {
+      return { ...base, ok: false, errorCode: 'E_TIMEOUT', error: `timeout after ${this.timeoutMs} ms` };
+    }
+    if (outcome.kind === 'error') {
+      const failure = this.classifyError(outcome.error);
+      const address = base.address ?? failure.address;
+      return { ...base, address, ok: false, errorCode: failure.code, error: toErrorText(failure.message, secrets) };
+    }
+
+    const status = attempt.status ?? 0;
+    if (status >= 200 && status < 300) return { ...base, ok: true, errorCode: null, error: null };
+    if (status >= 300 && status < 400) {
+      const text =
+        attempt.location === null
+          ? `redirect (HTTP ${status}) without a Location header not followed`
+          : `redirect to ${cutChars(oneLine(attempt.location), 400)} not followed`;
+      return { ...base, ok: false, errorCode: 'E_REDIRECT', error: toErrorText(text, secrets) };
+    }
+    const phrase = oneLine(attempt.statusText) || STATUS_CODES[status] || '';
+    const head = `HTTP ${status}${phrase ? ` ${cutChars(phrase, 100)}` : ''}`;
+    const excerpt = oneLine(responseExcerpt ?? '');
+    return { ...base, ok: false, errorCode: 'E_HTTP', error: toErrorText(excerpt ? `${head}: ${excerpt}` : head, secrets) };
+  }
+
+  private classifyError(error: Error): { code: DeliveryErrorCode; message: string; address: string | null } {
+    const failure = connectFailures.get(error);
+    const code = errorCode(error);
+    const address = failure?.address ?? addressOf(error);
+    if (error instanceof BlockedAddressError) return { code: 'E_BLOCKED', message: error.message, address: error.address };
+    if (error instanceof DnsError) return { code: 'E_DNS', message: error.message, address: null };
+    if (error instanceof ConnectTimeoutError || TIMEOUT_CODES.has(code)) {
+      return { code: 'E_TIMEOUT', message: `timeout after ${this.timeoutMs} ms`, address };
+    }
+    if (failure?.phase === 'tls' || isTlsErrorCode(code)) return { code: 'E_TLS', message: `TLS: ${describeTlsError(error)}`, address };
+    if (code.startsWith('HPE_') || INVALID_RESPONSE_CODES.has(code)) {
+      return { code: 'E_HTTP', message: `invalid response: ${error.message}`, address };
+    }
+    if (code === 'UND_ERR_INVALID_ARG') return { code: 'E_HTTP', message: `request not sent: ${error.message}`, address };
+    if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED') {
+      return { code: 'E_CONNECT', message: 'connect: the delivery client is closed', address };
+    }
+    return { code: 'E_CONNECT', message: `connect: ${describeConnectError(error, code)}`, address };
+  }
+
+  /** Resolves once, refuses if any address is forbidden, and hands Node only the checked addresses. */
+  private readonly lookupChecked: LookupFunction = (hostname, options: LookupOptions, callback) => {
+    this.resolveChecked(hostname).then(
+      (addresses) => {
+        const family = options.family === 4 || options.family === 6 ? options.family : null;
+        const usable = family === null ? addresses : addresses.filter((entry) => entry.family === family);
+        const first = usable[0];
+        if (first === undefined) {
+          callback(new DnsError(`DNS: ${hostname} has no IPv${family} address`), '', 0);
+        } else if (options.all) {
+          callback(null, usable);
+        } else {
+          callback(null, first.address, first.family);
+        }
+      },
+      (err: Error) => callback(err, '', 0),
+    );
+  };
+
+  private async resolveChecked(hostname: string): Promise<ResolvedAddress[]> {
+    let answers: ResolvedAddress[];
+    try {
+      answers = await this.resolve(hostname);
+    } catch (err) {
+      throw new DnsError(describeDnsError(hostname, err));
+    }
+    if (answers.length === 0) throw new DnsError(`DNS: ${hostname} has no addresses`);
+    for (const { address } of answers) {
+      const verdict = this.policy.checkAddress(address);
+      if (!verdict.allowed) throw new BlockedAddressError(address, describeResolvedBlock(address, verdict.reason));
+    }
+    return answers.map(({ address }) => ({ address, family: isIP(address) === 6 ? 6 : 4 }));
+  }
+
+  /**
+   * The connector of every pooled connection. IP literals skip the lookup in
+   * net.connect, so they are checked here; names go through `lookupChecked`.
+   */
+  private readonly connectGuarded: buildConnector.connector = (options, callback) => {
+    const { hostname } = options;
+    const literal = isIP(hostname) !== 0;
+    if (literal) {
+      const verdict = this.policy.checkAddress(hostname);
+      if (!verdict.allowed) {
+        callback(new BlockedAddressError(hostname, verdict.reason), null);
+        return;
+      }
+    }
+    const port = Number(options.port) || 443;
+    // SNI and the certificate check use the name; an IP literal is checked against the certificate's IP entries.
+    const servername = literal ? undefined : (options.servername || hostname).replace(/\.$/, '');
+    const sessionKey = `${servername ?? hostname}:${port}`;
+    const socket: TLSSocket = connectTls({
+      host: hostname,
+      port,
+      ...(servername === undefined ? {} : { servername }),
+      ...(literal ? {} : { lookup: this.lookupChecked }),
+      ...(this.secureContext === undefined ? {} : { secureContext: this.secureContext }),
+      session: this.tlsSessions.get(sessionKey),
+      ALPNProtocols: ['http/1.1'],
+    });
+
+    let settled = false;
+    let connectedAddress: string | null = null;
+    const timer = setTimeout(() => socket.destroy(new ConnectTimeoutError()), this.timeoutMs);
+    const settle = (err: Error | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.off('error', onError);
+      if (err === null) {
+        callback(null, socket);
+      } else {
+        // Destroyed already; a late error must not go unhandled.
+        socket.on('error', () => {}).destroy();
+        callback(err, null);
+      }
+    };
+    const onError = (err: Error): void => {
+      if (!(err instanceof BlockedAddressError || err instanceof DnsError)) {
+        connectFailures.set(err, { address: connectedAddress, phase: connectedAddress === null ? 'tcp' : 'tls' });
+      }
+      settle(err);
+    };
+
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    socket.on('session', (session: Buffer) => this.rememberTlsSession(sessionKey, session));
+    socket.once('connect', () => {
+      connectedAddress = socket.remoteAddress ?? null;
+    });
+    socket.once('secureConnect', () => settle(null));
+    socket.on('error', onError);
+  };
+
+  private rememberTlsSession(key: string, session: Buffer): void {
+    this.tlsSessions.delete(key);
+    if (this.tlsSessions.size >= MAX_CACHED_TLS_SESSIONS) {
+      const oldest = this.tlsSessions.keys().next();
+      if (!oldest.done) this.tlsSessions.delete(oldest.value);
+    }
+    this.tlsSessions.set(key, session);
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+/** "resolves to 10.0.0.5, which is a private address": the policy's reason names the address first. */
+function describeResolvedBlock(address: string, reason: string): string {
+  const canonical = parseIpLiteral(address) ?? address;
+  return reason.startsWith(`${canonical} `) ? `resolves to ${address}, which ${reason.slice(canonical.length + 1)}` : `resolves to ${address}; ${reason}`;
+}
+
+async function resolveWithDns(hostname: string): Promise<ResolvedAddress[]> {
+  const answers: LookupAddress[] = await dns.lookup(hostname, { all: true, verbatim: true });
+  return answers.map(({ address, family }) => ({ address, family: family === 6 ? 6 : 4 }));
+}
+
+function emptyResult(started: number): DeliveryResult {
+  return {
+    ok: false,
+    httpStatus: null,
+    errorCode: null,
+    error: null,
+    address: null,
+    durationMs: Math.round(performance.now() - started),
+    responseExcerpt: null,
+  };
+}
+
+/** The canonical address of a refused IP-literal URL, for the delivery record. */
+function parseBlockedAddress(text: string): string | null {
+  try {
+    const hostname = new URL(text).hostname;
+    const bare = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+    return isIP(bare) === 0 ? null : bare;
+  } catch {
+    return null;
+  }
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+const INVALID_RESPONSE_CODES = new Set([
+  'UND_ERR_HEADERS_OVERFLOW',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  'UND_ERR_RES_EXCEEDED_MAX_SIZE',
+  'UND_ERR_INFO',
+]);
+
+// OpenSSL's certificate verification results, as Node reports them in `code`.
+const CERTIFICATE_ERROR_CODES = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_CRL',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CRL_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'CRL_NOT_YET_VALID',
+  'CRL_HAS_EXPIRED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+]);
+
+function isTlsErrorCode(code: string): boolean {
+  return code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || CERTIFICATE_ERROR_CODES.has(code);
+}
+
+/** OpenSSL's own messages carry a code address and source path; its `reason` is the readable part. */
+function describeTlsError(error: Error): string {
+  const reason = (error as { reason?: unknown }).reason;
+  return typeof reason === 'string' && reason !== '' && (error as { library?: unknown }).library !== undefined ? reason : error.message;
+}
+
+function errorCode(error: Error): string {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  // Happy eyeballs reports an AggregateError of the attempts; the first one speaks for them.
+  if (error instanceof AggregateError && error.errors[0] instanceof Error) return errorCode(error.errors[0]);
+  return '';
+}
+
+function addressOf(error: Error): string | null {
+  const address = (error as { address?: unknown }).address;
+  if (typeof address === 'string') return address;
+  if (error instanceof AggregateError && error.errors[0] instanceof Error) return addressOf(error.errors[0]);
+  return null;
+}
+
+const CONNECT_ERROR_PHRASES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ECONNABORTED: 'connection aborted',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  EHOSTDOWN: 'host down',
+  ENETDOWN: 'network down',
+  ETIMEDOUT: 'connection timed out',
+  EADDRNOTAVAIL: 'address not available',
+  EPIPE: 'connection closed while sending',
+};
+
+function describeConnectError(error: Error, code: string): string {
+  const phrase = CONNECT_ERROR_PHRASES[code];
+  if (phrase === undefined) return error.message || code || 'connection failed';
+  const address = addressOf(error);
+  const port = (error as { port?: unknown }).port;
+  if (address === null) return `${phrase} (${code})`;
+  const where = typeof port === 'number' ? `${address.includes(':') ? `[${address}]` : address}:${port}` : address;
+  return `${phrase} by ${where} (${code})`;
+}
+
+function describeDnsError(hostname: string, err: unknown): string {
+  const code = err instanceof Error ? errorCode(err) : '';
+  if (code === 'ENOTFOUND' || code === 'ENODATA') return `DNS: ${hostname} not found (${code})`;
+  if (code === 'EAI_AGAIN') return `DNS: temporary failure resolving ${hostname} (${code})`;
+  const detail = code || (err instanceof Error ? err.message : String(err));
+  return `DNS: cannot resolve ${hostname} (${detail})`;
+}
+
+/** Request header values that could be secrets (tokens, signatures), for scrubbing from error texts. */
+function secretValues(headers: Readonly<Record<string, string>>): string[] {
+  return Object.entries(headers)
+    .filter(([name, value]) => !PUBLIC_HEADERS.has(name.toLowerCase()) && value.trim().length >= 4)
+    .map(([, value]) => value.trim())
+    .sort((a, b) => b.length - a.length);
+}
+
+/** One line of at most ERROR_TEXT_MAX_CHARS characters, with request header values masked. */
+function toErrorText(text: string, secrets: readonly string[]): string {
+  let line = oneLine(text);
+  for (const secret of secrets) {
+    line = line.split(secret).join('***');
+    const collapsed = oneLine(secret);
+    if (collapsed !== secret && collapsed.length >= 4) line = line.split(collapsed).join('***');
+  }
+  return cutChars(line, ERROR_TEXT_MAX_CHARS);
+}
+
+// Control characters, and the Unicode line and paragraph separators, end lines in some viewers.
+const LINE_BREAKING = /[\s\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g; // eslint-disable-line no-control-regex
+
+function oneLine(text: string): string {
+  return text.replace(LINE_BREAKING, ' ').trim();
+}
+
+/** At most `max` UTF-16 units, ending in "…" when cut, never splitting a surrogate pair. */
+function cutChars(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max - 1;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return `${text.slice(0, end)}…`;
+}
+
+/**
+ * At most `limit` bytes of `bytes` as UTF-8 text: a character straddling the limit is
+ * dropped whole, invalid sequences and NUL (refused by PostgreSQL text) become U+FFFD,
+ * and the result is cut again if the replacements made it longer than `limit` bytes.
+ */
+export function utf8Excerpt(bytes: Buffer, limit: number): string {
+  const text = bytes.subarray(0, utf8Boundary(bytes, limit)).toString('utf8').replace(/\u0000/g, '\uFFFD'); // eslint-disable-line no-control-regex
+  if (Buffer.byteLength(text, 'utf8') <= limit) return text;
+  const encoded = Buffer.from(text, 'utf8');
+  return encoded.subarray(0, utf8Boundary(encoded, limit)).toString('utf8');
+}
+
+/** The largest cut ≤ limit that does not fall inside a well-formed multibyte character. */
+function utf8Boundary(bytes: Buffer, limit: number): number {
+  if (bytes.length <= limit) return bytes.length;
+  let start = limit;
+  // Continuation bytes are 10xxxxxx; a character is at most 4 bytes.
+  while (start > limit - 3 && start > 0 && ((bytes[start] ?? 0) & 0xc0) === 0x80) start--;
+  return ((bytes[start] ?? 0) & 0xc0) === 0x80 ? limit : start;
+}

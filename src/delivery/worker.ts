@@ -1,0 +1,76 @@
+import { Worker, type Job } from 'bullmq';
+import type { Config } from '../config.js';
+import { createDb } from '../db/knex.js';
+import type { Logger } from '../logger.js';
+import { AddressPolicy } from './address-rules.js';
+import { Deliverer } from './deliver.js';
+import { WebhookClient } from './http-client.js';
+import { IntegrationLoader } from './integration-loader.js';
+import { OutcomeRecorder } from './outcome-recorder.js';
+import { createWorkerConnection, QUEUE_NAME, type DeliveryJobData } from './queue.js';
+
+export interface DeliveryWorkerOptions {
+  /** BullMQ lock and stall timing; the defaults suit production, tests shorten them. */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  /** Resolver for the SSRF guard; tests point names at the local sink. */
+  lookup?: ConstructorParameters<typeof WebhookClient>[0]['lookup'];
+}
+
+export interface DeliveryWorker {
+  worker: Worker<DeliveryJobData>;
+  /** Stops taking jobs, lets those in flight finish (each bounded by WEBHOOK_TIMEOUT_MS), saves their outcomes. */
+  close(): Promise<void>;
+}
+
+/** The worker process's composition root. */
+export function startDeliveryWorker(config: Readonly<Config>, log: Logger, options: DeliveryWorkerOptions = {}): DeliveryWorker {
+  const db = createDb(config.databaseUrl, { poolMax: 10 });
+  const client = new WebhookClient({
+    timeoutMs: config.webhookTimeoutMs,
+    policy: new AddressPolicy(config.webhookAllowedCidrs),
+    ca: config.webhookCa,
+    ...(options.lookup ? { lookup: options.lookup } : {}),
+  });
+  const recorder = new OutcomeRecorder(db, config.deliveryRetention, log);
+  const deliverer = new Deliverer({ loader: new IntegrationLoader(db), client, recorder, log });
+  const connection = createWorkerConnection(config.redisUrl);
+  connection.on('error', () => undefined); // the worker's own 'error' event reports outages once
+
+  const process = async (job: Job<DeliveryJobData>): Promise<string> => {
+    const target = await deliverer.target(job.data);
+    if ('dropped' in target) {
+      log.info({ integrationId: job.data.integrationId, eventId: job.data.eventId, action: job.data.vars.action, reason: target.dropped }, 'delivery dropped');
+      return `dropped: ${target.dropped}`;
+    }
+    const result = await deliverer.deliver(job.data, target);
+    return result.ok ? 'success' : `failure: ${result.errorCode}`;
+  };
+
+  const worker = new Worker<DeliveryJobData>(QUEUE_NAME, process, {
+    connection,
+    prefix: config.queuePrefix,
+    concurrency: config.workerConcurrency,
+    // A worker killed mid-delivery: its job is taken up again once (same webhook-id), then given up.
+    maxStalledCount: 1,
+    lockDuration: options.lockDurationMs ?? 30_000,
+    stalledInterval: options.stalledIntervalMs ?? 30_000,
+  });
+  let lastError = '';
+  worker.on('error', (err) => {
+    if (err.message !== lastError) log.error({ err: err.message }, 'worker error');
+    lastError = err.message;
+  });
+  worker.on('failed', (job, err) => log.error({ jobId: job?.id, err: err.message }, 'delivery job failed'));
+
+  return {
+    worker,
+    async close() {
+      await worker.close();
+      await recorder.flush();
+      await client.close();
+      await db.destroy();
+      connection.disconnect();
+    },
+  };
+}

@@ -1,0 +1,178 @@
+import type { Queue } from 'bullmq';
+import pg from 'pg';
+import type { Db } from '../db/knex.js';
+import { pgConnection } from '../db/knex.js';
+import { deliveryJobId, JOB_OPTIONS, webhookIdFor, type DeliveryJobData } from '../delivery/queue.js';
+import type { Logger } from '../logger.js';
+import { eventVariables, type EventRow } from './store.js';
+
+export interface RelayOptions {
+  /** Events taken per transaction. */
+  batchSize?: number;
+  /** Fallback poll, in case a wake-up was missed (another process committed while LISTEN reconnected). */
+  pollMs?: number;
+  /** Longest wait between attempts while Redis or PostgreSQL fail. */
+  maxBackoffMs?: number;
+}
+
+export interface RelayStats {
+  relayed: number;
+  jobs: number;
+}
+
+/**
+ * The outbox relay: queues committed events that are not queued yet, oldest
+ * first, one BullMQ job per enabled integration subscribed to the event.
+ *
+ * Locking the event rows (FOR UPDATE SKIP LOCKED) for the length of the enqueue
+ * lets any number of api processes relay side by side; marking them queued in the
+ * same transaction means an event whose enqueue failed stays unqueued and is
+ * tried again. Should the process die between enqueue and COMMIT, the next relay
+ * enqueues again under the same job ids, which BullMQ ignores while the first
+ * jobs are still known.
+ */
+export class EventRelay {
+  private readonly batchSize: number;
+  private readonly pollMs: number;
+  private readonly maxBackoffMs: number;
+  private running: Promise<void> | null = null;
+  private again = false;
+  private stopped = false;
+  private failures = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private listener: pg.Client | null = null;
+  readonly stats: RelayStats = { relayed: 0, jobs: 0 };
+
+  constructor(
+    private readonly db: Db,
+    private readonly queue: Queue<DeliveryJobData>,
+    private readonly databaseUrl: string,
+    private readonly log: Logger,
+    options: RelayOptions = {},
+  ) {
+    this.batchSize = options.batchSize ?? 500;
+    this.pollMs = options.pollMs ?? 2_000;
+    this.maxBackoffMs = options.maxBackoffMs ?? 5_000;
+  }
+
+  async start(): Promise<void> {
+    await this.listen();
+    this.wake();
+  }
+
+  /** Asks for a drain soon; cheap to call after every commit. */
+  wake = (): void => {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.drain().finally(() => {
+      this.running = null;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        this.wake();
+      } else {
+        this.schedule(this.failures > 0 ? this.backoff() : this.pollMs);
+      }
+    });
+  };
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+    await this.listener?.end().catch(() => undefined);
+  }
+
+  private async drain(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    try {
+      while (!this.stopped && (await this.relayBatch()) === this.batchSize);
+      if (this.failures > 0) this.log.info('relay recovered: queueing events again');
+      this.failures = 0;
+    } catch (err) {
+      this.failures += 1;
+      // One line per outage, not one per attempt.
+      if (this.failures === 1) this.log.error({ err: (err as Error).message }, 'relay cannot queue events; retrying');
+    }
+  }
+
+  /** Relays up to one batch in one transaction; returns how many events it took. */
+  private async relayBatch(): Promise<number> {
+    return this.db.transaction(async (trx) => {
+      const events = (await trx('events')
+        .whereNull('queued_at')
+        .orderBy('id')
+        .limit(this.batchSize)
+        .forUpdate()
+        .skipLocked()
+        .select('*')) as EventRow[];
+      if (events.length === 0) return 0;
+
+      const projectIds = [...new Set(events.map((e) => e.project_id))];
+      const integrations = (await trx('integrations')
+        .whereIn('project_id', projectIds)
+        .andWhere('enabled', true)
+        .select('id', 'project_id', 'events')) as Array<{ id: number; project_id: number; events: string[] }>;
+
+      const jobs = events.flatMap((event) =>
+        integrations
+          .filter((i) => i.project_id === event.project_id && i.events.includes(event.action))
+          .map((i) => ({
+            name: event.action,
+            data: {
+              integrationId: i.id,
+              eventId: event.id,
+              webhookId: webhookIdFor(event.id, i.id),
+              vars: eventVariables(event),
+              committedAt: event.created_at.getTime(),
+            } satisfies DeliveryJobData,
+            opts: { ...JOB_OPTIONS, jobId: deliveryJobId(event.id, i.id) },
+          })),
+      );
+      if (jobs.length > 0) await this.queue.addBulk(jobs);
+      await trx('events')
+        .whereIn(
+          'id',
+          events.map((e) => e.id),
+        )
+        .update({ queued_at: trx.fn.now() });
+      this.stats.relayed += events.length;
+      this.stats.jobs += jobs.length;
+      return events.length;
+    });
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(this.wake, ms);
+    this.timer.unref();
+  }
+
+  private backoff(): number {
+    return Math.min(250 * 2 ** Math.min(this.failures - 1, 10), this.maxBackoffMs);
+  }
+
+  /** LISTEN on a connection of its own; after a drop it reconnects and drains, since notifications may be lost. */
+  private async listen(): Promise<void> {
+    if (this.stopped) return;
+    const client = new pg.Client(pgConnection(this.databaseUrl));
+    client.on('notification', this.wake);
+    client.on('error', () => {
+      this.listener = null;
+      client.end().catch(() => undefined);
+      setTimeout(() => void this.listen().then(this.wake, () => undefined), 1_000).unref();
+    });
+    try {
+      await client.connect();
+      await client.query('LISTEN mozhno_events');
+      this.listener = client;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'relay cannot LISTEN; polling only until it can');
+      await client.end().catch(() => undefined);
+      setTimeout(() => void this.listen().then(this.wake, () => undefined), this.maxBackoffMs).unref();
+    }
+  }
+}

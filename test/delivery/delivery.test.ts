@@ -1,0 +1,282 @@
+import { Webhook } from 'standardwebhooks';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { EVENT_CODES } from '../../src/events/codes.js';
+import { VERSION } from '../../src/version.js';
+import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
+
+let h: DeliveryHarness;
+beforeAll(async () => {
+  h = await startDeliveryHarness({ DELIVERY_RETENTION: '5', WEBHOOK_TIMEOUT_MS: '3000' });
+});
+afterAll(() => h.close());
+beforeEach(() => h.sink.reset());
+
+const SECRET = `whsec_${Buffer.from('a test secret of thirty-two bytes').toString('base64')}`;
+
+/** A template holding every variable of SPEC §5, so a body shows all values at once. */
+const EVERY_VARIABLE = JSON.stringify({
+  action: '[[events.action]]',
+  resourceType: '[[events.resourceType]]',
+  resourceId: '@resourceId',
+  resourceName: '[[events.resourceName]]',
+  details: '[[events.details]]',
+  projectId: '@projectId',
+  user: { id: '@userId', name: '[[ events.user.name ]]', email: '{{events.user.email}}' },
+  timestamp: '{{ events.timestamp }}',
+})
+  .replace('"@resourceId"', '{{events.resourceId}}')
+  .replace('"@projectId"', '[[events.projectId]]')
+  .replace('"@userId"', '{{events.user.id}}');
+
+async function connect(p: Awaited<ReturnType<DeliveryHarness['api']['project']>>, config: Record<string, unknown> = {}, events: readonly string[] = EVENT_CODES, extra: Record<string, unknown> = {}) {
+  const answer = await p.post('/api/v1/integrations', {
+    name: 'sink',
+    configJson: JSON.stringify({ url: `${h.sink.url}/hooks`, body: EVERY_VARIABLE, ...config }),
+    eventSubscriptionsJson: JSON.stringify(events),
+    ...extra,
+  });
+  expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+  return answer.body as { id: number };
+}
+
+describe('every event code, from its real API operation', () => {
+  it('delivers all 16 with every variable equal to the event record', async () => {
+    const p = await h.api.project({ plan: 'pro', name: 'Ada "the first"', email: 'ada@example.com' });
+    const integration = await connect(p);
+
+    const flag = (await p.post('/api/v1/flags', { key: 'checkout', name: 'Checkout' })).body;
+    await p.put(`/api/v1/flags/${flag.id}`, { name: 'New checkout' });
+    await p.post(`/api/v1/flags/${flag.id}/archive`);
+    await p.post(`/api/v1/flags/${flag.id}/unarchive`);
+    const env = (await p.post('/api/v1/environments', { key: 'prod', name: 'Prod' })).body;
+    await p.put(`/api/v1/environments/${env.id}`, { name: 'Production' });
+    const segment = (await p.post('/api/v1/segments', { key: 'beta', name: 'Beta', conditions: [] })).body;
+    await p.put(`/api/v1/segments/${segment.id}`, { name: 'Beta users' });
+    await p.put(`/api/v1/flags/${flag.id}/strategies/${env.id}`, { enabled: true, rolloutPercentage: 10 });
+    await p.delete(`/api/v1/segments/${segment.id}`);
+    const key = (await p.post('/api/v1/apikeys', { name: 'ci' })).body;
+    await p.put(`/api/v1/apikeys/${key.id}`, { name: 'ci', enabled: false });
+    await p.delete(`/api/v1/apikeys/${key.id}`);
+    await p.put('/api/v1/project', { name: 'Renamed project' });
+    await p.delete(`/api/v1/flags/${flag.id}`);
+    await p.delete(`/api/v1/environments/${env.id}`);
+
+    const received = await h.sink.waitForRequests(16, 15_000);
+    const events = (await p.get('/api/v1/events?limit=16')).body as any[];
+    expect(new Set(events.map((e) => e.action))).toEqual(new Set(EVENT_CODES));
+
+    for (const event of events) {
+      const request = received.find((r) => r.headers['webhook-id'] === `msg_e${event.id}_i${integration.id}`);
+      expect(request, event.action).toBeDefined();
+      expect(request!.method).toBe('POST');
+      expect(request!.path).toBe('/hooks');
+      const { id: _id, queued: _queued, queuedAt: _queuedAt, ...variables } = event;
+      expect(JSON.parse(request!.body)).toEqual(variables);
+    }
+    expect(received.length).toBe(16);
+    const strategy = events.find((e) => e.action === 'strategy.updated');
+    expect(strategy).toMatchObject({ resourceType: 'strategy', resourceName: 'checkout/prod', user: { name: 'Ada "the first"', email: 'ada@example.com' } });
+
+    // Every event was marked queued by the relay.
+    const listed = (await p.get('/api/v1/events?limit=16')).body as any[];
+    expect(listed.every((e) => e.queued === true && typeof e.queuedAt === 'string')).toBe(true);
+  });
+});
+
+describe('who gets what', () => {
+  it('skips unsubscribed events, disabled integrations and other projects', async () => {
+    const p = await h.api.project({ plan: 'pro' });
+    const other = await h.api.project();
+    const subscribed = await connect(p, { url: `${h.sink.url}/subscribed` }, ['flag.created']);
+    await connect(p, { url: `${h.sink.url}/disabled` }, ['flag.created', 'segment.created'], { enabled: false });
+    await connect(other, { url: `${h.sink.url}/other-project` }, ['flag.created', 'segment.created']);
+
+    await p.post('/api/v1/segments', { key: 's', name: 'S', conditions: [] });
+    await p.post('/api/v1/flags', { key: 'f', name: 'F' });
+    const [request] = await h.sink.waitForRequests(1);
+    expect(request!.path).toBe('/subscribed');
+    expect(JSON.parse(request!.body).action).toBe('flag.created');
+
+    // The flag.created event is queued after the segment's, so all jobs before it have run too.
+    await h.eventually(async () => (await h.api.server.db('deliveries').where('integration_id', subscribed.id)).length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(h.sink.requests.map((r) => r.path)).toEqual(['/subscribed']);
+  });
+
+  it('drops a job whose integration was deleted or disabled after it was queued', async () => {
+    const p = await h.api.project({ plan: 'pro' });
+    const deleted = await connect(p, { url: `${h.sink.url}/deleted` }, ['flag.created']);
+    const disabled = await connect(p, { url: `${h.sink.url}/disabled-later` }, ['flag.created']);
+    const kept = await connect(p, { url: `${h.sink.url}/kept` }, ['flag.created']);
+
+    await h.worker.worker.pause();
+    try {
+      await p.post('/api/v1/flags', { key: 'late', name: 'Late' });
+      await h.eventually(async () => (await h.api.server.queue.getWaitingCount()) >= 3 || undefined);
+      await p.delete(`/api/v1/integrations/${deleted.id}`);
+      const current = (await p.get(`/api/v1/integrations/${disabled.id}`)).body;
+      expect((await p.put(`/api/v1/integrations/${disabled.id}`, { ...current, enabled: false })).status).toBe(200);
+    } finally {
+      h.worker.worker.resume();
+    }
+    await h.sink.waitForRequests(1);
+    await h.eventually(async () => (await h.api.server.queue.getWaitingCount()) === 0 && (await h.api.server.queue.getActiveCount()) === 0);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(h.sink.requests.map((r) => r.path)).toEqual(['/kept']);
+    expect(await h.api.server.db('deliveries').whereIn('integration_id', [deleted.id, disabled.id])).toEqual([]);
+    expect((await h.api.server.db('deliveries').where('integration_id', kept.id)).length).toBe(1);
+  });
+});
+
+describe('the request', () => {
+  it('escapes hostile names as JSON end to end', async () => {
+    const p = await h.api.project({ name: 'Mallory \\ "quotes" \n newline' });
+    await connect(p, {}, ['flag.created']);
+    const name = 'say "hi"\\ <script>\u0001 ü 🚀 \u2028 {{events.action}}';
+    await p.post('/api/v1/flags', { key: 'hostile', name });
+    const [request] = await h.sink.waitForRequests(1);
+    const body = JSON.parse(request!.body);
+    expect(body.details).toBe(`created flag "hostile" (name: ${JSON.stringify(name)})`);
+    expect(body.user.name).toBe('Mallory \\ "quotes" \n newline');
+  });
+
+  it('inserts values raw for a non-JSON content type and sends a body-less POST without a template', async () => {
+    const p = await h.api.project({ plan: 'pro' });
+    await connect(p, { url: `${h.sink.url}/text`, headers: { 'Content-Type': 'text/plain' }, body: 'flag [[events.resourceName]] by {{events.user.email}}' }, ['flag.created']);
+    await connect(p, { url: `${h.sink.url}/empty`, body: '' }, ['flag.created']);
+    await p.post('/api/v1/flags', { key: 'a"b', name: 'x' }).then((a) => expect(a.status).toBe(400));
+    await p.post('/api/v1/flags', { key: 'raw', name: 'Raw' });
+    const requests = await h.sink.waitForRequests(2);
+    const text = requests.find((r) => r.path === '/text')!;
+    expect(text.body).toMatch(/^flag raw by user\d+@example\.com$/);
+    expect(text.headers['content-type']).toBe('text/plain');
+    const empty = requests.find((r) => r.path === '/empty')!;
+    expect(empty.body).toBe('');
+    expect(empty.headers['content-length'] ?? '0').toBe('0');
+    expect(empty.headers['content-type']).toBe('application/json');
+  });
+
+  it('sends configured headers, the defaults and a Standard Webhooks signature that verifies', async () => {
+    const p = await h.api.project();
+    const integration = await connect(p, { headers: { Authorization: 'Bearer receiver-token', 'X-Team': 'checkout' }, secret: SECRET }, ['flag.created']);
+    await p.post('/api/v1/flags', { key: 'signed', name: 'Signed' });
+    const [request] = await h.sink.waitForRequests(1);
+    const events = (await p.get('/api/v1/events')).body;
+    expect(request!.headers).toMatchObject({
+      authorization: 'Bearer receiver-token',
+      'x-team': 'checkout',
+      'content-type': 'application/json',
+      'user-agent': `mozhno-webhooks/${VERSION}`,
+      'webhook-id': `msg_e${events[0].id}_i${integration.id}`,
+      'webhook-timestamp': expect.stringMatching(/^\d{10}$/),
+      'webhook-signature': expect.stringMatching(/^v1,[A-Za-z0-9+/]+=*$/),
+    });
+    expect(request!.headers['accept-encoding']).toBeUndefined();
+    expect(Math.abs(Number(request!.headers['webhook-timestamp']) - Date.now() / 1000)).toBeLessThan(30);
+    const verified = new Webhook(SECRET).verify(request!.body, request!.headers);
+    expect(verified).toEqual(JSON.parse(request!.body));
+    expect(() => new Webhook(`whsec_${Buffer.alloc(32, 1).toString('base64')}`).verify(request!.body, request!.headers)).toThrow();
+  });
+
+  it('sends no signature without a secret', async () => {
+    const p = await h.api.project();
+    await connect(p, {}, ['flag.created']);
+    await p.post('/api/v1/flags', { key: 'unsigned', name: 'Unsigned' });
+    const [request] = await h.sink.waitForRequests(1);
+    expect(request!.headers['webhook-id']).toMatch(/^msg_e\d+_i\d+$/);
+    expect(request!.headers['webhook-signature']).toBeUndefined();
+  });
+});
+
+describe('outcomes', () => {
+  it('records success, keeps the last error after a later success, and logs each attempt', async () => {
+    const p = await h.api.project();
+    const integration = await connect(p, {}, ['flag.created', 'flag.updated']);
+    h.sink.respond((_req, res) => res.writeHead(503, 'Service Unavailable').end('maintenance until 10:00\n'));
+    const flag = (await p.post('/api/v1/flags', { key: 'o', name: 'O' })).body;
+    const failed = await h.eventually(async () => {
+      const i = (await p.get(`/api/v1/integrations/${integration.id}`)).body;
+      return i.lastDeliveryStatus === 'failure' && i;
+    });
+    expect(failed.lastError).toBe('HTTP 503 Service Unavailable: maintenance until 10:00');
+    expect(Date.parse(failed.lastErrorAt)).toBeGreaterThan(Date.now() - 60_000);
+    expect(failed.lastDeliveryAt).toBe(failed.lastErrorAt);
+
+    h.sink.respond((_req, res) => res.writeHead(204).end());
+    await p.put(`/api/v1/flags/${flag.id}`, { name: 'O2' });
+    const later = await h.eventually(async () => {
+      const i = (await p.get(`/api/v1/integrations/${integration.id}`)).body;
+      return i.lastDeliveryStatus === 'success' && i;
+    });
+    expect(later.lastError).toBe(failed.lastError);
+    expect(later.lastErrorAt).toBe(failed.lastErrorAt);
+    expect(Date.parse(later.lastDeliveryAt)).toBeGreaterThanOrEqual(Date.parse(failed.lastDeliveryAt));
+
+    const log = (await p.get(`/api/v1/integrations/${integration.id}/deliveries`)).body;
+    expect(log).toHaveLength(2);
+    expect(log[0]).toMatchObject({ action: 'flag.updated', status: 'success', httpStatus: 204, errorCode: null, error: null, address: '127.0.0.1', eventId: expect.any(Number), webhookId: expect.stringMatching(/^msg_e/) });
+    expect(log[1]).toMatchObject({ action: 'flag.created', status: 'failure', httpStatus: 503, errorCode: 'E_HTTP', responseExcerpt: 'maintenance until 10:00\n' });
+    expect(JSON.parse(log[1].requestBody).resourceName).toBe('o');
+    expect(log[0].durationMs).toEqual(expect.any(Number));
+  });
+
+  it('keeps only the newest DELIVERY_RETENTION records per integration', async () => {
+    const p = await h.api.project();
+    const integration = await connect(p, {}, ['flag.created']);
+    for (let i = 0; i < 8; i++) await p.post('/api/v1/flags', { key: `r${i}`, name: `R${i}` });
+    await h.sink.waitForRequests(8, 15_000);
+    await h.eventually(async () => {
+      const rows = await h.api.server.db('deliveries').where('integration_id', integration.id).orderBy('id', 'desc');
+      return rows.length === 5 && JSON.parse(rows[0].request_body).resourceName === 'r7' && rows;
+    });
+    const log = (await p.get(`/api/v1/integrations/${integration.id}/deliveries`)).body;
+    expect(log.map((d: any) => JSON.parse(d.requestBody).resourceName)).toEqual(['r7', 'r6', 'r5', 'r4', 'r3']);
+  });
+});
+
+describe('test send', () => {
+  it('delivers a synthetic integration.test event through the worker, even while disabled', async () => {
+    const p = await h.api.project();
+    const integration = await connect(p, { secret: SECRET }, ['flag.created'], { enabled: false });
+    const answer = await p.post(`/api/v1/integrations/${integration.id}/test`);
+    expect(answer.status).toBe(202);
+    expect(answer.body.webhookId).toMatch(/^msg_test_[0-9a-f]{32}$/);
+    const [request] = await h.sink.waitForRequests(1);
+    expect(request!.headers['webhook-id']).toBe(answer.body.webhookId);
+    const body = new Webhook(SECRET).verify(request!.body, request!.headers) as any;
+    expect(body).toMatchObject({ action: 'integration.test', resourceType: 'integration', resourceId: integration.id, resourceName: 'sink', projectId: p.projectId, user: { id: p.userId } });
+    const log = await h.eventually(async () => {
+      const rows = (await p.get(`/api/v1/integrations/${integration.id}/deliveries`)).body;
+      return rows.length === 1 && rows;
+    });
+    expect(log[0]).toMatchObject({ action: 'integration.test', eventId: null, status: 'success', webhookId: answer.body.webhookId });
+    // A test send is not an event of the project.
+    expect((await p.get('/api/v1/events')).body.filter((e: any) => e.action === 'integration.test')).toEqual([]);
+  });
+
+  it('is 404 for another project\'s integration, as is its delivery log', async () => {
+    const owner = await h.api.project();
+    const stranger = await h.api.project();
+    const integration = await connect(owner, {}, ['flag.created']);
+    expect((await stranger.post(`/api/v1/integrations/${integration.id}/test`)).status).toBe(404);
+    expect((await stranger.get(`/api/v1/integrations/${integration.id}/deliveries`)).status).toBe(404);
+    expect((await owner.get(`/api/v1/integrations/${integration.id}/deliveries?limit=0`)).status).toBe(400);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(h.sink.requests).toEqual([]);
+  });
+});
+
+describe('the API never waits on a webhook', () => {
+  it('answers writes promptly while the endpoint hangs', async () => {
+    const p = await h.api.project();
+    await connect(p, {}, ['flag.created', 'flag.updated']);
+    h.sink.respond(() => new Promise(() => undefined)); // never answers
+    const flag = (await p.post('/api/v1/flags', { key: 'hang', name: 'Hang' })).body;
+    await h.sink.waitForRequests(1);
+    const started = Date.now();
+    for (let i = 0; i < 10; i++) expect((await p.put(`/api/v1/flags/${flag.id}`, { name: `Hang ${i}` })).status).toBe(200);
+    // Ten writes while every delivery hangs for the full 30 s timeout: they cannot have waited on it.
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await h.sink.waitForRequests(11);
+  });
+});

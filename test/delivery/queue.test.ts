@@ -1,0 +1,50 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
+
+const tag = `{mz-${randomBytes(3).toString('hex')}}`;
+let h: DeliveryHarness;
+beforeAll(async () => {
+  h = await startDeliveryHarness({ QUEUE_PREFIX: tag });
+});
+afterAll(() => h.close());
+
+it('honours a Redis Cluster hash-tag QUEUE_PREFIX: every key shares the tag, and deliveries flow', async () => {
+  const p = await h.api.project();
+  await p.post('/api/v1/integrations', { name: 'tagged', configJson: { url: `${h.sink.url}/tagged` }, eventSubscriptionsJson: ['flag.created'] });
+  await p.post('/api/v1/flags', { key: 'tagged', name: 'Tagged' });
+  await h.sink.waitForRequests(1);
+  const redis = new Redis(h.env.REDIS_URL!);
+  try {
+    const keys = await redis.keys(`${tag}*`);
+    expect(keys.length).toBeGreaterThan(0);
+    expect(keys.every((key) => key.startsWith(`${tag}:deliveries:`))).toBe(true);
+  } finally {
+    redis.disconnect();
+  }
+});
+
+it('queues one job per (event, integration) with a derived id, one attempt and bounded retention of finished jobs', async () => {
+  const p = await h.api.project();
+  const integration = (await p.post('/api/v1/integrations', { name: 'opts', configJson: { url: `${h.sink.url}/opts` }, eventSubscriptionsJson: ['flag.created'] })).body;
+  await h.worker.worker.pause();
+  try {
+    await p.post('/api/v1/flags', { key: 'opts', name: 'Opts' });
+    const event = (await p.get('/api/v1/events')).body[0];
+    const job = await h.eventually(() => h.api.server.queue.getJob(`e${event.id}-i${integration.id}`));
+    expect(job.opts).toMatchObject({ attempts: 1, removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 604_800, count: 10_000 } });
+    expect(job.data).toMatchObject({ integrationId: integration.id, eventId: event.id, webhookId: `msg_e${event.id}_i${integration.id}`, vars: { action: 'flag.created', resourceName: 'opts' } });
+
+    // Relaying the same event again (a crash between enqueue and COMMIT) adds no second job.
+    await h.api.server.db('events').where('id', event.id).update({ queued_at: null });
+    h.api.server.relay.wake();
+    await h.eventually(async () => (await h.api.server.db('events').where('id', event.id).first()).queued_at !== null);
+    expect(await h.api.server.queue.getWaitingCount()).toBe(1);
+  } finally {
+    h.worker.worker.resume();
+  }
+  await h.sink.waitForRequests(2);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  expect(h.sink.requests.filter((r) => r.path === '/opts')).toHaveLength(1);
+});

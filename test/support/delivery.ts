@@ -1,0 +1,52 @@
+import { startDeliveryWorker, type DeliveryWorker, type DeliveryWorkerOptions } from '../../src/delivery/worker.js';
+import { createLogger } from '../../src/logger.js';
+import { startTestApi, type TestApi } from './api.js';
+import { startSink, testCaFile, type Sink } from './sink.js';
+
+export interface DeliveryHarness {
+  api: TestApi;
+  /** The in-process worker; tests that need worker processes start their own. */
+  worker: DeliveryWorker;
+  sink: Sink;
+  /** The environment the api and worker run with, for starting worker processes alike. */
+  env: Record<string, string>;
+  /** Polls until `check` returns a value that is not undefined/false, or fails after `timeoutMs`. */
+  eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs?: number): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** An api, a worker and an HTTPS sink with the run's test CA: everything a delivery needs, on loopback. */
+export async function startDeliveryHarness(env: Record<string, string> = {}, workerOptions: DeliveryWorkerOptions = {}): Promise<DeliveryHarness> {
+  const sink = await startSink();
+  const fullEnv = { WEBHOOK_CA_FILE: testCaFile(), WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8', WORKER_CONCURRENCY: '20', ...env };
+  const api = await startTestApi(fullEnv);
+  const worker = startDeliveryWorker(api.config, createLogger('silent'), workerOptions);
+  await worker.worker.waitUntilReady();
+  return {
+    api,
+    worker,
+    sink,
+    env: {
+      ...fullEnv,
+      DATABASE_URL: api.config.databaseUrl,
+      REDIS_URL: api.config.redisUrl,
+      QUEUE_PREFIX: api.config.queuePrefix,
+    },
+    eventually,
+    async close() {
+      await worker.close();
+      await sink.close();
+      await api.close();
+    },
+  };
+}
+
+export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
