@@ -1,4 +1,4 @@
-import { Worker, type Job } from 'bullmq';
+import { DelayedError, Job, Queue, Worker } from 'bullmq';
 import type { Config } from '../config.js';
 import { createDb } from '../db/knex.js';
 import type { Logger } from '../logger.js';
@@ -7,6 +7,7 @@ import { Deliverer } from './deliver.js';
 import { WebhookClient } from './http-client.js';
 import { IntegrationLoader } from './integration-loader.js';
 import { OutcomeRecorder } from './outcome-recorder.js';
+import { InFlightLimit } from './in-flight-limit.js';
 import { createWorkerConnection, QUEUE_NAME, type DeliveryJobData } from './queue.js';
 
 export interface DeliveryWorkerOptions {
@@ -37,15 +38,60 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
   const connection = createWorkerConnection(config.redisUrl);
   connection.on('error', () => undefined); // the worker's own 'error' event reports outages once
 
-  const process = async (job: Job<DeliveryJobData>): Promise<string> => {
-    const target = await deliverer.target(job.data);
-    if ('dropped' in target) {
-      log.info({ integrationId: job.data.integrationId, eventId: job.data.eventId, action: job.data.vars.action, reason: target.dropped }, 'delivery dropped');
-      return `dropped: ${target.dropped}`;
+  // A slot is held at most for a whole attempt plus saving it; a crashed holder's slot frees itself after that.
+  const leaseMs = config.webhookTimeoutMs + 15_000;
+  const limit = new InFlightLimit(connection, `${config.queuePrefix}:limit`, config.webhookMaxInFlight, leaseMs);
+  // Where parked jobs are woken from; shares the connection.
+  const queue = new Queue<DeliveryJobData>(QUEUE_NAME, { connection, prefix: config.queuePrefix });
+
+  const process = async (job: Job<DeliveryJobData>, token?: string): Promise<string> => {
+    const { integrationId } = job.data;
+    const holder = job.id!;
+    // The slot comes first, before any database read: a backlog for one slow endpoint costs a
+    // couple of Redis calls per job, not a query each.
+    if (!(await limit.tryAcquire(integrationId, holder))) {
+      await park(job, token);
+      throw new DelayedError();
     }
-    const result = await deliverer.deliver(job.data, target);
-    return result.ok ? 'success' : `failure: ${result.errorCode}`;
+    try {
+      const target = await deliverer.target(job.data);
+      if ('dropped' in target) {
+        log.info({ integrationId, eventId: job.data.eventId, action: job.data.vars.action, reason: target.dropped }, 'delivery dropped');
+        return `dropped: ${target.dropped}`;
+      }
+      const result = await deliverer.deliver(job.data, target);
+      return result.ok ? 'success' : `failure: ${result.errorCode}`;
+    } finally {
+      await wakeNext(integrationId, holder);
+    }
   };
+
+  /**
+   * The integration has WEBHOOK_MAX_IN_FLIGHT deliveries under way: the job waits in
+   * the delayed set (holding no worker slot) until a release wakes it, oldest first.
+   * The delay is only a safety net should that wake-up be lost.
+   */
+  async function park(job: Job<DeliveryJobData>, token: string | undefined): Promise<void> {
+    await job.moveToDelayed(Date.now() + leaseMs + 5_000, token);
+    if ((await limit.park(job.data.integrationId, job.id!)) === 'retry') await job.promote();
+  }
+
+  async function wakeNext(integrationId: number, holder: string): Promise<void> {
+    let next = await limit.release(integrationId, holder);
+    // A listed job may have woken by its safety delay or been removed: try the next one.
+    for (let tries = 0; next !== null && tries < 20; tries++) {
+      const waiting = await Job.fromId(queue, next);
+      if (waiting && (await waiting.isDelayed())) {
+        try {
+          await waiting.promote();
+          return;
+        } catch {
+          // promoted by someone else in between
+        }
+      }
+      next = await limit.nextParked(integrationId);
+    }
+  }
 
   const worker = new Worker<DeliveryJobData>(QUEUE_NAME, process, {
     connection,
@@ -67,6 +113,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     worker,
     async close() {
       await worker.close();
+      await queue.close();
       await recorder.flush();
       await client.close();
       await db.destroy();

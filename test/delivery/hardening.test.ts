@@ -1,0 +1,146 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ResolvedAddress } from '../../src/delivery/http-client.js';
+import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
+import { startSink, type Sink } from '../support/sink.js';
+
+/** What the worker's resolver answers for each name; tests change it. */
+const dns = new Map<string, ResolvedAddress[]>();
+const lookup = async (hostname: string): Promise<ResolvedAddress[]> => {
+  const answer = dns.get(hostname);
+  if (!answer) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
+  return answer;
+};
+
+let h: DeliveryHarness;
+let hanging: Sink;
+let open = 0;
+let maxOpen = 0;
+let answerHanging = false;
+
+beforeAll(async () => {
+  h = await startDeliveryHarness({ WEBHOOK_MAX_IN_FLIGHT: '2', WORKER_CONCURRENCY: '10', WEBHOOK_TIMEOUT_MS: '3000' }, { lookup, lockDurationMs: 2000, stalledIntervalMs: 2000 });
+  hanging = await startSink();
+  hanging.respond((req, res) => {
+    open += 1;
+    maxOpen = Math.max(maxOpen, open);
+    res.once('close', () => (open -= 1));
+    if (answerHanging) res.writeHead(200).end('ok');
+    // otherwise never answers: each attempt runs into WEBHOOK_TIMEOUT_MS
+  });
+});
+afterAll(async () => {
+  await hanging.close();
+  await h.close();
+});
+
+describe('one hanging endpoint cannot starve the others', () => {
+  it('holds at most WEBHOOK_MAX_IN_FLIGHT deliveries of it across worker processes, while healthy deliveries flow', async () => {
+    const second: ChildProcess = fork('test/support/worker-process.ts', [], {
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, ...h.env, WEBHOOK_MAX_IN_FLIGHT: '2', WORKER_CONCURRENCY: '10', WEBHOOK_TIMEOUT_MS: '3000', LOG_LEVEL: 'silent', TEST_STALL_MS: '2000' },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    try {
+      await once(second, 'message');
+      const p = await h.api.project({ plan: 'pro' });
+      const slow = (
+        await p.post('/api/v1/integrations', { name: 'hangs', configJson: { url: `${hanging.url}/hang` }, eventSubscriptionsJson: ['segment.created'] })
+      ).body;
+      for (const name of ['a', 'b']) {
+        await p.post('/api/v1/integrations', { name, configJson: { url: `${h.sink.url}/${name}` }, eventSubscriptionsJson: ['flag.created'] });
+      }
+
+      // The backlog for the hanging endpoint is queued first, ahead of every healthy job.
+      const backlog = 60;
+      for (let i = 0; i < backlog; i++) await p.post('/api/v1/segments', { key: `s${i}`, name: `S${i}`, conditions: [] });
+      await h.eventually(() => hanging.requests.length >= 2 || undefined);
+      for (let i = 0; i < 20; i++) await p.post('/api/v1/flags', { key: `f${i}`, name: `F${i}` });
+
+      // All 40 healthy deliveries arrive while the hanging endpoint still holds its first attempts.
+      await h.sink.waitForRequests(40, 5_000);
+      expect(maxOpen).toBeLessThanOrEqual(2);
+      expect(hanging.requests.length).toBeLessThan(backlog);
+      expect(await h.api.server.queue.getDelayedCount()).toBeGreaterThan(0); // parked, holding no worker slot
+
+      // Once the endpoint answers again, releases wake the parked jobs one after another (long before their safety delay).
+      answerHanging = true;
+      await h.eventually(async () => {
+        const [row] = await h.api.server.db('deliveries').where('integration_id', slow.id).count({ n: '*' });
+        return Number(row!.n) === backlog || undefined;
+      }, 20_000);
+      expect(maxOpen).toBeLessThanOrEqual(2);
+      const webhookIds = hanging.requests.map((r) => r.headers['webhook-id']);
+      expect(new Set(webhookIds).size).toBe(backlog);
+    } finally {
+      second.kill('SIGKILL');
+    }
+  });
+});
+
+describe('SSRF guard at send time', () => {
+  async function integrationFor(url: string) {
+    const p = await h.api.project();
+    const integration = (await p.post('/api/v1/integrations', { name: 'guarded', configJson: { url }, eventSubscriptionsJson: ['flag.created'] })).body;
+    expect(integration.id).toEqual(expect.any(Number));
+    return { p, integration };
+  }
+
+  async function lastDelivery(p: Awaited<ReturnType<typeof integrationFor>>['p'], id: number) {
+    const [record] = await h.eventually(async () => {
+      const log = (await p.get(`/api/v1/integrations/${id}/deliveries`)).body;
+      return log.length > 0 && log;
+    });
+    return record;
+  }
+
+  it('refuses a name that resolves to a private address: nothing is sent', async () => {
+    dns.set('private.sink.test', [{ address: '10.0.0.5', family: 4 }]);
+    const { p, integration } = await integrationFor(`https://private.sink.test:${h.sink.port}/x`);
+    h.sink.reset();
+    await p.post('/api/v1/flags', { key: 'f', name: 'F' });
+    const record = await lastDelivery(p, integration.id);
+    expect(record).toMatchObject({ status: 'failure', errorCode: 'E_BLOCKED', address: '10.0.0.5', error: 'blocked: resolves to 10.0.0.5, which is a private address' });
+    expect((await p.get(`/api/v1/integrations/${integration.id}`)).body.lastError).toBe(record.error);
+    expect(h.sink.requests).toEqual([]);
+  });
+
+  it('refuses a name with any forbidden address among allowed ones', async () => {
+    dns.set('mixed.sink.test', [
+      { address: '127.0.0.1', family: 4 },
+      { address: '169.254.169.254', family: 4 },
+    ]);
+    const { p, integration } = await integrationFor(`https://mixed.sink.test:${h.sink.port}/x`);
+    h.sink.reset();
+    await p.post('/api/v1/flags', { key: 'f', name: 'F' });
+    const record = await lastDelivery(p, integration.id);
+    expect(record).toMatchObject({ errorCode: 'E_BLOCKED', error: expect.stringContaining('169.254.169.254') });
+    expect(h.sink.requests).toEqual([]);
+  });
+
+  it('guards the test send the same way', async () => {
+    dns.set('metadata.sink.test', [{ address: 'fd00:ec2::254', family: 6 }]);
+    const { p, integration } = await integrationFor(`https://metadata.sink.test:${h.sink.port}/x`);
+    expect((await p.post(`/api/v1/integrations/${integration.id}/test`)).status).toBe(202);
+    const record = await lastDelivery(p, integration.id);
+    expect(record).toMatchObject({ action: 'integration.test', errorCode: 'E_BLOCKED', error: 'blocked: resolves to fd00:ec2::254, which is a cloud metadata address' });
+  });
+
+  it('delivers to an allowed name, with SNI and the certificate checked against the name', async () => {
+    dns.set('ok.sink.test', [{ address: '127.0.0.1', family: 4 }]);
+    const { p, integration } = await integrationFor(`https://ok.sink.test:${h.sink.port}/ok`);
+    h.sink.reset();
+    await p.post('/api/v1/flags', { key: 'f', name: 'F' });
+    const [request] = await h.sink.waitForRequests(1);
+    expect(request!.servername).toBe('ok.sink.test');
+    expect(await lastDelivery(p, integration.id)).toMatchObject({ status: 'success', address: '127.0.0.1' });
+  });
+
+  it('reports a name that does not resolve as E_DNS', async () => {
+    const { p, integration } = await integrationFor(`https://nowhere.sink.test:${h.sink.port}/x`);
+    await p.post('/api/v1/flags', { key: 'f', name: 'F' });
+    const record = await lastDelivery(p, integration.id);
+    expect(record).toMatchObject({ errorCode: 'E_DNS', error: expect.stringMatching(/^DNS: /) });
+  });
+});
