@@ -11,6 +11,11 @@ import type { Queue } from 'bullmq';
 import { createDeliveryQueue, createProducerConnection, type DeliveryJobData } from './delivery/queue.js';
 import { EventLog } from './events/event-log.js';
 import { EventRelay, type RelayOptions } from './events/relay.js';
+import { unqueuedAgeSeconds } from './events/store.js';
+import { bullBoard } from './http/bull-board.js';
+import { healthRoutes } from './ops/health-routes.js';
+import { ApiMetrics } from './ops/metrics.js';
+import { metricsRoutes } from './ops/metrics-routes.js';
 import { EventQueries } from './events/queries.js';
 import { eventRoutes } from './events/routes.js';
 import { flagRoutes } from './flags/routes.js';
@@ -19,6 +24,7 @@ import { IntegrationService } from './integrations/service.js';
 import { AddressPolicy } from './delivery/address-rules.js';
 import { FlagService } from './flags/service.js';
 import { createApp } from './http/app.js';
+import { dashboardRoutes } from './dashboard/routes.js';
 import type { Logger } from './logger.js';
 import { projectRoutes } from './projects/routes.js';
 import { ProjectService } from './projects/service.js';
@@ -33,6 +39,7 @@ export interface ApiServer {
   db: Db;
   relay: EventRelay;
   queue: Queue<DeliveryJobData>;
+  metrics: ApiMetrics;
   close(): Promise<void>;
 }
 
@@ -54,7 +61,17 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
   redis.on('ready', () => (redisDown = false));
   const queue = createDeliveryQueue(redis, config.queuePrefix);
   queue.on('error', () => undefined); // reported once through the connection above
-  const relay = new EventRelay(db, queue, config.databaseUrl, log, options.relay);
+  const metrics = new ApiMetrics({
+    jobCounts: () => queue.getJobCounts('waiting', 'active', 'delayed', 'failed'),
+    relayLagSeconds: () => unqueuedAgeSeconds(db),
+  });
+  const relay = new EventRelay(db, queue, config.databaseUrl, log, {
+    ...options.relay,
+    onRelayed: (events, jobs) => {
+      metrics.eventsRelayed.inc(events);
+      metrics.jobsQueued.inc(jobs);
+    },
+  });
   const events = new EventLog(relay.wake);
   const apiKeys = new ApiKeyService(db, events);
   const app = createApp({
@@ -70,6 +87,13 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
       eventRoutes(new EventQueries(db)),
       integrationRoutes(new IntegrationService(db, new AddressPolicy(config.webhookAllowedCidrs), config.planLimits, queue)),
     ],
+    publicRouters: [
+      dashboardRoutes(),
+      healthRoutes({ postgres: () => db.raw('select 1'), redis: () => redis.ping() }),
+      metricsRoutes(metrics.registry),
+    ],
+    middleware: [bullBoard(queue, { user: config.adminUser, password: config.adminPassword })],
+    onRequest: ({ method, route, status, seconds }) => metrics.requests.observe({ method, route, status: String(status) }, seconds),
   });
 
   await relay.start();
@@ -83,6 +107,7 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
     db,
     relay,
     queue,
+    metrics,
     async close() {
       server.close();
       server.closeIdleConnections();

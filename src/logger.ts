@@ -6,7 +6,7 @@ export type { Logger };
  * JSON lines on stdout (stderr for the CLI, whose stdout is its answer). Whatever
  * a caller passes, these paths never reach the log: tokens, secrets, header values.
  */
-export function createLogger(level: string, options: { stream?: 'stdout' | 'stderr'; name?: string } = {}): Logger {
+export function createLogger(level: string, options: { stream?: 'stdout' | 'stderr'; name?: string; destination?: NodeJS.WritableStream } = {}): Logger {
   return pino(
     {
       level,
@@ -17,6 +17,6 @@ export function createLogger(level: string, options: { stream?: 'stdout' | 'stde
         censor: '[redacted]',
       },
     },
-    pino.destination({ fd: options.stream === 'stderr' ? 2 : 1, sync: false }),
+    options.destination ?? pino.destination({ fd: options.stream === 'stderr' ? 2 : 1, sync: false }),
   );
 }

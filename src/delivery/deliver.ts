@@ -2,6 +2,7 @@ import { TEST_ACTION } from '../events/codes.js';
 import { compileTemplate, isJsonContentType, renderTemplate, type CompiledTemplate } from '../integrations/template.js';
 import { DEFAULT_CONTENT_TYPE } from '../integrations/validation.js';
 import type { Logger } from '../logger.js';
+import type { WorkerMetrics } from '../ops/metrics.js';
 import { VERSION } from '../version.js';
 import type { DeliveryResult, WebhookClient } from './http-client.js';
 import type { DeliveryTarget, IntegrationLoader } from './integration-loader.js';
@@ -18,6 +19,7 @@ export interface DeliverDeps {
   client: WebhookClient;
   recorder: OutcomeRecorder;
   log: Logger;
+  metrics: WorkerMetrics;
 }
 
 /** One delivery: re-read the integration, render, sign, POST, record the outcome. */
@@ -41,6 +43,10 @@ export class Deliverer {
     const request = this.buildRequest(data, target);
     const result = await this.deps.client.send(request);
     const at = new Date();
+    const status = result.ok ? 'success' : 'failure';
+    this.deps.metrics.deliveries.inc({ result: status, code: result.errorCode ?? 'none' });
+    this.deps.metrics.duration.observe({ result: status }, result.durationMs / 1000);
+    this.deps.metrics.latency.observe(Math.max(0, at.getTime() - data.committedAt) / 1000);
     await this.deps.recorder.record({
       integrationId: target.id,
       eventId: data.eventId,
@@ -56,7 +62,7 @@ export class Deliverer {
         integrationId: target.id,
         eventId: data.eventId,
         action: data.vars.action,
-        status: result.ok ? 'success' : 'failure',
+        status,
         httpStatus: result.httpStatus,
         code: result.errorCode,
         ms: Math.round(result.durationMs),

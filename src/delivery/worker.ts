@@ -2,6 +2,7 @@ import { DelayedError, Job, Queue, Worker } from 'bullmq';
 import type { Config } from '../config.js';
 import { createDb } from '../db/knex.js';
 import type { Logger } from '../logger.js';
+import { WorkerMetrics } from '../ops/metrics.js';
 import { AddressPolicy } from './address-rules.js';
 import { Deliverer } from './deliver.js';
 import { WebhookClient } from './http-client.js';
@@ -20,6 +21,7 @@ export interface DeliveryWorkerOptions {
 
 export interface DeliveryWorker {
   worker: Worker<DeliveryJobData>;
+  metrics: WorkerMetrics;
   /** Stops taking jobs, lets those in flight finish (each bounded by WEBHOOK_TIMEOUT_MS), saves their outcomes. */
   close(): Promise<void>;
 }
@@ -34,7 +36,8 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     ...(options.lookup ? { lookup: options.lookup } : {}),
   });
   const recorder = new OutcomeRecorder(db, config.deliveryRetention, log);
-  const deliverer = new Deliverer({ loader: new IntegrationLoader(db), client, recorder, log });
+  const metrics = new WorkerMetrics();
+  const deliverer = new Deliverer({ loader: new IntegrationLoader(db), client, recorder, log, metrics });
   const connection = createWorkerConnection(config.redisUrl);
   connection.on('error', () => undefined); // the worker's own 'error' event reports outages once
 
@@ -50,12 +53,14 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     // The slot comes first, before any database read: a backlog for one slow endpoint costs a
     // couple of Redis calls per job, not a query each.
     if (!(await limit.tryAcquire(integrationId, holder))) {
+      metrics.parked.inc();
       await park(job, token);
       throw new DelayedError();
     }
     try {
       const target = await deliverer.target(job.data);
       if ('dropped' in target) {
+        metrics.dropped.inc({ reason: target.dropped });
         log.info({ integrationId, eventId: job.data.eventId, action: job.data.vars.action, reason: target.dropped }, 'delivery dropped');
         return `dropped: ${target.dropped}`;
       }
@@ -111,6 +116,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
 
   return {
     worker,
+    metrics,
     async close() {
       await worker.close();
       await queue.close();

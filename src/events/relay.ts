@@ -13,11 +13,8 @@ export interface RelayOptions {
   pollMs?: number;
   /** Longest wait between attempts while Redis or PostgreSQL fail. */
   maxBackoffMs?: number;
-}
-
-export interface RelayStats {
-  relayed: number;
-  jobs: number;
+  /** Told after each committed batch, for metrics. */
+  onRelayed?: (events: number, jobs: number) => void;
 }
 
 /**
@@ -35,13 +32,13 @@ export class EventRelay {
   private readonly batchSize: number;
   private readonly pollMs: number;
   private readonly maxBackoffMs: number;
+  private readonly onRelayed: (events: number, jobs: number) => void;
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = false;
   private failures = 0;
   private timer: NodeJS.Timeout | null = null;
   private listener: pg.Client | null = null;
-  readonly stats: RelayStats = { relayed: 0, jobs: 0 };
 
   constructor(
     private readonly db: Db,
@@ -53,6 +50,7 @@ export class EventRelay {
     this.batchSize = options.batchSize ?? 500;
     this.pollMs = options.pollMs ?? 2_000;
     this.maxBackoffMs = options.maxBackoffMs ?? 5_000;
+    this.onRelayed = options.onRelayed ?? (() => undefined);
   }
 
   async start(): Promise<void> {
@@ -100,7 +98,7 @@ export class EventRelay {
 
   /** Relays up to one batch in one transaction; returns how many events it took. */
   private async relayBatch(): Promise<number> {
-    return this.db.transaction(async (trx) => {
+    const relayed = await this.db.transaction(async (trx) => {
       const events = (await trx('events')
         .whereNull('queued_at')
         .orderBy('id')
@@ -108,7 +106,7 @@ export class EventRelay {
         .forUpdate()
         .skipLocked()
         .select('*')) as EventRow[];
-      if (events.length === 0) return 0;
+      if (events.length === 0) return 0 as const;
 
       const projectIds = [...new Set(events.map((e) => e.project_id))];
       const integrations = (await trx('integrations')
@@ -138,10 +136,11 @@ export class EventRelay {
           events.map((e) => e.id),
         )
         .update({ queued_at: trx.fn.now() });
-      this.stats.relayed += events.length;
-      this.stats.jobs += jobs.length;
-      return events.length;
+      return { events: events.length, jobs: jobs.length };
     });
+    if (relayed === 0) return 0;
+    this.onRelayed(relayed.events, relayed.jobs);
+    return relayed.events;
   }
 
   private schedule(ms: number): void {

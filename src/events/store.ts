@@ -74,3 +74,11 @@ function toEventRecord(row: EventRow): EventRecord {
 }
 
 export type { EventRow };
+
+/** Seconds since the oldest committed event that is not queued yet committed; 0 when none waits. */
+export async function unqueuedAgeSeconds(db: Db): Promise<number> {
+  const row = (await db('events')
+    .whereNull('queued_at')
+    .first(db.raw('coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as age'))) as { age: number } | undefined;
+  return row?.age ?? 0;
+}

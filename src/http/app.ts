@@ -1,24 +1,29 @@
-import Koa from 'koa';
+import Koa, { type Middleware } from 'koa';
 import Router from '@koa/router';
 import type { Logger } from '../logger.js';
 import { requireApiKey, type Authenticate } from './auth.js';
 import { jsonBody } from './body.js';
-import { errorAnswers, requestLog } from './middleware.js';
+import { errorAnswers, requestLog, type RequestObserver } from './middleware.js';
 
 export interface AppParts {
   log: Logger;
   authenticate: Authenticate;
   /** Routers mounted under /api/v1, behind Bearer authentication. */
   apiRouters: Router[];
-  /** Routers outside /api/v1 (dashboard, health, metrics, Bull Board), each guarding itself. */
+  /** Routers outside /api/v1 (dashboard, health, metrics), each guarding itself. */
   publicRouters?: Router[];
+  /** Middleware before every route (Bull Board, which guards its own path). */
+  middleware?: Middleware[];
+  /** Told of every answered request, for metrics. */
+  onRequest?: RequestObserver;
 }
 
 export function createApp(parts: AppParts): Koa {
   const app = new Koa({ proxy: false });
   app.silent = true; // errorAnswers logs what matters; Koa's default stderr dump would print stacks.
-  app.use(requestLog(parts.log));
+  app.use(requestLog(parts.log, parts.onRequest));
   app.use(errorAnswers(parts.log));
+  for (const middleware of parts.middleware ?? []) app.use(middleware);
 
   const api = new Router({ prefix: '/api/v1' });
   api.use(requireApiKey(parts.authenticate));

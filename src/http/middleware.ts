@@ -4,17 +4,20 @@ import type { Logger } from '../logger.js';
 import { AppError } from './errors.js';
 import { detailsOf } from './validation.js';
 
-/** One JSON log line per request: method, path, status, ms. Never headers or bodies. */
-export function requestLog(log: Logger) {
+export type RequestObserver = (request: { method: string; route: string; status: number; seconds: number }) => void;
+
+/** One JSON log line per request: method, path, status, ms. Never headers, query strings or bodies. */
+export function requestLog(log: Logger, observe?: RequestObserver) {
   return async (ctx: Context, next: Next): Promise<void> => {
     const started = performance.now();
     try {
       await next();
     } finally {
-      log.info(
-        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round((performance.now() - started) * 10) / 10 },
-        'request',
-      );
+      const ms = performance.now() - started;
+      log.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 }, 'request');
+      // The route pattern (/api/v1/flags/:id), not the path, so ids do not explode the label set.
+      const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+      observe?.({ method: ctx.method, route, status: ctx.status, seconds: ms / 1000 });
     }
   };
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { startApiServer, type ApiServer } from '../../src/api-server.js';
 import { loadConfig, type Config } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, type Logger } from '../../src/logger.js';
 import { bootstrap, type BootstrapResult } from '../../src/projects/bootstrap.js';
 import type { Plan } from '../../src/config.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
@@ -34,7 +34,7 @@ export interface Client {
 }
 
 /** This file's api: own database, own queue prefix, on an ephemeral port. */
-export async function startTestApi(env: Record<string, string> = {}): Promise<TestApi> {
+export async function startTestApi(env: Record<string, string> = {}, options: { log?: Logger } = {}): Promise<TestApi> {
   const database = await createTestDatabase();
   const config = loadConfig({
     DATABASE_URL: database.url,
@@ -45,7 +45,7 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
     LOG_LEVEL: 'silent',
     ...env,
   });
-  const server = await startApiServer(config, createLogger(config.logLevel), { host: '127.0.0.1' });
+  const server = await startApiServer(config, options.log ?? createLogger(config.logLevel), { host: '127.0.0.1' });
   let projects = 0;
   const makeClient = (authorization?: string) => createClient(server.url, authorization);
   return {

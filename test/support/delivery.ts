@@ -1,5 +1,5 @@
 import { startDeliveryWorker, type DeliveryWorker, type DeliveryWorkerOptions } from '../../src/delivery/worker.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, type Logger } from '../../src/logger.js';
 import { startTestApi, type TestApi } from './api.js';
 import { startSink, testCaFile, type Sink } from './sink.js';
 
@@ -16,11 +16,15 @@ export interface DeliveryHarness {
 }
 
 /** An api, a worker and an HTTPS sink with the run's test CA: everything a delivery needs, on loopback. */
-export async function startDeliveryHarness(env: Record<string, string> = {}, workerOptions: DeliveryWorkerOptions = {}): Promise<DeliveryHarness> {
+export async function startDeliveryHarness(
+  env: Record<string, string> = {},
+  workerOptions: DeliveryWorkerOptions = {},
+  log: Logger = createLogger('silent'),
+): Promise<DeliveryHarness> {
   const sink = await startSink();
   const fullEnv = { WEBHOOK_CA_FILE: testCaFile(), WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8', WORKER_CONCURRENCY: '20', ...env };
-  const api = await startTestApi(fullEnv);
-  const worker = startDeliveryWorker(api.config, createLogger('silent'), workerOptions);
+  const api = await startTestApi(fullEnv, { log });
+  const worker = startDeliveryWorker(api.config, log, workerOptions);
   await worker.worker.waitUntilReady();
   return {
     api,

@@ -1,0 +1,38 @@
+import Router from '@koa/router';
+
+export type Check = () => Promise<unknown>;
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+/** /healthz: the process answers. /readyz: PostgreSQL and Redis answer too; 503 names the one that does not. */
+export function healthRoutes(checks: Record<string, Check>): Router {
+  const router = new Router();
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  router.get('/readyz', async (ctx) => {
+    const results = await Promise.all(Object.entries(checks).map(async ([name, check]) => [name, await probe(check)] as const));
+    const ready = results.every(([, result]) => result === 'ok');
+    ctx.status = ready ? 200 : 503;
+    ctx.body = { status: ready ? 'ready' : 'unavailable', ...Object.fromEntries(results) };
+  });
+  return router;
+}
+
+async function probe(check: Check): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      check(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    return 'ok';
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    return `unreachable: ${code ?? (err as Error).message}`;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,96 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** What a worker process measures; served on WORKER_METRICS_PORT. */
+export class WorkerMetrics {
+  readonly registry = new Registry();
+  readonly deliveries = new Counter({
+    name: 'mozhno_deliveries_total',
+    help: 'Delivery attempts by result (success, failure) and error code (none when it succeeded)',
+    labelNames: ['result', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly dropped = new Counter({
+    name: 'mozhno_deliveries_dropped_total',
+    help: 'Jobs dropped because their integration was deleted, disabled or unsubscribed after queueing',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly duration = new Histogram({
+    name: 'mozhno_delivery_duration_seconds',
+    help: 'Time of one delivery attempt: DNS, connect, TLS, request and response',
+    labelNames: ['result'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: 'mozhno_delivery_latency_seconds',
+    help: 'From the change committing to its delivery attempt finishing',
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly parked = new Counter({
+    name: 'mozhno_deliveries_parked_total',
+    help: 'Jobs that waited because their integration had WEBHOOK_MAX_IN_FLIGHT deliveries in flight',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}
+
+/** What the api process measures; served at /metrics. Queue depth and relay lag are read at scrape time. */
+export class ApiMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Histogram({
+    name: 'mozhno_http_request_duration_seconds',
+    help: 'API requests by method, route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly eventsRelayed = new Counter({
+    name: 'mozhno_events_relayed_total',
+    help: 'Committed events handed to the delivery queue by this process',
+    registers: [this.registry],
+  });
+  readonly jobsQueued = new Counter({
+    name: 'mozhno_jobs_queued_total',
+    help: 'Delivery jobs queued by this process (one per event and matching integration)',
+    registers: [this.registry],
+  });
+  readonly jobs: Gauge<'state'>;
+  readonly relayLag: Gauge;
+
+  constructor(sources: { jobCounts(): Promise<Record<string, number>>; relayLagSeconds(): Promise<number> }) {
+    collectDefaultMetrics({ register: this.registry });
+    this.jobs = new Gauge({
+      name: 'mozhno_jobs',
+      help: 'Delivery jobs in the queue by state (delayed includes jobs waiting for an in-flight slot)',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      async collect() {
+        try {
+          const counts = await sources.jobCounts();
+          for (const state of ['waiting', 'active', 'delayed', 'failed']) this.set({ state }, counts[state] ?? 0);
+        } catch {
+          this.reset(); // Redis unreachable: report nothing rather than stale numbers
+        }
+      },
+    });
+    this.relayLag = new Gauge({
+      name: 'mozhno_relay_lag_seconds',
+      help: 'Age of the oldest committed event not yet queued (0 when none waits)',
+      registers: [this.registry],
+      async collect() {
+        try {
+          this.set(await sources.relayLagSeconds());
+        } catch {
+          this.reset();
+        }
+      },
+    });
+  }
+}

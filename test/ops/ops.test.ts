@@ -1,0 +1,141 @@
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/logger.js';
+import { startMetricsServer } from '../../src/ops/metrics-server.js';
+import { startTestApi } from '../support/api.js';
+import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
+
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+/** Every line the api and worker log, captured in memory. */
+const captured: string[] = [];
+const stream = new PassThrough();
+stream.on('data', (chunk: Buffer) => captured.push(chunk.toString('utf8')));
+
+let h: DeliveryHarness;
+beforeAll(async () => {
+  h = await startDeliveryHarness({ ADMIN_USER: 'ops', ADMIN_PASSWORD: 'correct horse battery staple' }, {}, createLogger('debug', { destination: stream }));
+});
+afterAll(() => h.close());
+
+describe('Bull Board at /admin/queues', () => {
+  it('asks for basic auth, refuses wrong credentials, and serves the board read-only to the right ones', async () => {
+    const url = `${h.api.server.url}/admin/queues`;
+    const anonymous = await fetch(url);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toMatch(/^Basic realm="mozhno admin"/);
+    for (const [user, password] of [['ops', 'wrong'], ['admin', 'correct horse battery staple'], ['ops', 'correct horse battery stapl']]) {
+      expect((await fetch(url, { headers: { authorization: basic(user!, password!) } })).status).toBe(401);
+    }
+    const page = await fetch(url, { headers: { authorization: basic('ops', 'correct horse battery staple') } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<title>');
+
+    const queues = await fetch(`${url}/api/queues`, { headers: { authorization: basic('ops', 'correct horse battery staple') } });
+    expect(queues.status).toBe(200);
+    const body = (await queues.json()) as any;
+    expect(body.queues.map((q: any) => [q.name, q.readOnlyMode])).toEqual([['deliveries', true]]);
+    // Read-only: no clean, retry or pause through the board.
+    const clean = await fetch(`${url}/api/queues/deliveries/clean/completed`, { method: 'PUT', headers: { authorization: basic('ops', 'correct horse battery staple') } });
+    expect(clean.status).not.toBe(200);
+  });
+
+  it('does not exist without ADMIN_PASSWORD: 404', async () => {
+    const api = await startTestApi({ ADMIN_USER: 'ops' });
+    try {
+      for (const path of ['/admin/queues', '/admin/queues/api/queues', '/admin/queues/static/x.js']) {
+        const answer = await fetch(`${api.server.url}${path}`, { headers: { authorization: basic('ops', '') } });
+        expect(answer.status, path).toBe(404);
+      }
+    } finally {
+      await api.close();
+    }
+  });
+});
+
+describe('health', () => {
+  it('/healthz and /readyz answer 200 with PostgreSQL and Redis up', async () => {
+    expect(await (await fetch(`${h.api.server.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    const ready = await fetch(`${h.api.server.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', postgres: 'ok', redis: 'ok' });
+  });
+
+  it('/readyz answers 503 naming Redis when it is down, while /healthz stays 200', async () => {
+    const api = await startTestApi({ REDIS_URL: 'redis://127.0.0.1:1' });
+    try {
+      const ready = await fetch(`${api.server.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({ status: 'unavailable', postgres: 'ok', redis: expect.stringMatching(/^unreachable: /) });
+      expect((await fetch(`${api.server.url}/healthz`)).status).toBe(200);
+    } finally {
+      await api.close();
+    }
+  });
+});
+
+describe('metrics', () => {
+  it('the api exposes request timings, queue depth, events relayed and relay lag', async () => {
+    const p = await h.api.project();
+    await p.post('/api/v1/integrations', { name: 'm', configJson: { url: `${h.sink.url}/m` }, eventSubscriptionsJson: ['flag.created'] });
+    await p.post('/api/v1/flags', { key: 'm', name: 'M' });
+    await h.sink.waitForRequests(1);
+    const answer = await fetch(`${h.api.server.url}/metrics`);
+    expect(answer.headers.get('content-type')).toMatch(/^text\/plain/);
+    const text = await answer.text();
+    expect(text).toMatch(/^mozhno_http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/flags",status="201"\} [1-9]/m);
+    expect(text).toMatch(/^mozhno_events_relayed_total [1-9]/m);
+    expect(text).toMatch(/^mozhno_jobs_queued_total [1-9]/m);
+    for (const state of ['waiting', 'active', 'delayed', 'failed']) expect(text).toMatch(new RegExp(`^mozhno_jobs\\{state="${state}"\\} \\d+`, 'm'));
+    expect(text).toMatch(/^mozhno_relay_lag_seconds \d/m);
+    expect(text).toMatch(/^process_resident_memory_bytes \d/m);
+  });
+
+  it('the worker exposes deliveries by result and code, and the duration histogram, on its own port', async () => {
+    const p = await h.api.project();
+    await p.post('/api/v1/integrations', { name: 'w', configJson: { url: `${h.sink.url}/w` }, eventSubscriptionsJson: ['flag.created'] });
+    h.sink.respond((_req, res) => res.writeHead(502).end());
+    await p.post('/api/v1/flags', { key: 'w', name: 'W' });
+    await h.eventually(async () => (await h.worker.metrics.deliveries.get()).values.some((v) => v.labels.code === 'E_HTTP') || undefined);
+    const server = await startMetricsServer(0, h.worker.metrics.registry, () => true);
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+      expect(text).toMatch(/^mozhno_deliveries_total\{result="failure",code="E_HTTP"\} [1-9]/m);
+      expect(text).toMatch(/^mozhno_delivery_duration_seconds_bucket\{le="0.005",result="failure"\} \d+/m);
+      expect(text).toMatch(/^mozhno_delivery_latency_seconds_count [1-9]/m);
+      expect(await (await fetch(`http://127.0.0.1:${server.port}/healthz`)).json()).toEqual({ status: 'ok' });
+      expect((await fetch(`http://127.0.0.1:${server.port}/other`)).status).toBe(404);
+    } finally {
+      await server.close();
+      h.sink.reset();
+    }
+  });
+});
+
+describe('logs', () => {
+  it('one JSON line per request and per delivery, without tokens, secrets, header values or bodies', async () => {
+    const secret = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
+    const headerValue = 'Bearer receiver-credential-4f1c';
+    const p = await h.api.project();
+    const integration = (
+      await p.post('/api/v1/integrations', {
+        name: 'logged',
+        configJson: { url: `${h.sink.url}/logged`, headers: { Authorization: headerValue }, secret, body: '{"name":"[[events.resourceName]]"}' },
+        eventSubscriptionsJson: ['flag.created'],
+      })
+    ).body;
+    await h.api.client(`Bearer ${p.token}x`).get('/api/v1/flags'); // a wrong token is not logged either
+    await p.post('/api/v1/flags', { key: 'very-private-flag-name', name: 'Private' });
+    await h.sink.waitForRequests(1);
+    await h.eventually(async () => (await p.get(`/api/v1/integrations/${integration.id}/deliveries`)).body.length === 1 || undefined);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    const lines = captured.join('').split('\n').filter(Boolean).map((line) => JSON.parse(line));
+    expect(lines.some((l) => l.msg === 'request' && l.method === 'POST' && l.path === '/api/v1/flags' && l.status === 201 && typeof l.ms === 'number')).toBe(true);
+    expect(lines.some((l) => l.msg === 'delivery' && l.integrationId === integration.id && l.status === 'success' && l.code === null && typeof l.ms === 'number')).toBe(true);
+    const all = captured.join('');
+    for (const leak of [p.token, p.token.slice(4, 20), secret.slice(6, 30), headerValue, 'receiver-credential', 'very-private-flag-name']) {
+      expect(all).not.toContain(leak);
+    }
+  });
+});
