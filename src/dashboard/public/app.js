@@ -1,0 +1,657 @@
+/* global document, window, location, history, setTimeout, clearTimeout, crypto, btoa, URL */
+import { ApiError, request, token } from './api.js';
+import { EVENT_GROUPS, VARIABLES, placeholder } from './catalog.js';
+import { $, h, time } from './dom.js';
+
+const VIEWS = ['token', 'list', 'form', 'deliveries'];
+const SECRET_MASK = '********';
+const DEFAULT_HEADERS = '{"Content-Type": "application/json"}';
+const ALL_EVENTS = EVENT_GROUPS.flatMap(([, codes]) => codes);
+const UNAUTHORIZED = 'The API answered 401 unauthorized: this token is unknown, disabled or deleted. Paste a valid token.';
+
+/** The form's fields: their control, error paragraph and the label used in messages. */
+const FIELDS = {
+  name: { control: '#f-name', error: '#f-name-error', label: 'Name' },
+  url: { control: '#f-url', error: '#f-url-error', label: 'URL' },
+  headers: { control: '#f-headers', error: '#f-headers-error', label: 'Headers' },
+  body: { control: '#f-body', error: '#f-body-error', label: 'Body' },
+  events: { control: '#f-events', error: '#f-events-error', label: 'Events' },
+  secret: { control: '#f-secret', error: '#f-secret-error', label: 'Secret' },
+};
+
+const state = {
+  project: null,
+  integrations: [],
+  /** The integration the form edits; null while connecting a new one. */
+  editing: null,
+  /** The integration whose delivery log is shown. */
+  viewing: null,
+  /** Bumped on every navigation, so answers that arrive for a view already left are dropped. */
+  navigation: 0,
+  pendingTest: null,
+  pollTimer: undefined,
+  busy: false,
+};
+
+// ---------------------------------------------------------------- navigation
+
+function parseRoute() {
+  const hash = location.hash.replace(/^#\/?/, '');
+  if (hash === 'connect') return { view: 'form' };
+  const edit = /^edit\/(\d+)$/.exec(hash);
+  if (edit) return { view: 'form', id: Number(edit[1]) };
+  const deliveries = /^deliveries\/(\d+)$/.exec(hash);
+  if (deliveries) return { view: 'deliveries', id: Number(deliveries[1]) };
+  return { view: 'list' };
+}
+
+function navigate(hash) {
+  if (location.hash === hash) void route();
+  else location.hash = hash;
+}
+
+async function route() {
+  const navigation = ++state.navigation;
+  clearTimeout(state.pollTimer);
+  if (!token.get()) {
+    showView('token');
+    return;
+  }
+  const target = parseRoute();
+  if (target.view === 'form') await openForm(target.id, navigation);
+  else if (target.view === 'deliveries') await openDeliveries(target.id, navigation);
+  else {
+    showView('list');
+    await loadList(navigation);
+  }
+}
+
+function showView(name) {
+  for (const view of VIEWS) $(`#view-${view}`).hidden = view !== name;
+  $('#session').hidden = name === 'token' || !state.project;
+  // Move focus to the new view, so keyboard and screen-reader users start where the content changed.
+  if (name === 'token') $('#token').focus();
+  else $(`#view-${name} h1`).focus();
+}
+
+const isCurrent = (navigation) => navigation === state.navigation;
+
+// ---------------------------------------------------------------- messages
+
+let announceTimer;
+function announce(text) {
+  const status = $('#status');
+  status.textContent = text;
+  clearTimeout(announceTimer);
+  announceTimer = setTimeout(() => {
+    status.textContent = '';
+  }, 8000);
+}
+
+function showMessage(selector, content, kind = 'error') {
+  const element = $(selector);
+  element.replaceChildren(...[content].flat());
+  element.className = `message ${kind}`;
+  element.hidden = false;
+}
+
+function hideMessage(selector) {
+  const element = $(selector);
+  element.hidden = true;
+  element.replaceChildren();
+}
+
+function describe(err) {
+  if (!(err instanceof ApiError)) return `Something went wrong: ${err instanceof Error ? err.message : String(err)}`;
+  if (err.code === 'integration_limit_reached') return `Integration limit reached: ${err.message}.`;
+  if (err.code === 'not_found') return 'That integration no longer exists; it may have been deleted elsewhere.';
+  return err.message;
+}
+
+/** A 401 anywhere ends the session; any other failure is shown in the view's message area. */
+function fail(err, selector) {
+  if (err instanceof ApiError && err.status === 401) signOut(UNAUTHORIZED);
+  else showMessage(selector, describe(err));
+}
+
+// ---------------------------------------------------------------- session
+
+async function refreshProject() {
+  state.project = await request('GET', '/project');
+  renderProject();
+}
+
+function renderProject() {
+  const project = state.project;
+  if (!project) return;
+  $('#project-name').textContent = `Project: ${project.name}`;
+  $('#session').hidden = false;
+  const { used, limit } = project.integrations;
+  const usage = $('#usage');
+  usage.replaceChildren(h('strong', {}, `${used} of ${limit} used`), ` on the ${project.plan} plan`);
+  usage.classList.toggle('full', used >= limit);
+  if (used >= limit) usage.append(h('span', { class: 'limit-note' }, 'Limit reached: delete an integration or upgrade the plan to connect another.'));
+}
+
+async function submitToken(event) {
+  event.preventDefault();
+  const input = $('#token');
+  const value = input.value.trim().replace(/^Bearer\s+/i, '');
+  setTokenError(null);
+  if (value === '') return setTokenError('Paste an API token.');
+  if (!/^[\x21-\x7e]+$/.test(value)) return setTokenError('A token is one word of printable ASCII characters; check what was pasted.');
+  if (state.busy) return;
+  state.busy = true;
+  token.set(value);
+  try {
+    await refreshProject();
+    input.value = '';
+    announce(`Opened project “${state.project.name}”.`);
+    await route();
+  } catch (err) {
+    token.clear();
+    setTokenError(err instanceof ApiError && err.status === 401 ? 'This token was not accepted (401 unauthorized): it is unknown, disabled or deleted.' : describe(err));
+  } finally {
+    state.busy = false;
+  }
+}
+
+function setTokenError(text) {
+  const input = $('#token');
+  const error = $('#token-error');
+  error.textContent = text ?? '';
+  error.hidden = text === null;
+  if (text === null) input.removeAttribute('aria-invalid');
+  else {
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+  }
+}
+
+function signOut(message) {
+  token.clear();
+  state.navigation++;
+  clearTimeout(state.pollTimer);
+  state.project = null;
+  state.integrations = [];
+  state.editing = null;
+  state.viewing = null;
+  $('#integrations').replaceChildren();
+  $('#deliveries').replaceChildren();
+  showView('token');
+  setTokenError(message ?? null);
+}
+
+// ---------------------------------------------------------------- list
+
+async function loadList(navigation) {
+  try {
+    const [project, integrations] = await Promise.all([request('GET', '/project'), request('GET', '/integrations')]);
+    if (!isCurrent(navigation)) return;
+    state.project = project;
+    state.integrations = integrations;
+    hideMessage('#list-message');
+    renderProject();
+    renderList();
+  } catch (err) {
+    if (isCurrent(navigation)) fail(err, '#list-message');
+  }
+}
+
+function renderList() {
+  $('#integrations').replaceChildren(...state.integrations.map(card));
+  $('#list-empty').hidden = state.integrations.length > 0;
+}
+
+function parseJson(text, fallback) {
+  try {
+    return typeof text === 'string' ? JSON.parse(text) : (text ?? fallback);
+  } catch {
+    return fallback;
+  }
+}
+
+function hostOf(url) {
+  try {
+    return new URL(url).host;
+  } catch {
+    return typeof url === 'string' ? url : '—';
+  }
+}
+
+function fact(term, ...value) {
+  return h('div', {}, h('dt', {}, term), h('dd', {}, ...value));
+}
+
+function badge(status) {
+  return h('span', { class: `badge ${status === 'success' ? 'success' : 'failure'}` }, status);
+}
+
+/** Visible text plus the integration's name for assistive technology, so "Edit" buttons of different cards differ. */
+function named(text, integration) {
+  return [text, h('span', { class: 'visually-hidden' }, ` “${integration.name}”`)];
+}
+
+function card(integration) {
+  const config = parseJson(integration.configJson, {});
+  const events = parseJson(integration.eventSubscriptionsJson, []);
+  const titleId = `integration-${integration.id}`;
+  const toggle = h('input', { type: 'checkbox', role: 'switch', id: `enabled-${integration.id}` });
+  toggle.checked = integration.enabled;
+  toggle.addEventListener('change', () => toggleEnabled(integration, toggle));
+  const item = h(
+    'li',
+    { class: integration.enabled ? 'card' : 'card off', 'aria-labelledby': titleId, 'data-id': integration.id },
+    h('div', { class: 'card-head' },
+      h('h2', { id: titleId }, integration.name),
+      h('div', { class: 'switch' }, toggle, h('label', { for: toggle.id }, ...named('Enabled', integration)))),
+    h('dl', { class: 'facts' },
+      fact('URL host', hostOf(config.url)),
+      fact('Events', Array.isArray(events) && events.length === ALL_EVENTS.length ? `all ${ALL_EVENTS.length} events` : [events].flat().join(', ')),
+      fact('Last delivery', ...(integration.lastDeliveryAt ? [time(integration.lastDeliveryAt), ' ', badge(integration.lastDeliveryStatus)] : ['never'])),
+      fact('Last error', ...(integration.lastError ? [time(integration.lastErrorAt), h('span', { class: 'error-text' }, integration.lastError)] : ['none']))),
+    h('div', { class: 'actions' },
+      h('a', { class: 'button', href: `#edit/${integration.id}` }, ...named('Edit', integration)),
+      h('button', { type: 'button', onclick: () => sendTestFromList(integration) }, ...named('Send test', integration)),
+      h('a', { class: 'button', href: `#deliveries/${integration.id}` }, ...named('Deliveries', integration)),
+      h('button', { type: 'button', class: 'danger', onclick: () => removeIntegration(integration) }, ...named('Delete', integration))),
+  );
+  return item;
+}
+
+/** PUT takes the whole integration; configJson goes back as read, so a masked secret stays stored. */
+function wholeIntegration(integration, changes) {
+  const { name, enabled, type, configJson, eventSubscriptionsJson } = integration;
+  return { name, enabled, type, configJson, eventSubscriptionsJson, ...changes };
+}
+
+async function toggleEnabled(integration, input) {
+  const enabled = input.checked;
+  // Not `disabled`: that would throw keyboard focus off the switch. Changes while saving are undone instead.
+  if (input.dataset.busy) {
+    input.checked = !enabled;
+    return;
+  }
+  input.dataset.busy = 'true';
+  input.setAttribute('aria-busy', 'true');
+  try {
+    const updated = await request('PUT', `/integrations/${integration.id}`, wholeIntegration(integration, { enabled }));
+    Object.assign(integration, updated);
+    input.checked = updated.enabled;
+    input.closest('li')?.classList.toggle('off', !updated.enabled);
+    announce(`“${updated.name}” is ${updated.enabled ? 'enabled' : 'disabled'}.`);
+  } catch (err) {
+    input.checked = !enabled;
+    fail(err, '#list-message');
+  } finally {
+    delete input.dataset.busy;
+    input.removeAttribute('aria-busy');
+  }
+}
+
+async function removeIntegration(integration) {
+  const question = `Delete the webhook “${integration.name}”?\n\nIts settings and delivery log are removed. This cannot be undone.`;
+  if (!window.confirm(question)) return;
+  const navigation = state.navigation;
+  try {
+    await request('DELETE', `/integrations/${integration.id}`);
+    announce(`Deleted “${integration.name}”.`);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) return fail(err, '#list-message');
+  }
+  await loadList(navigation);
+  // The card with the focused button is gone; continue from the list's heading.
+  if (isCurrent(navigation)) $('#list-title').focus();
+}
+
+function sendTestFromList(integration) {
+  state.pendingTest = integration.id;
+  navigate(`#deliveries/${integration.id}`);
+}
+
+// ---------------------------------------------------------------- form
+
+function buildForm() {
+  const groups = EVENT_GROUPS.map(([resource, codes]) =>
+    h('fieldset', { class: 'event-group' },
+      h('legend', {}, resource),
+      ...codes.map((code) => h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'events', value: code }), ` ${code}`))));
+  $('#event-groups').replaceChildren(...groups);
+
+  $('#variables').replaceChildren(...VARIABLES.map(([variable, meaning]) =>
+    h('li', {},
+      h('button', { type: 'button', class: 'variable', 'data-variable': variable, onclick: () => insertVariable(variable) }, variable),
+      h('span', { class: 'muted' }, meaning))));
+}
+
+function eventBoxes() {
+  return [...document.querySelectorAll('#event-groups input[name="events"]')];
+}
+
+function insertVariable(variable) {
+  const body = $('#f-body');
+  const text = placeholder(variable);
+  // The textarea keeps its selection while the button has focus: replace it, and put the cursor after the placeholder.
+  body.setRangeText(text, body.selectionStart, body.selectionEnd, 'end');
+  body.focus();
+}
+
+function formatHeaders(headers) {
+  if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) return JSON.stringify(headers);
+  const entries = Object.entries(headers).map(([name, value]) => `${JSON.stringify(name)}: ${JSON.stringify(value)}`);
+  return `{${entries.join(', ')}}`;
+}
+
+function fillForm(integration) {
+  const config = integration ? parseJson(integration.configJson, {}) : {};
+  const events = integration ? [parseJson(integration.eventSubscriptionsJson, [])].flat() : [];
+  $('#f-name').value = integration?.name ?? '';
+  $('#f-url').value = typeof config.url === 'string' ? config.url : '';
+  $('#f-headers').value = !integration ? DEFAULT_HEADERS : config.headers === undefined ? '' : formatHeaders(config.headers);
+  $('#f-body').value = typeof config.body === 'string' ? config.body : '';
+  for (const box of eventBoxes()) box.checked = events.includes(box.value);
+  $('#f-enabled').checked = integration ? integration.enabled : true;
+  $('#f-secret').value = typeof config.secret === 'string' ? config.secret : '';
+  $('#f-secret-kept').hidden = config.secret !== SECRET_MASK;
+  $('#advanced').open = $('#f-secret').value !== '';
+  $('#form-title').textContent = integration ? `Edit “${integration.name}”` : 'Connect a webhook';
+  $('#form-crumb').textContent = integration ? 'Edit' : 'Connect';
+  $('#form-submit').textContent = integration ? 'Save' : 'Connect';
+}
+
+async function openForm(id, navigation) {
+  clearFormErrors();
+  if (id === undefined) {
+    state.editing = null;
+    fillForm(null);
+    showView('form');
+    if (!state.project) refreshProject().catch((err) => fail(err, '#form-message'));
+    return;
+  }
+  try {
+    const integration = await request('GET', `/integrations/${id}`);
+    if (!isCurrent(navigation)) return;
+    state.editing = integration;
+    fillForm(integration);
+    showView('form');
+    if (!state.project) await refreshProject();
+  } catch (err) {
+    if (isCurrent(navigation)) await showListInstead(err, navigation);
+  }
+}
+
+/** A view that cannot open (its integration is gone, say): the list, with the reason. */
+async function showListInstead(err, navigation) {
+  if (err instanceof ApiError && err.status === 401) return signOut(UNAUTHORIZED);
+  history.replaceState(null, '', '#');
+  showView('list');
+  await loadList(navigation);
+  if (isCurrent(navigation)) showMessage('#list-message', describe(err));
+}
+
+function clearFormErrors() {
+  hideMessage('#form-message');
+  for (const field of Object.values(FIELDS)) {
+    const error = $(field.error);
+    error.hidden = true;
+    error.replaceChildren();
+  }
+  for (const control of document.querySelectorAll('#integration-form [aria-invalid]')) control.removeAttribute('aria-invalid');
+}
+
+function addFieldError(key, text) {
+  const field = FIELDS[key];
+  const error = $(field.error);
+  if (error.childNodes.length > 0) error.append(h('br'));
+  error.append(text);
+  error.hidden = false;
+  // aria-invalid belongs on form controls; for the Events group it goes on each checkbox.
+  const controls = key === 'events' ? eventBoxes() : [$(field.control)];
+  for (const control of controls) control.setAttribute('aria-invalid', 'true');
+  if (key === 'secret') $('#advanced').open = true;
+}
+
+/** Which form field an API error path names (SPEC §4 paths), or null for the general message. */
+function fieldOf(path) {
+  if (path === 'name') return 'name';
+  if (path === 'configJson.url') return 'url';
+  if (path === 'configJson.headers' || path.startsWith('configJson.headers.') || path.startsWith('configJson.headers[')) return 'headers';
+  if (path === 'configJson.body') return 'body';
+  if (path === 'configJson.secret') return 'secret';
+  if (path === 'eventSubscriptionsJson' || path.startsWith('eventSubscriptionsJson[') || path.startsWith('eventSubscriptionsJson.')) return 'events';
+  return null;
+}
+
+/** "configJson.url must use https" reads "URL must use https" in the form. */
+function humanize(path, message) {
+  const key = fieldOf(path);
+  if (!key || !message.startsWith(path)) return message;
+  const header = /^configJson\.headers\.(.+)$/.exec(path);
+  const label = header ? `Header “${header[1]}”` : FIELDS[key].label;
+  return `${label}${message.slice(path.length)}`;
+}
+
+function focusFirstInvalid(keys) {
+  const first = Object.keys(FIELDS).find((key) => keys.includes(key));
+  if (!first) return;
+  const control = first === 'events' ? eventBoxes()[0] : $(FIELDS[first].control);
+  control?.focus();
+}
+
+function readHeaders() {
+  const text = $('#f-headers').value.trim();
+  if (text === '') return { value: undefined };
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    return { error: `Headers are not valid JSON (${err.message}). Write an object, e.g. ${DEFAULT_HEADERS}.` };
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    return { error: `Headers must be a JSON object, e.g. ${DEFAULT_HEADERS}.` };
+  }
+  return { value: parsed };
+}
+
+async function submitForm(event) {
+  event.preventDefault();
+  if (state.busy) return;
+  clearFormErrors();
+  const headers = readHeaders();
+  if (headers.error) {
+    addFieldError('headers', headers.error);
+    showMessage('#form-message', 'Nothing was saved: correct the field marked below.');
+    focusFirstInvalid(['headers']);
+    return;
+  }
+  const config = { url: $('#f-url').value.trim() };
+  if (headers.value !== undefined) config.headers = headers.value;
+  const body = $('#f-body').value;
+  if (body !== '') config.body = body;
+  const secret = $('#f-secret').value.trim();
+  if (secret !== '') config.secret = secret;
+  const payload = {
+    name: $('#f-name').value,
+    enabled: $('#f-enabled').checked,
+    type: state.editing?.type ?? 'custom_webhook',
+    configJson: JSON.stringify(config),
+    eventSubscriptionsJson: JSON.stringify(eventBoxes().filter((box) => box.checked).map((box) => box.value)),
+  };
+
+  const editing = state.editing;
+  const navigation = state.navigation;
+  const submit = $('#form-submit');
+  state.busy = true;
+  submit.setAttribute('aria-busy', 'true');
+  try {
+    const saved = editing
+      ? await request('PUT', `/integrations/${editing.id}`, payload)
+      : await request('POST', '/integrations', payload);
+    announce(editing ? `Saved “${saved.name}”.` : `Connected “${saved.name}”.`);
+    if (isCurrent(navigation)) navigate('');
+  } catch (err) {
+    if (isCurrent(navigation)) showSaveErrors(err);
+  } finally {
+    state.busy = false;
+    submit.removeAttribute('aria-busy');
+  }
+}
+
+function showSaveErrors(err) {
+  if (!(err instanceof ApiError)) return showMessage('#form-message', describe(err));
+  if (err.status === 401) return signOut(UNAUTHORIZED);
+  const general = [];
+  const marked = [];
+  for (const detail of err.details) {
+    const path = String(detail?.path ?? '');
+    const text = humanize(path, String(detail?.message ?? 'is invalid'));
+    const key = fieldOf(path);
+    if (key) {
+      addFieldError(key, text);
+      marked.push(key);
+    } else general.push(text);
+  }
+  let summary;
+  if (err.code === 'validation_failed') summary = marked.length > 0 ? 'Nothing was saved: correct the fields marked below.' : 'Nothing was saved:';
+  else summary = `Nothing was saved. ${describe(err)}`;
+  showMessage('#form-message', [h('p', {}, summary), general.length > 0 ? h('ul', {}, ...general.map((text) => h('li', {}, text))) : null].filter(Boolean));
+  if (err.code === 'integration_limit_reached' || err.code === 'not_found') {
+    refreshProject().catch(() => {}); // the usage shown is stale
+  }
+  if (marked.length > 0) focusFirstInvalid(marked);
+  else $('#form-message').scrollIntoView({ block: 'nearest' });
+}
+
+function generateSecret() {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  const secret = $('#f-secret');
+  secret.value = `whsec_${btoa(String.fromCharCode(...bytes))}`;
+  $('#f-secret-kept').hidden = true;
+  secret.focus();
+  secret.select();
+  announce('New secret generated. Give it to your receiver to verify signatures; it is shown only here.');
+}
+
+// ---------------------------------------------------------------- deliveries
+
+async function openDeliveries(id, navigation) {
+  try {
+    const [integration, deliveries] = await Promise.all([
+      request('GET', `/integrations/${id}`),
+      request('GET', `/integrations/${id}/deliveries`),
+    ]);
+    if (!isCurrent(navigation)) return;
+    state.viewing = integration;
+    hideMessage('#deliveries-message');
+    $('#deliveries-title').textContent = `Deliveries of “${integration.name}”`;
+    $('#deliveries-target').textContent = `${hostOf(parseJson(integration.configJson, {}).url)} · ${integration.enabled ? 'enabled' : 'disabled'}`;
+    $('#deliveries-edit').setAttribute('href', `#edit/${integration.id}`);
+    renderDeliveries(deliveries);
+    showView('deliveries');
+    if (!state.project) await refreshProject();
+    if (state.pendingTest === id) {
+      state.pendingTest = null;
+      await sendTest();
+    }
+  } catch (err) {
+    state.pendingTest = null;
+    if (isCurrent(navigation)) await showListInstead(err, navigation);
+  }
+}
+
+function renderDeliveries(deliveries) {
+  $('#deliveries').replaceChildren(...deliveries.map((delivery, i) => deliveryItem(delivery, i === 0)));
+  $('#deliveries-empty').hidden = deliveries.length > 0;
+}
+
+function deliveryItem(delivery, newest) {
+  const error = delivery.error ? [delivery.errorCode ? h('code', {}, delivery.errorCode) : null, ' ', delivery.error] : ['—'];
+  return h('li', { class: 'card delivery' },
+    h('div', { class: 'card-head' },
+      badge(delivery.status),
+      h('strong', { class: 'action' }, delivery.action),
+      time(delivery.createdAt)),
+    h('dl', { class: 'facts' },
+      fact('HTTP status', delivery.httpStatus === null ? '—' : String(delivery.httpStatus)),
+      fact('Duration', `${delivery.durationMs} ms`),
+      fact('Error', ...error)),
+    delivery.requestBody === null || delivery.requestBody === ''
+      ? h('p', { class: 'muted' }, 'Sent without a body.')
+      : h('details', { open: newest }, h('summary', {}, 'Request body'), h('pre', { tabindex: 0 }, delivery.requestBody)),
+    delivery.responseExcerpt ? h('details', {}, h('summary', {}, 'Response excerpt'), h('pre', { tabindex: 0 }, delivery.responseExcerpt)) : null);
+}
+
+async function refreshDeliveries() {
+  const navigation = state.navigation;
+  const integration = state.viewing;
+  if (!integration) return;
+  try {
+    const deliveries = await request('GET', `/integrations/${integration.id}/deliveries`);
+    if (isCurrent(navigation)) renderDeliveries(deliveries);
+  } catch (err) {
+    if (isCurrent(navigation)) fail(err, '#deliveries-message');
+  }
+}
+
+async function sendTest() {
+  const integration = state.viewing;
+  const navigation = state.navigation;
+  if (!integration || state.busy) return;
+  state.busy = true;
+  showMessage('#deliveries-message', 'Sending a test delivery…', 'info');
+  try {
+    const { webhookId } = await request('POST', `/integrations/${integration.id}/test`);
+    if (!isCurrent(navigation)) return;
+    showMessage('#deliveries-message', 'Test delivery queued; waiting for its outcome…', 'info');
+    waitForDelivery(integration.id, webhookId, navigation, Date.now() + 45_000);
+  } catch (err) {
+    if (isCurrent(navigation)) fail(err, '#deliveries-message');
+  } finally {
+    state.busy = false;
+  }
+}
+
+/** Polls the log until the test's delivery is recorded; a delivery takes at most WEBHOOK_TIMEOUT_MS (30 s by default). */
+function waitForDelivery(id, webhookId, navigation, deadline) {
+  clearTimeout(state.pollTimer);
+  state.pollTimer = setTimeout(async () => {
+    if (!isCurrent(navigation)) return;
+    let deliveries;
+    try {
+      deliveries = await request('GET', `/integrations/${id}/deliveries`);
+    } catch (err) {
+      if (isCurrent(navigation)) fail(err, '#deliveries-message');
+      return;
+    }
+    if (!isCurrent(navigation)) return;
+    renderDeliveries(deliveries);
+    const delivery = deliveries.find((d) => d.webhookId === webhookId);
+    if (delivery?.status === 'success') showMessage('#deliveries-message', `Test delivered: HTTP ${delivery.httpStatus} in ${delivery.durationMs} ms.`, 'success');
+    else if (delivery) showMessage('#deliveries-message', `Test failed: ${delivery.error ?? delivery.status}`, 'error');
+    else if (Date.now() > deadline) showMessage('#deliveries-message', 'The test has not been delivered yet; use Refresh to look again.', 'info');
+    else waitForDelivery(id, webhookId, navigation, deadline);
+  }, 400);
+}
+
+// ---------------------------------------------------------------- start
+
+function start() {
+  buildForm();
+  $('#token-form').addEventListener('submit', submitToken);
+  $('#sign-out').addEventListener('click', () => {
+    signOut(null);
+    announce('Token forgotten.');
+  });
+  $('#refresh-list').addEventListener('click', () => loadList(state.navigation));
+  $('#integration-form').addEventListener('submit', submitForm);
+  $('#events-all').addEventListener('click', () => eventBoxes().forEach((box) => (box.checked = true)));
+  $('#events-none').addEventListener('click', () => eventBoxes().forEach((box) => (box.checked = false)));
+  $('#generate-secret').addEventListener('click', generateSecret);
+  $('#send-test').addEventListener('click', () => sendTest());
+  $('#refresh-deliveries').addEventListener('click', refreshDeliveries);
+  window.addEventListener('hashchange', () => void route());
+  void route();
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+else start();
