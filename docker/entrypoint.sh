@@ -1,5 +1,8 @@
 #!/bin/sh
-# Chooses the process of the image: api | worker | migrate | cli <command…>
+# The image's entry point: the first argument picks the process.
+#   api | worker | migrate | cli <command…>   (anything else runs as given, e.g. `sh`)
+# Paths are relative to the working directory, /app in the image. `exec` makes node
+# the container's main process, so it receives SIGTERM itself and drains before exit.
 set -e
 case "${1:-api}" in
   api) exec node dist/src/api.js ;;
