@@ -52,7 +52,7 @@ export interface ApiServerOptions {
 export async function startApiServer(config: Readonly<Config>, log: Logger, options: ApiServerOptions = {}): Promise<ApiServer> {
   const db = createDb(config.databaseUrl);
   await assertDatabaseReachable(db, config.databaseUrl);
-  const redis = createProducerConnection(config.redisUrl);
+  const redis = createProducerConnection(config);
   let redisDown = false;
   redis.on('error', (err) => {
     if (!redisDown) log.warn({ err: err.message }, 'Redis unreachable; changes are kept and queued once it is back');

@@ -7,8 +7,10 @@ export const PLANS: readonly Plan[] = ['free', 'pro', 'enterprise'];
 export interface Config {
   /** DATABASE_URL, default postgres://localhost:5432/mozhno */
   databaseUrl: string;
-  /** REDIS_URL, default redis://127.0.0.1:6379 */
+  /** REDIS_URL, default redis://127.0.0.1:6379; on a cluster, any one node (the others are discovered) */
   redisUrl: string;
+  /** REDIS_CLUSTER: connect in Redis Cluster mode, default false; needs a {hash-tag} QUEUE_PREFIX */
+  redisCluster: boolean;
   /** PORT of the api, default 8080 */
   port: number;
   /** WEBHOOK_TIMEOUT_MS bounds a whole delivery attempt, default 30000 */
@@ -60,6 +62,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const config: Config = {
     databaseUrl: url('DATABASE_URL', read('DATABASE_URL') ?? 'postgres://localhost:5432/mozhno', ['postgres:', 'postgresql:']),
     redisUrl: url('REDIS_URL', read('REDIS_URL') ?? 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    redisCluster: flag('REDIS_CLUSTER', read('REDIS_CLUSTER'), false),
     port: integer('PORT', read('PORT'), 8080, 0, 65535),
     webhookTimeoutMs: integer('WEBHOOK_TIMEOUT_MS', read('WEBHOOK_TIMEOUT_MS'), 30_000, 100, 600_000),
     webhookAllowedCidrs: cidrs(read('WEBHOOK_ALLOWED_CIDRS')),
@@ -74,7 +77,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     queuePrefix: queuePrefix(read('QUEUE_PREFIX') ?? 'mozhno'),
     logLevel: oneOf('LOG_LEVEL', read('LOG_LEVEL') ?? 'info', LOG_LEVELS),
   };
+  if (config.redisCluster && !/^\{[^}]+\}/.test(config.queuePrefix)) {
+    // BullMQ's scripts touch several keys of the queue at once: on a cluster they must share one slot.
+    throw new ConfigError('QUEUE_PREFIX', `must start with a {hash-tag} when REDIS_CLUSTER is true, e.g. {${config.queuePrefix}}`);
+  }
   return Object.freeze(config);
+}
+
+function flag(name: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (['true', '1', 'yes'].includes(value.toLowerCase())) return true;
+  if (['false', '0', 'no'].includes(value.toLowerCase())) return false;
+  throw new ConfigError(name, `must be true or false, got "${value}"`);
 }
 
 function url(name: string, value: string, protocols: string[]): string {

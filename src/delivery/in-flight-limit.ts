@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './queue.js';
 
 /**
  * At most `cap` deliveries of one integration in flight across every worker
@@ -17,7 +17,7 @@ import type { Redis } from 'ioredis';
  */
 export class InFlightLimit {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly cap: number,
     private readonly leaseMs: number,
@@ -102,7 +102,7 @@ const RELEASE = `
 redis.call('ZREM', KEYS[1], ARGV[1])
 return redis.call('LPOP', KEYS[2])`;
 
-function defineScripts(redis: Redis): void {
+function defineScripts(redis: RedisConnection): void {
   if ('mozhnoAcquire' in redis) return;
   // Key names come in as KEYS so the scripts also run on Redis Cluster (both keys share the prefix's hash tag).
   redis.defineCommand('mozhnoAcquire', { numberOfKeys: 1, lua: ACQUIRE });

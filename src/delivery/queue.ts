@@ -1,5 +1,5 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { EventVariables } from '../events/variables.js';
 
 export const QUEUE_NAME = 'deliveries';
@@ -36,23 +36,44 @@ export function testJobId(integrationId: number, nonce: string): string {
   return `t${nonce}-i${integrationId}`;
 }
 
+/** A single Redis or a Redis Cluster (REDIS_CLUSTER=true, REDIS_URL naming any one node). */
+export type RedisConnection = Redis | Cluster;
+
+export interface RedisSettings {
+  redisUrl: string;
+  redisCluster: boolean;
+}
+
 /**
  * The producer's connection fails fast: with Redis down an enqueue errors at
  * once (the relay retries later) instead of hanging an API request or the relay.
  */
-export function createProducerConnection(redisUrl: string): Redis {
-  return new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, ...reconnect });
+export function createProducerConnection(settings: RedisSettings): RedisConnection {
+  return connect(settings, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 });
 }
 
 /** Workers block on Redis and must wait through outages: BullMQ requires maxRetriesPerRequest null. */
-export function createWorkerConnection(redisUrl: string): Redis {
-  return new Redis(redisUrl, { maxRetriesPerRequest: null, ...reconnect });
+export function createWorkerConnection(settings: RedisSettings): RedisConnection {
+  return connect(settings, { maxRetriesPerRequest: null });
 }
 
-const reconnect: RedisOptions = {
-  retryStrategy: (attempt) => Math.min(attempt * 200, 5_000),
-};
+const retry = (attempt: number) => Math.min(attempt * 200, 5_000);
 
-export function createDeliveryQueue(connection: Redis, prefix: string): Queue<DeliveryJobData> {
+function connect(settings: RedisSettings, options: RedisOptions): RedisConnection {
+  if (!settings.redisCluster) return new Redis(settings.redisUrl, { ...options, retryStrategy: retry });
+  const url = new URL(settings.redisUrl);
+  return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
+    enableOfflineQueue: options.enableOfflineQueue ?? true,
+    clusterRetryStrategy: retry,
+    redisOptions: {
+      ...options,
+      ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+      ...(url.protocol === 'rediss:' ? { tls: { servername: url.hostname } } : {}),
+    },
+  });
+}
+
+export function createDeliveryQueue(connection: RedisConnection, prefix: string): Queue<DeliveryJobData> {
   return new Queue<DeliveryJobData>(QUEUE_NAME, { connection, prefix, defaultJobOptions: JOB_OPTIONS });
 }

@@ -38,7 +38,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
   const recorder = new OutcomeRecorder(db, config.deliveryRetention, log);
   const metrics = new WorkerMetrics();
   const deliverer = new Deliverer({ loader: new IntegrationLoader(db), client, recorder, log, metrics });
-  const connection = createWorkerConnection(config.redisUrl);
+  const connection = createWorkerConnection(config);
   connection.on('error', () => undefined); // the worker's own 'error' event reports outages once
 
   // A slot is held at most for a whole attempt plus saving it; a crashed holder's slot frees itself after that.
