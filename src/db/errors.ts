@@ -9,13 +9,6 @@ export function pgErrorCode(err: unknown): string | undefined {
   return 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
 
-/** The constraint a unique or foreign key violation names, for telling which rule was broken. */
-export function pgConstraint(err: unknown): string | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  if ('nativeError' in err) return pgConstraint(err.nativeError);
-  return 'constraint' in err && typeof err.constraint === 'string' ? err.constraint : undefined;
-}
-
 /** A unique violation becomes the given error (usually a 409 naming the key); anything else passes through. */
 export function uniqueViolationAs(err: unknown, replacement: Error): unknown {
   return pgErrorCode(err) === PG_UNIQUE_VIOLATION ? replacement : err;
