@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { adminQuery } from './support/postgres-admin.js';
 
 const run = promisify(execFile);
 const TSX = ['--import', 'tsx'];
@@ -47,12 +48,7 @@ describe('npm run cli -- bootstrap', () => {
       expect(out.code).toBe(0);
       expect(JSON.parse(out.stdout).projectId).toBe(1);
     } finally {
-      const { default: pg } = await import('pg');
-      const { pgConnection } = await import('../src/db/knex.js');
-      const admin = new pg.Client(pgConnection(db.url.replace(/\/[^/]+$/, '/postgres')));
-      await admin.connect();
-      await admin.query(`DROP DATABASE IF EXISTS ${db.name}_fresh WITH (FORCE)`);
-      await admin.end();
+      await adminQuery(`DROP DATABASE IF EXISTS ${db.name}_fresh WITH (FORCE)`);
     }
   });
 

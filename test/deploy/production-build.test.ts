@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pgConnection } from '../../src/db/knex.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { REDIS_URL, SERVER_URL } from '../support/env.js';
+import { adminQuery } from '../support/postgres-admin.js';
 
 /**
  * The processes of the image, run as the image runs them: compiled by tsc (as
@@ -147,15 +148,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client(pgConnection(`${SERVER_URL}/postgres`));
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
 afterEach(async () => {
   for (const proc of running) proc.child.kill('SIGKILL');
@@ -236,8 +228,8 @@ describe('the compiled migrate and cli, against a new empty database', () => {
   const url = `${SERVER_URL}/${name}`;
   const migrations = readdirSync(join(ROOT, 'migrations')).filter((file) => /^\d+_.+\.ts$/.test(file)).length;
 
-  beforeAll(() => admin(`CREATE DATABASE ${name}`));
-  afterAll(() => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  beforeAll(() => adminQuery(`CREATE DATABASE ${name}`));
+  afterAll(() => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
 
   it('migrate applies every migration and exits 0; run again, it finds the database up to date', async () => {
     expect(migrations).toBeGreaterThan(0);

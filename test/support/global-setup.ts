@@ -1,12 +1,12 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { createDb, pgConnection } from '../../src/db/knex.js';
+import { createDb } from '../../src/db/knex.js';
 import { migrateLatest } from '../../src/db/migrate.js';
+import { makeTestCertificates } from './certificates.js';
 import { SERVER_URL } from './env.js';
+import { adminQuery } from './postgres-admin.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -39,24 +39,4 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await adminQuery(`DROP DATABASE IF EXISTS ${template} WITH (FORCE)`);
     rmSync(tlsDir, { recursive: true, force: true });
   };
-}
-
-async function adminQuery(sql: string): Promise<void> {
-  const client = new pg.Client(pgConnection(`${SERVER_URL}/postgres`));
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-function makeTestCertificates(dir: string): void {
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=mozhno test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
-  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=sink.test', '-keyout', 'server.key', '-out', 'server.csr');
-  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:sink.test,DNS:*.sink.test,DNS:*.test\nbasicConstraints=CA:FALSE\n');
-  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'server.ext', '-out', 'server.pem');
-  // A certificate from a CA the workers do not trust, for TLS failure tests.
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=untrusted', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:sink.test', '-keyout', 'untrusted.key', '-out', 'untrusted.pem');
 }

@@ -1,0 +1,28 @@
+import { rootCertificates } from 'node:tls';
+import { Agent } from 'undici';
+import { sampleHeaders } from './workload.js';
+
+/**
+ * The baselines' HTTP client: undici over keep-alive connections, trusting the
+ * bench CA, with the product's idle timeout — a plain POST and nothing else (no
+ * SSRF guard, no deadline timer, no address tracking).
+ */
+export class Poster {
+  private readonly agent: Agent;
+
+  constructor(ca: string) {
+    this.agent = new Agent({ connect: { ca: [...rootCertificates, ca] }, keepAliveTimeout: 4_000 });
+  }
+
+  /** POSTs `body`; answers the HTTP status after reading the answer, as the product does. */
+  async post(url: string, body: string, webhookId: string): Promise<number> {
+    const { origin, pathname } = new URL(url);
+    const response = await this.agent.request({ origin, path: pathname, method: 'POST', headers: sampleHeaders(webhookId), body });
+    await response.body.text();
+    return response.statusCode;
+  }
+
+  close(): Promise<void> {
+    return this.agent.close();
+  }
+}
