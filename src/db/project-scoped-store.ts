@@ -16,16 +16,22 @@ interface ProjectScoped extends BaseModel {
  * so another project's id is simply not found (SPEC §2: 404, never 403).
  */
 export class ProjectScopedStore<M extends ProjectScoped> {
-  constructor(private readonly model: ModelClass<M>) {}
+  /** `shapeReads` adds to what list and get read (columns derived from other tables). */
+  constructor(
+    private readonly model: ModelClass<M>,
+    private readonly shapeReads: (query: QueryBuilder<M, M[]>) => void = () => undefined,
+  ) {}
 
   list(db: Conn, projectId: number, filter?: (query: QueryBuilder<M, M[]>) => void): Promise<M[]> {
-    const query = this.model.query(db).where('project_id', projectId).orderBy('id') as unknown as QueryBuilder<M, M[]>;
+    const query = this.model.query(db).where(`${this.model.tableName}.project_id`, projectId).orderBy(`${this.model.tableName}.id`) as unknown as QueryBuilder<M, M[]>;
+    this.shapeReads(query);
     if (filter) filter(query);
     return query as unknown as Promise<M[]>;
   }
 
-  get(db: Conn, projectId: number, id: number): Promise<M | undefined> {
-    return this.model.query(db).where({ project_id: projectId, id }).first() as unknown as Promise<M | undefined>;
+  async get(db: Conn, projectId: number, id: number): Promise<M | undefined> {
+    const [found] = await this.list(db, projectId, (query) => query.where(`${this.model.tableName}.id`, id));
+    return found;
   }
 
   /** Reads and locks the row for the rest of the transaction, so concurrent changes apply one after the other. */

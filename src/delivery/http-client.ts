@@ -73,6 +73,7 @@ const DROPPED_HEADERS = new Set(['accept-encoding', 'host', 'content-length', 't
 const PUBLIC_HEADERS = new Set(['content-type', 'user-agent', 'webhook-id', 'webhook-timestamp']);
 
 const MAX_CACHED_TLS_SESSIONS = 1000;
+const MAX_CACHED_URLS = 10_000;
 
 // ---------------------------------------------------------------- failures raised by the guard
 
@@ -263,6 +264,7 @@ export class WebhookClient {
   private readonly userAgent: string | null;
   private readonly secureContext: SecureContext | undefined;
   private readonly tlsSessions = new Map<string, Buffer>();
+  private readonly urlVerdicts = new Map<string, URL | string>();
   private readonly agent: Agent;
 
   constructor(options: WebhookClientOptions) {
@@ -291,10 +293,11 @@ export class WebhookClient {
 
   async send(request: WebhookRequest): Promise<DeliveryResult> {
     const started = performance.now();
-    const secrets = secretValues(request.headers);
+    // Only an error text needs them, so they are worked out only then.
+    const secrets = () => secretValues(request.headers);
     const target = this.checkUrl(request.url);
     if (typeof target === 'string') {
-      return { ...emptyResult(started), errorCode: 'E_BLOCKED', error: toErrorText(`blocked: ${target}`, secrets), address: parseBlockedAddress(request.url) };
+      return { ...emptyResult(started), errorCode: 'E_BLOCKED', error: toErrorText(`blocked: ${target}`, secrets()), address: parseBlockedAddress(request.url) };
     }
     return new Promise<DeliveryResult>((resolve) => {
       const attempt: DeliveryAttempt = new DeliveryAttempt(this.maxResponseBytes, (outcome) => {
@@ -325,6 +328,17 @@ export class WebhookClient {
 
   /** The URL, or why it is refused before any lookup or connection. */
   private checkUrl(text: string): URL | string {
+    // The verdict on a URL never changes for this client; integrations send to few URLs many times.
+    let verdict = this.urlVerdicts.get(text);
+    if (verdict === undefined) {
+      if (this.urlVerdicts.size >= MAX_CACHED_URLS) this.urlVerdicts.clear();
+      verdict = this.judgeUrl(text);
+      this.urlVerdicts.set(text, verdict);
+    }
+    return verdict;
+  }
+
+  private judgeUrl(text: string): URL | string {
     let url: URL;
     try {
       url = new URL(text);
@@ -351,7 +365,7 @@ export class WebhookClient {
     return Object.fromEntries(byName.values());
   }
 
-  private describe(outcome: Outcome, attempt: DeliveryAttempt, started: number, secrets: readonly string[]): DeliveryResult {
+  private describe(outcome: Outcome, attempt: DeliveryAttempt, started: number, secrets: () => readonly string[]): DeliveryResult {
     const durationMs = Math.round(performance.now() - started);
     const responseExcerpt = attempt.status === null ? null : utf8Excerpt(attempt.responseHead(), RESPONSE_EXCERPT_BYTES);
     const base = { httpStatus: attempt.status, address: attempt.address, durationMs, responseExcerpt };
@@ -362,7 +376,7 @@ export class WebhookClient {
     if (outcome.kind === 'error') {
       const failure = this.classifyError(outcome.error);
       const address = base.address ?? failure.address;
-      return { ...base, address, ok: false, errorCode: failure.code, error: toErrorText(failure.message, secrets) };
+      return { ...base, address, ok: false, errorCode: failure.code, error: toErrorText(failure.message, secrets()) };
     }
 
     const status = attempt.status ?? 0;
@@ -372,12 +386,12 @@ export class WebhookClient {
         attempt.location === null
           ? `redirect (HTTP ${status}) without a Location header not followed`
           : `redirect to ${cutChars(oneLine(attempt.location), 400)} not followed`;
-      return { ...base, ok: false, errorCode: 'E_REDIRECT', error: toErrorText(text, secrets) };
+      return { ...base, ok: false, errorCode: 'E_REDIRECT', error: toErrorText(text, secrets()) };
     }
     const phrase = oneLine(attempt.statusText) || STATUS_CODES[status] || '';
     const head = `HTTP ${status}${phrase ? ` ${cutChars(phrase, 100)}` : ''}`;
     const excerpt = oneLine(responseExcerpt ?? '');
-    return { ...base, ok: false, errorCode: 'E_HTTP', error: toErrorText(excerpt ? `${head}: ${excerpt}` : head, secrets) };
+    return { ...base, ok: false, errorCode: 'E_HTTP', error: toErrorText(excerpt ? `${head}: ${excerpt}` : head, secrets()) };
   }
 
   private classifyError(error: Error): { code: DeliveryErrorCode; message: string; address: string | null } {

@@ -1,4 +1,5 @@
 import type { Db } from '../db/knex.js';
+import { pgErrorCode } from '../db/errors.js';
 import type { Logger } from '../logger.js';
 import type { DeliveryResult } from './http-client.js';
 
@@ -20,22 +21,46 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+export interface RecorderOptions {
+  retention: number;
+  maxBatch?: number;
+  /** How often rows beyond the retention are deleted, for the integrations written since. */
+  pruneEveryMs?: number;
+}
+
+// 40P01 deadlock_detected, 40001 serialization_failure: the batch is safe to write again.
+const RETRYABLE = new Set(['40P01', '40001']);
+
 /**
  * Saves delivery outcomes in batches: whatever finished while the previous
  * write was under way goes in the next one (group commit), so a busy worker
- * makes three statements per batch instead of three per delivery, and an idle
+ * writes one statement per batch instead of several per delivery, and an idle
  * one writes at once. `record` resolves when its outcome is stored.
+ *
+ * An integration's last delivery (time and status) is read from its newest
+ * deliveries row, so a success writes nothing else; only a failure also sets
+ * the integration's lastError. Rows beyond DELIVERY_RETENTION are deleted a
+ * moment later, in the background, for the integrations written since.
  */
 export class OutcomeRecorder {
   private pending: Pending[] = [];
   private writing: Promise<void> | null = null;
+  private readonly touched = new Set<number>();
+  private readonly pruneTimer: NodeJS.Timeout;
+  private pruning: Promise<void> = Promise.resolve();
+  private readonly retention: number;
+  private readonly maxBatch: number;
 
   constructor(
     private readonly db: Db,
-    private readonly retention: number,
     private readonly log: Logger,
-    private readonly maxBatch = 500,
-  ) {}
+    options: RecorderOptions,
+  ) {
+    this.retention = options.retention;
+    this.maxBatch = options.maxBatch ?? 500;
+    this.pruneTimer = setInterval(() => void this.prune(), options.pruneEveryMs ?? 1_000);
+    this.pruneTimer.unref();
+  }
 
   record(outcome: DeliveryOutcome): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -44,9 +69,11 @@ export class OutcomeRecorder {
     });
   }
 
-  /** Resolves once everything recorded so far is stored (used on shutdown). */
-  async flush(): Promise<void> {
+  /** Stores everything recorded so far and applies the retention (used on shutdown). */
+  async close(): Promise<void> {
+    clearInterval(this.pruneTimer);
     while (this.writing) await this.writing;
+    await this.prune();
   }
 
   private async writeAll(): Promise<void> {
@@ -55,7 +82,7 @@ export class OutcomeRecorder {
     while (this.pending.length > 0) {
       const batch = this.pending.splice(0, this.maxBatch);
       try {
-        await this.write(batch.map((p) => p.outcome));
+        await this.writeWithRetry(batch.map((p) => p.outcome));
         for (const p of batch) p.resolve();
       } catch (err) {
         this.log.error({ err }, `could not save ${batch.length} delivery outcome(s)`);
@@ -65,54 +92,76 @@ export class OutcomeRecorder {
     this.writing = null;
   }
 
-  private async write(all: DeliveryOutcome[]): Promise<void> {
-    await this.db.transaction(async (trx) => {
-      // An integration deleted while its delivery was in flight takes its log with it; KEY SHARE holds off
-      // such a delete until this commits.
-      const alive = (await trx('integrations')
-        .whereIn('id', [...new Set(all.map((o) => o.integrationId))])
-        .forKeyShare()
-        .pluck('id')) as number[];
-      const outcomes = all.filter((o) => alive.includes(o.integrationId));
-      if (outcomes.length === 0) return;
-      await trx('deliveries').insert(outcomes.map(toRow));
-
-      // Per integration: the newest attempt sets last delivery; the newest failure sets last error.
-      const latest = new Map<number, { at: Date; status: string; error: string | null; errorAt: Date | null }>();
-      for (const o of outcomes) {
-        const previous = latest.get(o.integrationId);
-        const failed = !o.result.ok;
-        latest.set(o.integrationId, {
-          at: o.at,
-          status: o.result.ok ? 'success' : 'failure',
-          error: failed ? o.result.error : (previous?.error ?? null),
-          errorAt: failed ? o.at : (previous?.errorAt ?? null),
-        });
+  private async writeWithRetry(outcomes: DeliveryOutcome[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.write(outcomes);
+        for (const o of outcomes) this.touched.add(o.integrationId);
+        return;
+      } catch (err) {
+        if (attempt >= 3 || !RETRYABLE.has(pgErrorCode(err) ?? '')) throw err;
       }
-      // knex would spread array bindings into lists, so the batch goes in as one JSON value.
-      const updates = [...latest].map(([id, r]) => ({ id, at: r.at, status: r.status, error: r.error, error_at: r.errorAt }));
-      await trx.raw(
-        `UPDATE integrations AS i
-            SET last_delivery_at = v.at,
-                last_delivery_status = v.status,
-                last_error = COALESCE(v.error, i.last_error),
-                last_error_at = COALESCE(v.error_at, i.last_error_at)
-           FROM jsonb_to_recordset(?::jsonb) AS v(id int, at timestamptz, status text, error text, error_at timestamptz)
-          WHERE i.id = v.id`,
-        [JSON.stringify(updates)],
-      );
+    }
+  }
 
-      // Keep the newest `retention` rows of each integration: delete at and below the first one past them.
-      await trx.raw(
-        `DELETE FROM deliveries AS d
-          USING (SELECT i.id AS integration_id, cutoff.id AS cutoff_id
-                   FROM jsonb_array_elements_text(?::jsonb) AS i(id)
-                   CROSS JOIN LATERAL (SELECT id FROM deliveries WHERE integration_id = i.id::int
-                                        ORDER BY id DESC OFFSET ? LIMIT 1) AS cutoff) AS k
-          WHERE d.integration_id = k.integration_id::int AND d.id <= k.cutoff_id`,
-        [JSON.stringify([...latest.keys()]), this.retention],
-      );
+  /**
+   * One statement, so one round trip and its own transaction. Integration rows are
+   * locked in id order (KEY SHARE: an integration deleted meanwhile takes its log
+   * with it, and concurrent batches never wait for each other), and only the
+   * newest failure per integration updates that integration.
+   */
+  private async write(outcomes: DeliveryOutcome[]): Promise<void> {
+    await this.db.raw(
+      `WITH input AS MATERIALIZED (
+         SELECT * FROM jsonb_to_recordset(?::jsonb) AS v(
+           integration_id int, event_id bigint, webhook_id text, action text, status text, error_code text,
+           http_status int, address text, duration_ms int, error text, request_body text, response_excerpt text,
+           created_at timestamptz)
+       ),
+       alive AS MATERIALIZED (
+         SELECT id FROM integrations WHERE id IN (SELECT integration_id FROM input) ORDER BY id FOR KEY SHARE
+       ),
+       failed AS MATERIALIZED (
+         SELECT DISTINCT ON (integration_id) integration_id, error, created_at
+           FROM input WHERE status = 'failure' AND integration_id IN (SELECT id FROM alive)
+          ORDER BY integration_id, created_at DESC
+       ),
+       noted AS (
+         UPDATE integrations AS i SET last_error = f.error, last_error_at = f.created_at
+           FROM failed AS f WHERE i.id = f.integration_id
+       )
+       INSERT INTO deliveries (integration_id, event_id, webhook_id, action, status, error_code, http_status, address,
+                               duration_ms, error, request_body, response_excerpt, created_at)
+       SELECT integration_id, event_id, webhook_id, action, status, error_code, http_status, address,
+              duration_ms, error, request_body, response_excerpt, created_at
+         FROM input WHERE integration_id IN (SELECT id FROM alive)`,
+      // knex would spread an array binding into a list, so the batch goes in as one JSON value.
+      [JSON.stringify(outcomes.map(toRow))],
+    );
+  }
+
+  /** Keeps the newest `retention` rows of each integration written since the last pass. */
+  private prune(): Promise<void> {
+    this.pruning = this.pruning.then(async () => {
+      if (this.touched.size === 0) return;
+      const ids = [...this.touched].sort((a, b) => a - b);
+      this.touched.clear();
+      try {
+        await this.db.raw(
+          `DELETE FROM deliveries AS d
+            USING (SELECT i.id AS integration_id, cutoff.id AS cutoff_id
+                     FROM jsonb_array_elements_text(?::jsonb) AS i(id)
+                     CROSS JOIN LATERAL (SELECT id FROM deliveries WHERE integration_id = i.id::int
+                                          ORDER BY id DESC OFFSET ? LIMIT 1) AS cutoff) AS k
+            WHERE d.integration_id = k.integration_id::int AND d.id <= k.cutoff_id`,
+          [JSON.stringify(ids), this.retention],
+        );
+      } catch (err) {
+        for (const id of ids) this.touched.add(id); // try again next pass
+        this.log.warn({ err: (err as Error).message }, 'could not apply the delivery retention; retrying');
+      }
     });
+    return this.pruning;
   }
 }
 

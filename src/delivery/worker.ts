@@ -35,7 +35,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     ca: config.webhookCa,
     ...(options.lookup ? { lookup: options.lookup } : {}),
   });
-  const recorder = new OutcomeRecorder(db, config.deliveryRetention, log);
+  const recorder = new OutcomeRecorder(db, log, { retention: config.deliveryRetention });
   const metrics = new WorkerMetrics();
   const deliverer = new Deliverer({ loader: new IntegrationLoader(db), client, recorder, log, metrics });
   const connection = createWorkerConnection(config);
@@ -120,7 +120,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     async close() {
       await worker.close();
       await queue.close();
-      await recorder.flush();
+      await recorder.close();
       await client.close();
       await db.destroy();
       connection.disconnect();

@@ -6,6 +6,8 @@ import { deliveryJobId, JOB_OPTIONS, webhookIdFor, type DeliveryJobData } from '
 import type { Logger } from '../logger.js';
 import { eventVariables, type EventRow } from './store.js';
 
+const ADD_BULK_SLICE = 500;
+
 export interface RelayOptions {
   /** Events taken per transaction. */
   batchSize?: number;
@@ -114,8 +116,9 @@ export class EventRelay {
         .andWhere('enabled', true)
         .select('id', 'project_id', 'events')) as Array<{ id: number; project_id: number; events: string[] }>;
 
-      const jobs = events.flatMap((event) =>
-        integrations
+      const jobs = events.flatMap((event) => {
+        const vars = eventVariables(event);
+        return integrations
           .filter((i) => i.project_id === event.project_id && i.events.includes(event.action))
           .map((i) => ({
             name: event.action,
@@ -123,13 +126,14 @@ export class EventRelay {
               integrationId: i.id,
               eventId: event.id,
               webhookId: webhookIdFor(event.id, i.id),
-              vars: eventVariables(event),
+              vars,
               committedAt: event.created_at.getTime(),
             } satisfies DeliveryJobData,
             opts: { ...JOB_OPTIONS, jobId: deliveryJobId(event.id, i.id) },
-          })),
-      );
-      if (jobs.length > 0) await this.queue.addBulk(jobs);
+          }));
+      });
+      // In slices, so workers start on the first jobs while the rest are still being added.
+      for (let start = 0; start < jobs.length; start += ADD_BULK_SLICE) await this.queue.addBulk(jobs.slice(start, start + ADD_BULK_SLICE));
       await trx('events')
         .whereIn(
           'id',

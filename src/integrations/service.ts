@@ -39,7 +39,8 @@ export class IntegrationService {
       if ((await countIntegrations(trx, actor.projectId)) >= limit) {
         throw new AppError('integration_limit_reached', `the ${project.plan} plan allows ${limit} integration${limit === 1 ? '' : 's'}; delete one or upgrade the plan`);
       }
-      return store.insert(trx, { projectId: actor.projectId, ...columns(input), secret: input.secret.kind === 'set' ? input.secret.secret : null });
+      const created = await store.insert(trx, { projectId: actor.projectId, ...columns(input), secret: input.secret.kind === 'set' ? input.secret.secret : null });
+      return (await store.get(trx, actor.projectId, created.id))!;
     });
   }
 
@@ -49,7 +50,8 @@ export class IntegrationService {
     return transact(this.db, async ({ trx }) => {
       const current = (await store.lock(trx, actor.projectId, id)) ?? notFoundError();
       const secret = input.secret.kind === 'keep' ? current.secret : input.secret.kind === 'set' ? input.secret.secret : null;
-      return store.patch(trx, current.id, { ...columns(input), secret });
+      await store.patch(trx, current.id, { ...columns(input), secret });
+      return (await store.get(trx, actor.projectId, current.id))!;
     });
   }
 
