@@ -16,18 +16,29 @@ export async function up(knex: Knex): Promise<void> {
     t.text('body_template').nullable();
     t.text('secret').nullable();
     t.specificType('events', 'text[]').notNullable();
+    // Set by failed deliveries only; the last delivery itself is the newest deliveries row.
     t.text('last_error').nullable();
     t.timestamp('last_error_at', { useTz: true }).nullable();
-    t.timestamp('last_delivery_at', { useTz: true }).nullable();
-    t.text('last_delivery_status').nullable();
     t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
     t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
     t.index(['project_id']);
     t.check(`type = 'custom_webhook'`, [], 'integrations_type_check');
-    t.check(`last_delivery_status IN ('success', 'failure')`, [], 'integrations_last_delivery_status_check');
   });
+
+  // Workers cache what they deliver to; a change to any of it (or a delete) evicts their copy on COMMIT.
+  await knex.raw(`
+    CREATE FUNCTION notify_integration_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM pg_notify('mozhno_integrations', OLD.id::text);
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER integrations_notify
+      AFTER UPDATE OF enabled, url, headers, body_template, secret, events OR DELETE ON integrations
+      FOR EACH ROW EXECUTE FUNCTION notify_integration_changed();
+  `);
 }
 
 export async function down(knex: Knex): Promise<void> {
+  await knex.raw('DROP TRIGGER IF EXISTS integrations_notify ON integrations; DROP FUNCTION IF EXISTS notify_integration_changed();');
   await knex.schema.dropTable('integrations');
 }

@@ -1,4 +1,6 @@
 import type { Db } from '../db/knex.js';
+import { PgListener } from '../db/listener.js';
+import type { Logger } from '../logger.js';
 
 /** What the worker needs of an integration to deliver to it. */
 export interface DeliveryTarget {
@@ -16,17 +18,80 @@ interface Waiter {
   reject(err: unknown): void;
 }
 
+export interface LoaderOptions {
+  /** Longest a cached integration is used without reading it again, should a notification be lost. */
+  ttlMs?: number;
+  maxEntries?: number;
+}
+
 /**
- * Reads integrations fresh for every job — a delivery must see a delete or
- * disable that happened after it was queued — but batches the reads of jobs that
- * start in the same tick into one query.
+ * Gives the worker the current state of an integration for every job: a job
+ * whose integration was deleted, disabled or unsubscribed after it was queued
+ * must see that. Reads are cached, and a change to an integration evicts it
+ * from every worker's cache on COMMIT (a trigger NOTIFYs `mozhno_integrations`).
+ * While that LISTEN connection is down nothing is cached, and entries expire
+ * after `ttlMs` in any case. Reads of jobs that start in the same tick share one
+ * query.
  */
 export class IntegrationLoader {
   private batch: Map<number, Waiter[]> | null = null;
+  private readonly cache = new Map<number, { target: DeliveryTarget | undefined; expires: number }>();
+  /** Bumped by every eviction: a read that overlapped one is not cached. */
+  private evictions = 0;
+  private readonly listener: PgListener;
+  private readonly ttlMs: number;
+  private readonly maxEntries: number;
 
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    databaseUrl: string,
+    log: Logger,
+    options: LoaderOptions = {},
+  ) {
+    this.ttlMs = options.ttlMs ?? 5_000;
+    this.maxEntries = options.maxEntries ?? 10_000;
+    this.listener = new PgListener(
+      databaseUrl,
+      'mozhno_integrations',
+      {
+        notify: (payload) => this.evict(Number(payload)),
+        down: () => this.evictAll(),
+      },
+      log,
+    );
+  }
 
-  load(id: number): Promise<DeliveryTarget | undefined> {
+  start(): Promise<void> {
+    return this.listener.start();
+  }
+
+  stop(): Promise<void> {
+    return this.listener.stop();
+  }
+
+  async load(id: number): Promise<DeliveryTarget | undefined> {
+    const cached = this.cache.get(id);
+    if (cached && cached.expires > Date.now()) return cached.target;
+    const evictionsBefore = this.evictions;
+    const target = await this.read(id);
+    if (this.listener.listening && this.evictions === evictionsBefore) {
+      if (this.cache.size >= this.maxEntries) this.cache.clear();
+      this.cache.set(id, { target, expires: Date.now() + this.ttlMs });
+    }
+    return target;
+  }
+
+  private evict(id: number): void {
+    this.evictions += 1;
+    this.cache.delete(id);
+  }
+
+  private evictAll(): void {
+    this.evictions += 1;
+    this.cache.clear();
+  }
+
+  private read(id: number): Promise<DeliveryTarget | undefined> {
     return new Promise((resolve, reject) => {
       if (!this.batch) {
         const batch = new Map<number, Waiter[]>();

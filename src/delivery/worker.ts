@@ -37,7 +37,9 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
   });
   const recorder = new OutcomeRecorder(db, log, { retention: config.deliveryRetention });
   const metrics = new WorkerMetrics();
-  const deliverer = new Deliverer({ loader: new IntegrationLoader(db), client, recorder, log, metrics });
+  const loader = new IntegrationLoader(db, config.databaseUrl, log);
+  void loader.start(); // until it listens, nothing is cached
+  const deliverer = new Deliverer({ loader, client, recorder, log, metrics });
   const connection = createWorkerConnection(config);
   connection.on('error', () => undefined); // the worker's own 'error' event reports outages once
 
@@ -121,6 +123,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
       await worker.close();
       await queue.close();
       await recorder.close();
+      await loader.stop();
       await client.close();
       await db.destroy();
       connection.disconnect();

@@ -1,7 +1,6 @@
 import type { Queue } from 'bullmq';
-import pg from 'pg';
 import type { Db } from '../db/knex.js';
-import { pgConnection } from '../db/knex.js';
+import { PgListener } from '../db/listener.js';
 import { deliveryJobId, JOB_OPTIONS, webhookIdFor, type DeliveryJobData } from '../delivery/queue.js';
 import type { Logger } from '../logger.js';
 import { eventVariables, type EventRow } from './store.js';
@@ -40,12 +39,12 @@ export class EventRelay {
   private stopped = false;
   private failures = 0;
   private timer: NodeJS.Timeout | null = null;
-  private listener: pg.Client | null = null;
+  private readonly listener: PgListener;
 
   constructor(
     private readonly db: Db,
     private readonly queue: Queue<DeliveryJobData>,
-    private readonly databaseUrl: string,
+    databaseUrl: string,
     private readonly log: Logger,
     options: RelayOptions = {},
   ) {
@@ -53,10 +52,12 @@ export class EventRelay {
     this.pollMs = options.pollMs ?? 2_000;
     this.maxBackoffMs = options.maxBackoffMs ?? 5_000;
     this.onRelayed = options.onRelayed ?? (() => undefined);
+    // After a reconnect, drain: notifications sent while the connection was down are lost.
+    this.listener = new PgListener(databaseUrl, 'mozhno_events', { notify: this.wake, up: this.wake }, log, this.maxBackoffMs);
   }
 
   async start(): Promise<void> {
-    await this.listen();
+    await this.listener.start();
     this.wake();
   }
 
@@ -82,7 +83,7 @@ export class EventRelay {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.running;
-    await this.listener?.end().catch(() => undefined);
+    await this.listener.stop();
   }
 
   private async drain(): Promise<void> {
@@ -156,26 +157,5 @@ export class EventRelay {
 
   private backoff(): number {
     return Math.min(250 * 2 ** Math.min(this.failures - 1, 10), this.maxBackoffMs);
-  }
-
-  /** LISTEN on a connection of its own; after a drop it reconnects and drains, since notifications may be lost. */
-  private async listen(): Promise<void> {
-    if (this.stopped) return;
-    const client = new pg.Client(pgConnection(this.databaseUrl));
-    client.on('notification', this.wake);
-    client.on('error', () => {
-      this.listener = null;
-      client.end().catch(() => undefined);
-      setTimeout(() => void this.listen().then(this.wake, () => undefined), 1_000).unref();
-    });
-    try {
-      await client.connect();
-      await client.query('LISTEN mozhno_events');
-      this.listener = client;
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'relay cannot LISTEN; polling only until it can');
-      await client.end().catch(() => undefined);
-      setTimeout(() => void this.listen().then(this.wake, () => undefined), this.maxBackoffMs).unref();
-    }
   }
 }

@@ -280,3 +280,29 @@ describe('the API never waits on a webhook', () => {
     await h.sink.waitForRequests(11);
   });
 });
+
+describe('the worker\'s view of an integration', () => {
+  it('sees a change made after earlier deliveries: a disable, a new URL, an unsubscribe', async () => {
+    const p = await h.api.project();
+    const integration = await connect(p, { url: `${h.sink.url}/before` }, ['flag.created', 'flag.updated']);
+    const flag = (await p.post('/api/v1/flags', { key: 'seen', name: 'Seen' })).body;
+    await h.sink.waitForRequests(1);
+    const current = (await p.get(`/api/v1/integrations/${integration.id}`)).body;
+
+    // A new URL applies to the very next delivery.
+    await p.put(`/api/v1/integrations/${integration.id}`, { ...current, configJson: JSON.stringify({ url: `${h.sink.url}/after` }) });
+    await p.put(`/api/v1/flags/${flag.id}`, { name: 'Seen 2' });
+    const [, second] = await h.sink.waitForRequests(2);
+    expect(second!.path).toBe('/after');
+
+    // Disabled: nothing more goes out.
+    await p.put(`/api/v1/integrations/${integration.id}`, { ...current, enabled: false });
+    await p.put(`/api/v1/flags/${flag.id}`, { name: 'Seen 3' });
+    // Unsubscribed from flag.created: nothing either.
+    await p.put(`/api/v1/integrations/${integration.id}`, { ...current, eventSubscriptionsJson: '["flag.updated"]' });
+    await p.post('/api/v1/flags', { key: 'seen-2', name: 'Seen again' });
+    await h.eventually(async () => (await h.api.server.queue.getWaitingCount()) + (await h.api.server.queue.getActiveCount()) === 0 || undefined);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(h.sink.requests.map((r) => r.path)).toEqual(['/before', '/after']);
+  });
+});
