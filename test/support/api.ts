@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { startApiServer, type ApiServer } from '../../src/api-server.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger, type Logger } from '../../src/logger.js';
@@ -66,6 +67,7 @@ export async function startTestApi(env: Record<string, string> = {}, options: { 
     async close() {
       await server.close();
       await database.drop();
+      if (!config.redisCluster) await deleteQueueKeys(config.redisUrl, config.queuePrefix);
     },
   };
 }
@@ -93,4 +95,18 @@ function createClient(baseUrl: string, authorization?: string): Client {
     delete: (path) => request('DELETE', path, undefined),
     send: (method, path, raw, headers) => request(method, path, raw, headers),
   };
+}
+
+/** Leaves nothing behind in the shared Redis: every key under this file's queue prefix. */
+async function deleteQueueKeys(redisUrl: string, prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => null });
+  redis.on('error', () => undefined); // a test that stopped its Redis on purpose
+  try {
+    const stream = redis.scanStream({ match: `${prefix}:*`, count: 500 });
+    for await (const keys of stream as AsyncIterable<string[]>) if (keys.length > 0) await redis.unlink(...keys);
+  } catch {
+    // that Redis is gone: nothing to clean
+  } finally {
+    redis.disconnect();
+  }
 }
