@@ -1,6 +1,6 @@
-import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
+import { freePort } from '../support/ports.js';
 import { startSink, type Sink } from '../support/sink.js';
 
 let h: DeliveryHarness;
@@ -65,10 +65,7 @@ describe('failure outcomes reach lastError and the delivery log', () => {
   });
 
   it('connection refused', async () => {
-    const closed: Server = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const port = (closed.address() as { port: number }).port;
-    await new Promise((resolve) => closed.close(resolve));
+    const port = await freePort();
     const record = await deliverOnce(`https://127.0.0.1:${port}/refused`);
     expect(record).toMatchObject({ errorCode: 'E_CONNECT', httpStatus: null, address: '127.0.0.1' });
     expect(record.error).toMatch(/^connect: .*refused/i);

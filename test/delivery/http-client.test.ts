@@ -8,6 +8,7 @@ import { utf8Excerpt, WebhookClient } from '../../src/delivery/http-client.js';
 import type { DeliveryResult, ResolvedAddress, WebhookClientOptions } from '../../src/delivery/http-client.js';
 import { startSink, testCa } from '../support/sink.js';
 import type { Sink, SinkHandler } from '../support/sink.js';
+import { freePort } from '../support/ports.js';
 
 async function canListen(host: string): Promise<boolean> {
   const server = createTcpServer();
@@ -89,13 +90,6 @@ async function startTcpCounter(host: string, port = 0): Promise<{ port: number; 
   };
 }
 
-async function closedPort(): Promise<number> {
-  const server = createTcpServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -565,7 +559,7 @@ describe('WebhookClient: TLS and connection failures', () => {
   });
 
   it('reports a refused connection as E_CONNECT with the address', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const result = await makeClient().send({ url: `https://127.0.0.1:${port}/`, headers: {}, body: '{}' });
     expect(result).toMatchObject({
       ok: false,

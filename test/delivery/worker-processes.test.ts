@@ -1,12 +1,13 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startDeliveryWorker } from '../../src/delivery/worker.js';
 import { createLogger } from '../../src/logger.js';
 import { startTestApi } from '../support/api.js';
 import { eventually, startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
 import { startSink, testCaFile } from '../support/sink.js';
+import { freePort } from '../support/ports.js';
 
 const children = new Set<ChildProcess>();
 
@@ -166,13 +167,6 @@ describe('Redis down during a write', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -1,7 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, cpSync, mkdtempSync, readdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +12,7 @@ import { pgConnection } from '../../src/db/knex.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { REDIS_URL, SERVER_URL } from '../support/env.js';
 import { adminQuery } from '../support/postgres-admin.js';
+import { freePort } from '../support/ports.js';
 
 /**
  * The processes of the image, run as the image runs them: compiled by tsc (as
@@ -140,13 +140,6 @@ async function waitFor200(url: string, proc: Running, timeoutMs = 30_000): Promi
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 
 afterEach(async () => {
