@@ -1,6 +1,7 @@
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { apiOverheadScenario } from './scenarios/api-overhead.js';
+import { backlogScenario } from './scenarios/backlog.js';
 import { bareBullmqScenario } from './scenarios/bare-bullmq.js';
 import { isolationScenario } from './scenarios/isolation.js';
 import { latencyScenario } from './scenarios/latency.js';
@@ -14,7 +15,7 @@ import { renderTable } from './support/report.js';
 import { DEFAULT_SIZES, QUICK_SIZES } from './support/sizes.js';
 import { median } from './support/stats.js';
 
-const SCENARIOS: Scenario[] = [rawPostScenario, bareBullmqScenario, throughputScenario, latencyScenario, apiOverheadScenario, isolationScenario, scaleScenario];
+const SCENARIOS: Scenario[] = [rawPostScenario, bareBullmqScenario, throughputScenario, latencyScenario, apiOverheadScenario, isolationScenario, backlogScenario, scaleScenario];
 
 const USAGE = `usage: npm run bench -- [--json] [--quick] [--runs N] [--only ${SCENARIOS.map((s) => s.name).join(',')}] [--cpu-prof DIR]
   --json       print one JSON object with every figure as the last line

@@ -21,6 +21,8 @@ export interface Sizes {
    */
   api: { integrations: number; samples: number; warmup: number; intervalMs: number };
   isolation: { integrations: number; events: number; warmupEvents: number };
+  /** Jobs for one hanging endpoint queued just ahead of a healthy burst of events × integrations. */
+  backlog: { hangingJobs: number; healthyEvents: number; healthyIntegrations: number };
   /** Worker process counts of the scale figures. */
   scale: number[];
 }
@@ -31,6 +33,7 @@ export const DEFAULT_SIZES: Sizes = {
   latency: { ratePerSec: 100, seconds: 20 },
   api: { integrations: 100, samples: 100, warmup: 10, intervalMs: 100 },
   isolation: { integrations: 10, events: 600, warmupEvents: 50 },
+  backlog: { hangingJobs: 10_000, healthyEvents: 20, healthyIntegrations: 5 },
   scale: [1, 2, 4],
 };
 
@@ -40,6 +43,7 @@ export const QUICK_SIZES: Sizes = {
   latency: { ratePerSec: 50, seconds: 1 },
   api: { integrations: 5, samples: 10, warmup: 3, intervalMs: 20 },
   isolation: { integrations: 10, events: 10, warmupEvents: 2 },
+  backlog: { hangingJobs: 100, healthyEvents: 2, healthyIntegrations: 2 },
   scale: [1, 2],
 };
 
