@@ -6,6 +6,8 @@ export async function up(knex: Knex): Promise<void> {
     t.integer('project_id').notNullable().references('projects.id').onDelete('CASCADE');
     t.text('name').notNullable();
     t.boolean('enabled').notNullable().defaultTo(true);
+    // Bumped by every change: a job carries the version it was queued against, so a worker's cached copy older than that is read again.
+    t.integer('version').notNullable().defaultTo(1);
     t.text('type').notNullable().defaultTo('custom_webhook');
     // configJson and eventSubscriptionsJson as the client sent them (secret masked), answered back verbatim.
     t.text('config_json').notNullable();

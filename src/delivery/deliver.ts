@@ -30,7 +30,7 @@ export class Deliverer {
 
   /** Whether the job should go out now: a delete, disable or unsubscribe after queueing drops it (SPEC §6). */
   async target(data: DeliveryJobData): Promise<DeliveryTarget | { dropped: string }> {
-    const target = await this.deps.loader.load(data.integrationId);
+    const target = await this.deps.loader.load(data.integrationId, data.integrationVersion);
     if (!target) return { dropped: 'integration deleted' };
     const isTest = data.vars.action === TEST_ACTION;
     // A test send is asked for on purpose, so it goes out even to a disabled integration.

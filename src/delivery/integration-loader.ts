@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 /** What the worker needs of an integration to deliver to it. */
 export interface DeliveryTarget {
   id: number;
+  version: number;
   enabled: boolean;
   url: string;
   headers: Record<string, string>;
@@ -25,13 +26,18 @@ export interface LoaderOptions {
 }
 
 /**
- * Gives the worker the current state of an integration for every job: a job
- * whose integration was deleted, disabled or unsubscribed after it was queued
- * must see that. Reads are cached, and a change to an integration evicts it
- * from every worker's cache on COMMIT (a trigger NOTIFYs `mozhno_integrations`).
- * While that LISTEN connection is down nothing is cached, and entries expire
- * after `ttlMs` in any case. Reads of jobs that start in the same tick share one
- * query.
+ * Gives the worker the state of an integration for every job. Reads are cached;
+ * two things keep the cache honest:
+ *
+ * - every job carries the integration's version as the relay saw it after the
+ *   event committed, and a cached copy older than that is read again — so a
+ *   change committed before the event is always seen;
+ * - a change committed after the job was queued (a delete, a disable) evicts the
+ *   copy from every worker on COMMIT (a trigger NOTIFYs `mozhno_integrations`),
+ *   so it applies within the time a notification takes. While that LISTEN
+ *   connection is down nothing is cached, and entries expire after `ttlMs` anyway.
+ *
+ * Reads of jobs that start in the same tick share one query.
  */
 export class IntegrationLoader {
   private batch: Map<number, Waiter[]> | null = null;
@@ -69,9 +75,10 @@ export class IntegrationLoader {
     return this.listener.stop();
   }
 
-  async load(id: number): Promise<DeliveryTarget | undefined> {
+  /** The integration at `minVersion` or newer; undefined once it is deleted. */
+  async load(id: number, minVersion: number): Promise<DeliveryTarget | undefined> {
     const cached = this.cache.get(id);
-    if (cached && cached.expires > Date.now()) return cached.target;
+    if (cached && cached.expires > Date.now() && (cached.target === undefined || cached.target.version >= minVersion)) return cached.target;
     const evictionsBefore = this.evictions;
     const target = await this.read(id);
     if (this.listener.listening && this.evictions === evictionsBefore) {
@@ -111,7 +118,7 @@ export class IntegrationLoader {
     try {
       const rows = (await this.db('integrations')
         .whereIn('id', [...batch.keys()])
-        .select('id', 'enabled', 'url', 'headers', 'body_template as bodyTemplate', 'secret', 'events')) as DeliveryTarget[];
+        .select('id', 'version', 'enabled', 'url', 'headers', 'body_template as bodyTemplate', 'secret', 'events')) as DeliveryTarget[];
       const byId = new Map(rows.map((row) => [row.id, row]));
       for (const [id, waiters] of batch) for (const waiter of waiters) waiter.resolve(byId.get(id));
     } catch (err) {

@@ -7,6 +7,8 @@ export const QUEUE_NAME = 'deliveries';
 /** What a job carries: enough to deliver without reading the event row again. */
 export interface DeliveryJobData {
   integrationId: number;
+  /** The integration's version when the job was queued: the worker delivers with that version or a newer one. */
+  integrationVersion: number;
   /** null for a test delivery */
   eventId: number | null;
   /** Standard Webhooks `webhook-id`: the same for every attempt of this event at this integration. */

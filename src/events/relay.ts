@@ -115,7 +115,7 @@ export class EventRelay {
       const integrations = (await trx('integrations')
         .whereIn('project_id', projectIds)
         .andWhere('enabled', true)
-        .select('id', 'project_id', 'events')) as Array<{ id: number; project_id: number; events: string[] }>;
+        .select('id', 'project_id', 'events', 'version')) as Array<{ id: number; project_id: number; events: string[]; version: number }>;
 
       const jobs = events.flatMap((event) => {
         const vars = eventVariables(event);
@@ -125,6 +125,7 @@ export class EventRelay {
             name: event.action,
             data: {
               integrationId: i.id,
+              integrationVersion: i.version,
               eventId: event.id,
               webhookId: webhookIdFor(event.id, i.id),
               vars,

@@ -9,6 +9,7 @@ export class IntegrationModel extends BaseModel {
   projectId!: number;
   name!: string;
   enabled!: boolean;
+  version!: number;
   type!: 'custom_webhook';
   configJson!: string;
   eventSubscriptionsJson!: string;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
+import { raw } from 'objection';
 import type { Config } from '../config.js';
 import { listDeliveries, type DeliveryRecord } from '../delivery/deliveries-store.js';
 import { JOB_OPTIONS, testJobId, type DeliveryJobData } from '../delivery/queue.js';
@@ -50,7 +51,7 @@ export class IntegrationService {
     return transact(this.db, async ({ trx }) => {
       const current = (await store.lock(trx, actor.projectId, id)) ?? notFoundError();
       const secret = input.secret.kind === 'keep' ? current.secret : input.secret.kind === 'set' ? input.secret.secret : null;
-      await store.patch(trx, current.id, { ...columns(input), secret });
+      await store.patch(trx, current.id, { ...columns(input), secret, version: raw('version + 1') });
       return (await store.get(trx, actor.projectId, current.id))!;
     });
   }
@@ -72,6 +73,7 @@ export class IntegrationService {
     const nonce = randomUUID().replaceAll('-', '');
     const data: DeliveryJobData = {
       integrationId: integration.id,
+      integrationVersion: integration.version,
       eventId: null,
       webhookId: `msg_test_${nonce}`,
       vars: {

@@ -223,8 +223,13 @@ describe('outcomes', () => {
   it('keeps only the newest DELIVERY_RETENTION records per integration', async () => {
     const p = await h.api.project();
     const integration = await connect(p, {}, ['flag.created']);
-    for (let i = 0; i < 8; i++) await p.post('/api/v1/flags', { key: `r${i}`, name: `R${i}` });
-    await h.sink.waitForRequests(8, 15_000);
+    // One at a time, so the attempts are recorded in a known order.
+    const recorded = async () =>
+      (await h.api.server.db('deliveries').where('integration_id', integration.id).orderBy('id', 'desc')).map((row) => JSON.parse(row.request_body).resourceName);
+    for (let i = 0; i < 8; i++) {
+      await p.post('/api/v1/flags', { key: `r${i}`, name: `R${i}` });
+      await h.eventually(async () => (await recorded())[0] === `r${i}` || undefined);
+    }
     await h.eventually(async () => {
       const rows = await h.api.server.db('deliveries').where('integration_id', integration.id).orderBy('id', 'desc');
       return rows.length === 5 && JSON.parse(rows[0].request_body).resourceName === 'r7' && rows;
