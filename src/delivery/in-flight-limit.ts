@@ -8,19 +8,32 @@ import type { RedisConnection } from './queue.js';
  *   scored by when their lease runs out, so a worker killed mid-delivery frees its
  *   slot after the lease instead of never;
  * - `<prefix>:parked:<integration>` lists the jobs waiting for a slot, oldest
- *   first. A waiting job sits in BullMQ's delayed set, holding no worker slot;
- *   whoever releases a slot wakes the oldest one.
+ *   first. A waiting job sits in BullMQ's delayed set, holding no worker slot.
  *
- * Parking is two steps (the job is moved to delayed, then listed) and the second
- * step re-checks for a free slot atomically, so a release that happened in
- * between is never missed.
+ * Every release wakes the oldest parked job (passed to `onWake`, which must
+ * promote it). The slot itself is not held for it — whichever job asks first
+ * takes it, so no slot idles while the woken job travels through the queue — but
+ * a woken job that finds the integration full again is parked at the front, not
+ * the back: parked jobs keep their order. `<prefix>:woken:<integration>` marks
+ * them. Parking is two steps (the job is moved to delayed, then listed) and the
+ * second re-checks for a free slot atomically, so a release in between is never
+ * missed.
+ *
+ * Releases are sent a moment late, together with the next acquire of this
+ * process (or on their own after `releaseDelayMs`): one Redis call per delivery
+ * instead of two.
  */
 export class InFlightLimit {
+  private pending: Array<{ integrationId: number; holder: string }> = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+
   constructor(
     private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly cap: number,
     private readonly leaseMs: number,
+    private readonly onWake: (integrationId: number, jobId: string) => void,
+    private readonly releaseDelayMs = 2,
   ) {
     defineScripts(redis);
   }
@@ -29,10 +42,22 @@ export class InFlightLimit {
     return this.redis as unknown as LimitCommands;
   }
 
-  /** Takes a slot for `holder` (a job id) if one is free. */
+  /** Takes a slot for `holder` (a job id) if one is free or was handed to it. */
   async tryAcquire(integrationId: number, holder: string): Promise<boolean> {
-    const taken = await this.commands.mozhnoAcquire(this.inflightKey(integrationId), Date.now(), this.leaseMs, this.cap, holder);
-    return taken === 1;
+    const releases = this.takePending();
+    const reply = await this.commands.mozhnoAcquire(
+      2 + releases.length * 3,
+      this.inflightKey(integrationId),
+      this.wokenKey(integrationId),
+      ...this.releaseKeys(releases),
+      Date.now(),
+      this.leaseMs,
+      this.cap,
+      holder,
+      ...releases.map((r) => r.holder),
+    );
+    this.wake(releases, reply.slice(1));
+    return reply[0] === 1;
   }
 
   /**
@@ -43,6 +68,7 @@ export class InFlightLimit {
     const parked = await this.commands.mozhnoPark(
       this.inflightKey(integrationId),
       this.parkedKey(integrationId),
+      this.wokenKey(integrationId),
       Date.now(),
       this.cap,
       holder,
@@ -50,19 +76,48 @@ export class InFlightLimit {
     return parked === 1 ? 'parked' : 'retry';
   }
 
-  /** Frees the slot; answers the oldest waiting job to wake, if any. */
-  async release(integrationId: number, holder: string): Promise<string | null> {
-    return this.commands.mozhnoRelease(this.inflightKey(integrationId), this.parkedKey(integrationId), holder);
+  /** Frees the slot (soon: see the class comment). */
+  release(integrationId: number, holder: string): void {
+    this.pending.push({ integrationId, holder });
+    this.flushTimer ??= setTimeout(() => void this.flush(), this.releaseDelayMs);
   }
 
-  /** The next waiting job, when the one `release` answered could not be woken (gone, or woken already). */
-  async nextParked(integrationId: number): Promise<string | null> {
-    return this.redis.lpop(this.parkedKey(integrationId));
+  /** Sends the releases not sent yet; on shutdown, and by the timer. */
+  async flush(): Promise<void> {
+    const releases = this.takePending();
+    if (releases.length === 0) return;
+    const woken = await this.commands.mozhnoRelease(releases.length * 3, ...this.releaseKeys(releases), this.leaseMs, ...releases.map((r) => r.holder));
+    this.wake(releases, woken);
+  }
+
+  /** Wakes the next parked job, when the one a release woke turned out to be gone. */
+  async wakeNext(integrationId: number): Promise<void> {
+    const woken = await this.commands.mozhnoRelease(3, ...this.releaseKeys([{ integrationId }]), this.leaseMs, '');
+    this.wake([{ integrationId }], woken);
   }
 
   /** How many deliveries of the integration hold a slot now (expired leases not counted). */
   async inFlight(integrationId: number): Promise<number> {
     return this.redis.zcount(this.inflightKey(integrationId), Date.now(), '+inf');
+  }
+
+  private takePending(): Array<{ integrationId: number; holder: string }> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    const releases = this.pending;
+    this.pending = [];
+    return releases;
+  }
+
+  private releaseKeys(releases: Array<{ integrationId: number }>): string[] {
+    return releases.flatMap((r) => [this.inflightKey(r.integrationId), this.parkedKey(r.integrationId), this.wokenKey(r.integrationId)]);
+  }
+
+  private wake(releases: Array<{ integrationId: number }>, woken: Array<string | number>): void {
+    releases.forEach((release, i) => {
+      const jobId = woken[i];
+      if (typeof jobId === 'string' && jobId !== '') this.onWake(release.integrationId, jobId);
+    });
   }
 
   private inflightKey(integrationId: number): string {
@@ -72,40 +127,77 @@ export class InFlightLimit {
   private parkedKey(integrationId: number): string {
     return `${this.prefix}:parked:${integrationId}`;
   }
+
+  private wokenKey(integrationId: number): string {
+    return `${this.prefix}:woken:${integrationId}`;
+  }
 }
 
 interface LimitCommands {
-  mozhnoAcquire(inflight: string, now: number, leaseMs: number, cap: number, holder: string): Promise<number>;
-  mozhnoPark(inflight: string, parked: string, now: number, cap: number, holder: string): Promise<number>;
-  mozhnoRelease(inflight: string, parked: string, holder: string): Promise<string | null>;
+  mozhnoAcquire(numKeys: number, ...args: Array<string | number>): Promise<Array<number | string>>;
+  mozhnoPark(inflight: string, parked: string, woken: string, now: number, cap: number, holder: string): Promise<number>;
+  mozhnoRelease(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
 }
 
-const ACQUIRE = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZSCORE', KEYS[1], ARGV[4]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
-  local expires = tonumber(ARGV[1]) + tonumber(ARGV[2])
-  redis.call('ZADD', KEYS[1], expires, ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0`;
+// Releases: for each (inflight, parked, woken) triple of KEYS from `firstKey` and holder in ARGV from
+// `first`, frees the holder's slot and wakes the oldest parked job. Answers, per release, the job woken
+// ('' for none).
+const RELEASES = `
+local function release(lease, first, firstKey)
+  local woken = {}
+  local count = (#KEYS - firstKey + 1) / 3
+  for k = 0, count - 1 do
+    local inflight, parked, wokenSet = KEYS[firstKey + 3 * k], KEYS[firstKey + 3 * k + 1], KEYS[firstKey + 3 * k + 2]
+    redis.call('ZREM', inflight, ARGV[first + k])
+    local nextJob = redis.call('LPOP', parked)
+    if nextJob then
+      redis.call('SADD', wokenSet, nextJob)
+      redis.call('PEXPIRE', wokenSet, lease)
+      woken[k + 1] = nextJob
+    else
+      woken[k + 1] = ''
+    end
+  end
+  return woken
+end`;
 
+// KEYS: inflight and woken of the acquiring integration, then release triples.
+// ARGV: now, lease, cap, holder, release holders…
+const ACQUIRE = `${RELEASES}
+local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+local woken = release(lease, 5, 3)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local taken = 0
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], now + lease, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], lease)
+  redis.call('SREM', KEYS[2], ARGV[4])
+  taken = 1
+end
+table.insert(woken, 1, taken)
+return woken`;
+
+// KEYS: release triples. ARGV: lease, holders…
+const RELEASE = `${RELEASES}
+return release(tonumber(ARGV[1]), 2, 1)`;
+
+// KEYS: inflight, parked, woken. ARGV: now, cap, holder. A job woken before goes back to the front.
 const PARK = `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
   return 0
 end
-redis.call('RPUSH', KEYS[2], ARGV[3])
+if redis.call('SREM', KEYS[3], ARGV[3]) == 1 then
+  redis.call('LPUSH', KEYS[2], ARGV[3])
+else
+  redis.call('RPUSH', KEYS[2], ARGV[3])
+end
 return 1`;
-
-const RELEASE = `
-redis.call('ZREM', KEYS[1], ARGV[1])
-return redis.call('LPOP', KEYS[2])`;
 
 function defineScripts(redis: RedisConnection): void {
   if ('mozhnoAcquire' in redis) return;
-  // Key names come in as KEYS so the scripts also run on Redis Cluster (both keys share the prefix's hash tag).
-  redis.defineCommand('mozhnoAcquire', { numberOfKeys: 1, lua: ACQUIRE });
-  redis.defineCommand('mozhnoPark', { numberOfKeys: 2, lua: PARK });
-  redis.defineCommand('mozhnoRelease', { numberOfKeys: 2, lua: RELEASE });
+  // Key names come in as KEYS so the scripts also run on Redis Cluster (all keys share the prefix's hash tag).
+  redis.defineCommand('mozhnoAcquire', { lua: ACQUIRE });
+  redis.defineCommand('mozhnoPark', { numberOfKeys: 3, lua: PARK });
+  redis.defineCommand('mozhnoRelease', { lua: RELEASE });
 }

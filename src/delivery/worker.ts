@@ -45,7 +45,12 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
 
   // A slot is held at most for a whole attempt plus saving it; a crashed holder's slot frees itself after that.
   const leaseMs = config.webhookTimeoutMs + 15_000;
-  const limit = new InFlightLimit(connection, `${config.queuePrefix}:limit`, config.webhookMaxInFlight, leaseMs);
+  const wakes = new Set<Promise<void>>();
+  const limit = new InFlightLimit(connection, `${config.queuePrefix}:limit`, config.webhookMaxInFlight, leaseMs, (integrationId, jobId) => {
+    const wake = wakeParked(integrationId, jobId).catch((err: unknown) => log.warn({ err: (err as Error).message, jobId }, 'could not wake a parked job; its safety delay will'));
+    wakes.add(wake);
+    void wake.finally(() => wakes.delete(wake));
+  });
   // Where parked jobs are woken from; shares the connection.
   const queue = new Queue<DeliveryJobData>(QUEUE_NAME, { connection, prefix: config.queuePrefix });
 
@@ -69,7 +74,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
       const result = await deliverer.deliver(job.data, target);
       return result.ok ? 'success' : `failure: ${result.errorCode}`;
     } finally {
-      await wakeNext(integrationId, holder);
+      limit.release(integrationId, holder);
     }
   };
 
@@ -83,21 +88,16 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     if ((await limit.park(job.data.integrationId, job.id!)) === 'retry') await job.promote();
   }
 
-  async function wakeNext(integrationId: number, holder: string): Promise<void> {
-    let next = await limit.release(integrationId, holder);
-    // A listed job may have woken by its safety delay or been removed: try the next one.
-    for (let tries = 0; next !== null && tries < 20; tries++) {
-      const waiting = await Job.fromId(queue, next);
-      if (waiting && (await waiting.isDelayed())) {
-        try {
-          await waiting.promote();
-          return;
-        } catch {
-          // promoted by someone else in between
-        }
-      }
-      next = await limit.nextParked(integrationId);
+  /** A release woke this parked job: promote it, or wake the next one if it is gone. */
+  async function wakeParked(integrationId: number, jobId: string): Promise<void> {
+    const job = await Job.fromId(queue, jobId);
+    const state = job ? await job.getState() : 'unknown';
+    if (state === 'delayed') {
+      await job!.promote().catch(() => undefined); // promoted by its safety delay in between: it runs anyway
+    } else if (state === 'completed' || state === 'failed' || state === 'unknown') {
+      await limit.wakeNext(integrationId);
     }
+    // waiting or active: it is on its way already.
   }
 
   const worker = new Worker<DeliveryJobData>(QUEUE_NAME, process, {
@@ -121,6 +121,9 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     metrics,
     async close() {
       await worker.close();
+      await limit.flush();
+      while (wakes.size > 0) await Promise.all(wakes);
+      await limit.flush();
       await queue.close();
       await recorder.close();
       await loader.stop();

@@ -6,10 +6,17 @@ import { REDIS_URL } from '../support/env.js';
 
 const redis = new Redis(REDIS_URL);
 const prefixes: string[] = [];
-let prefix: string;
-beforeEach(() => {
-  prefix = `mozhno-test-limit-${randomBytes(4).toString('hex')}`;
+let woken: Array<[number, string]>;
+
+/** A limit with its own key prefix, recording the parked jobs its releases wake. */
+function limitOf(cap: number, leaseMs = 60_000, releaseDelayMs = 2): InFlightLimit {
+  const prefix = `mozhno-test-limit-${randomBytes(4).toString('hex')}`;
   prefixes.push(prefix);
+  return new InFlightLimit(redis, prefix, cap, leaseMs, (integrationId, jobId) => woken.push([integrationId, jobId]), releaseDelayMs);
+}
+
+beforeEach(() => {
+  woken = [];
 });
 afterAll(async () => {
   for (const used of prefixes) {
@@ -21,7 +28,7 @@ afterAll(async () => {
 
 describe('InFlightLimit', () => {
   it('grants at most `cap` slots per integration; other integrations are unaffected', async () => {
-    const limit = new InFlightLimit(redis, prefix, 2, 60_000);
+    const limit = limitOf(2);
     expect(await limit.tryAcquire(1, 'a')).toBe(true);
     expect(await limit.tryAcquire(1, 'b')).toBe(true);
     expect(await limit.tryAcquire(1, 'c')).toBe(false);
@@ -32,31 +39,67 @@ describe('InFlightLimit', () => {
     expect(await limit.inFlight(1)).toBe(2);
   });
 
-  it('wakes parked jobs oldest first, one per release', async () => {
-    const limit = new InFlightLimit(redis, prefix, 1, 60_000);
+  it('wakes parked jobs oldest first, one per release; a woken job that finds it full again keeps the front', async () => {
+    const limit = limitOf(1);
     expect(await limit.tryAcquire(7, 'first')).toBe(true);
-    for (const job of ['p1', 'p2', 'p3']) {
+    for (const job of ['p1', 'p2']) {
       expect(await limit.tryAcquire(7, job)).toBe(false);
       expect(await limit.park(7, job)).toBe('parked');
     }
-    expect(await limit.release(7, 'first')).toBe('p1');
+    limit.release(7, 'first');
+    await limit.flush();
+    expect(woken).toEqual([[7, 'p1']]);
     expect(await limit.inFlight(7)).toBe(0);
-    expect(await limit.nextParked(7)).toBe('p2');
-    expect(await limit.release(7, 'nobody')).toBe('p3');
-    expect(await limit.release(7, 'nobody')).toBeNull();
+    // A newcomer takes the free slot before p1 arrives: p1 goes back to the front, not behind p2.
+    expect(await limit.tryAcquire(7, 'newcomer')).toBe(true);
+    expect(await limit.tryAcquire(7, 'p1')).toBe(false);
+    expect(await limit.park(7, 'p1')).toBe('parked');
+    limit.release(7, 'newcomer');
+    await limit.flush();
+    expect(woken).toEqual([[7, 'p1'], [7, 'p1']]);
+    expect(await limit.tryAcquire(7, 'p1')).toBe(true);
+    limit.release(7, 'p1');
+    await limit.flush();
+    expect(woken).toEqual([[7, 'p1'], [7, 'p1'], [7, 'p2']]);
+    // Should a woken job be gone, the next one can be woken directly.
+    await limit.wakeNext(7);
+    expect(woken).toHaveLength(3);
+  });
+
+  it('sends pending releases with the next acquire, before its timer', async () => {
+    const limit = limitOf(1, 60_000, 10_000);
+    expect(await limit.tryAcquire(5, 'holder')).toBe(true);
+    expect(await limit.tryAcquire(5, 'waiting')).toBe(false);
+    expect(await limit.park(5, 'waiting')).toBe('parked');
+    limit.release(5, 'holder');
+    expect(woken).toEqual([]);
+    expect(await limit.tryAcquire(6, 'other')).toBe(true);
+    expect(woken).toEqual([[5, 'waiting']]);
+    await limit.flush();
+    expect(woken).toHaveLength(1);
+  });
+
+  it('sends a release on its own after the delay when no acquire comes', async () => {
+    const limit = limitOf(1, 60_000, 20);
+    expect(await limit.tryAcquire(8, 'holder')).toBe(true);
+    limit.release(8, 'holder');
+    expect(await limit.inFlight(8)).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await limit.inFlight(8)).toBe(0);
   });
 
   it('answers retry instead of parking when a slot came free in between, so no wake-up is lost', async () => {
-    const limit = new InFlightLimit(redis, prefix, 1, 60_000);
+    const limit = limitOf(1);
     expect(await limit.tryAcquire(3, 'holder')).toBe(true);
     expect(await limit.tryAcquire(3, 'late')).toBe(false);
-    expect(await limit.release(3, 'holder')).toBeNull(); // nobody parked yet
+    limit.release(3, 'holder');
+    await limit.flush(); // nobody parked yet: the slot is simply free
+    expect(woken).toEqual([]);
     expect(await limit.park(3, 'late')).toBe('retry');
-    expect(await limit.nextParked(3)).toBeNull();
   });
 
   it('frees the slot of a holder that died once its lease runs out', async () => {
-    const limit = new InFlightLimit(redis, prefix, 1, 200);
+    const limit = limitOf(1, 200);
     expect(await limit.tryAcquire(9, 'crashed')).toBe(true);
     expect(await limit.tryAcquire(9, 'next')).toBe(false);
     await new Promise((resolve) => setTimeout(resolve, 300));
