@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
-import { PLANS, type Plan, ConfigError, loadConfig } from './config.js';
+import { PLANS, type Plan, loadConfig } from './config.js';
 import { assertDatabaseReachable, createDb } from './db/knex.js';
 import { ensureDatabase, migrateLatest } from './db/migrate.js';
-import { StartupError, unreachable } from './lifecycle.js';
+import { exitOnStartupError, unreachable } from './lifecycle.js';
 import { bootstrap, setPlan } from './projects/bootstrap.js';
 
 const USAGE = `usage:
@@ -85,8 +85,6 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`mozhno: ${err.message}\n${USAGE}\n`);
       process.exit(2);
     }
-    const known = err instanceof ConfigError ? `invalid configuration: ${err.message}` : err instanceof StartupError ? err.message : null;
-    process.stderr.write(`mozhno: ${known ?? `failed: ${(err as Error).message}`}\n`);
-    process.exit(1);
+    exitOnStartupError(err, 'failed');
   },
 );

@@ -17,7 +17,7 @@ export async function runProcess(name: string, main: (config: Readonly<Config>, 
   try {
     config = loadConfig();
   } catch (err) {
-    fail(err instanceof ConfigError ? `invalid configuration: ${err.message}` : String(err));
+    exitOnStartupError(err, 'failed to start');
   }
   const log = createLogger(config.logLevel, { name, stream: options.logTo ?? 'stdout' });
   let stop: Stop;
@@ -60,6 +60,13 @@ function exitAfterFlush(log: Logger, code: number): void {
 function fail(message: string): never {
   process.stderr.write(`mozhno: ${message}\n`);
   process.exit(1);
+}
+
+/** Exits 1 with one line: the bad variable, the start-up problem, or `<failed>: <message>` for anything else. */
+export function exitOnStartupError(err: unknown, failed: string): never {
+  if (err instanceof ConfigError) fail(`invalid configuration: ${err.message}`);
+  if (err instanceof StartupError) fail(err.message);
+  fail(`${failed}: ${(err as Error).message}`);
 }
 
 /** One line that says what could not be reached, where, and how to start it. */

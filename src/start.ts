@@ -1,10 +1,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { loadConfig, ConfigError } from './config.js';
+import { loadConfig } from './config.js';
 import { assertDatabaseReachable, createDb } from './db/knex.js';
 import { ensureDatabase, migrateLatest } from './db/migrate.js';
-import { StartupError, unreachable } from './lifecycle.js';
+import { exitOnStartupError, unreachable } from './lifecycle.js';
 
 /**
  * `npm start`: everything a laptop needs. Creates the database when missing,
@@ -80,8 +80,4 @@ function say(line: string): void {
   process.stdout.write(`mozhno: ${line}\n`);
 }
 
-main().catch((err: unknown) => {
-  const line = err instanceof ConfigError ? `invalid configuration: ${err.message}` : err instanceof StartupError ? err.message : `failed to start: ${(err as Error).message}`;
-  process.stderr.write(`mozhno: ${line}\n`);
-  process.exit(1);
-});
+main().catch((err: unknown) => exitOnStartupError(err, 'failed to start'));

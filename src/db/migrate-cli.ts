@@ -1,5 +1,5 @@
-import { ConfigError, loadConfig } from '../config.js';
-import { StartupError } from '../lifecycle.js';
+import { loadConfig } from '../config.js';
+import { exitOnStartupError } from '../lifecycle.js';
 import { assertDatabaseReachable, createDb } from './knex.js';
 import { migrateLatest } from './migrate.js';
 
@@ -16,8 +16,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  const line = err instanceof ConfigError ? `invalid configuration: ${err.message}` : err instanceof StartupError ? err.message : `migration failed: ${(err as Error).message}`;
-  process.stderr.write(`mozhno: ${line}\n`);
-  process.exit(1);
-});
+main().catch((err: unknown) => exitOnStartupError(err, 'migration failed'));
