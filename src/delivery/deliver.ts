@@ -1,6 +1,6 @@
 import { TEST_ACTION } from '../events/codes.js';
 import { compileTemplate, isJsonContentType, renderTemplate, type CompiledTemplate } from '../integrations/template.js';
-import { DEFAULT_CONTENT_TYPE } from '../integrations/validation.js';
+import { contentTypeHeader, DEFAULT_CONTENT_TYPE } from '../integrations/validation.js';
 import type { Logger } from '../logger.js';
 import type { WorkerMetrics } from '../ops/metrics.js';
 import { VERSION } from '../version.js';
@@ -74,9 +74,9 @@ export class Deliverer {
 
   buildRequest(data: DeliveryJobData, target: DeliveryTarget): { url: string; headers: Record<string, string>; body: string | null } {
     const headers: Record<string, string> = { ...target.headers };
-    const contentTypeName = Object.keys(headers).find((name) => name.toLowerCase() === 'content-type');
-    if (!contentTypeName) headers['content-type'] = DEFAULT_CONTENT_TYPE;
-    const contentType = contentTypeName ? headers[contentTypeName]! : DEFAULT_CONTENT_TYPE;
+    const configured = contentTypeHeader(headers);
+    if (!configured) headers['content-type'] = DEFAULT_CONTENT_TYPE;
+    const contentType = configured?.[1] ?? DEFAULT_CONTENT_TYPE;
 
     const template = this.compiled(target);
     const body = template ? renderTemplate(template, data.vars, isJsonContentType(contentType)) : null;

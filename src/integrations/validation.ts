@@ -9,6 +9,11 @@ import { checkTemplate } from './template.js';
 
 export const SECRET_MASK = '********';
 export const DEFAULT_CONTENT_TYPE = 'application/json';
+
+/** The configured Content-Type header (name as written, value), if any: names are case-insensitive. */
+export function contentTypeHeader(headers: Readonly<Record<string, string>>): [name: string, value: string] | undefined {
+  return Object.entries(headers).find(([name]) => name.toLowerCase() === 'content-type');
+}
 export const MAX_URL_LENGTH = 2048;
 export const MAX_HEADERS = 30;
 export const MAX_HEADER_VALUE_BYTES = 4096;
@@ -134,7 +139,7 @@ function checkConfig(config: Record<string, unknown>, policy: AddressPolicy, mod
 
   const url = typeof config.url === 'string' ? checkUrl(config.url, policy, details) : '';
   const headers = isPlainObject(config.headers) ? checkHeaders(config.headers, details) : {};
-  const contentType = Object.entries(headers).find(([name]) => name.toLowerCase() === 'content-type')?.[1] ?? DEFAULT_CONTENT_TYPE;
+  const contentType = contentTypeHeader(headers)?.[1] ?? DEFAULT_CONTENT_TYPE;
   const body = typeof config.body === 'string' && config.body !== '' ? config.body : null;
   if (body !== null) {
     for (const problem of checkTemplate(body, contentType)) details.push({ path: 'configJson.body', message: problem.message });
