@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import { number, object } from 'yup';
 import { actorOf } from '../http/auth.js';
-import { parseBody } from '../http/validation.js';
+import { numericQuery, parseBody } from '../http/validation.js';
 import type { EventQueries } from './queries.js';
 
 const querySchema = object({
@@ -16,15 +16,4 @@ export function eventRoutes(events: EventQueries): Router {
     ctx.body = await events.list(actorOf(ctx), { limit: query.limit ?? 50, before: query.before });
   });
   return router;
-}
-
-/** Query strings are text: turns digits into numbers and leaves anything else for the schema to refuse. */
-function numericQuery(query: Record<string, string | string[] | undefined>, names: string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const name of names) {
-    const value = query[name];
-    if (value === undefined) continue;
-    out[name] = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  }
-  return out;
 }

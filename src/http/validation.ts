@@ -47,3 +47,14 @@ export function routeId(params: Record<string, string | undefined>, name: string
   if (id === null) throw notFound(resource);
   return id;
 }
+
+/** Query strings are text: turns digits into numbers and leaves anything else for the schema to refuse. */
+export function numericQuery(query: Record<string, string | string[] | undefined>, names: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of names) {
+    const value = query[name];
+    if (value === undefined) continue;
+    out[name] = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  }
+  return out;
+}

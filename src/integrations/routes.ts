@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import { actorOf } from '../http/auth.js';
 import { number, object } from 'yup';
-import { parseBody, routeId } from '../http/validation.js';
+import { numericQuery, parseBody, routeId } from '../http/validation.js';
 import type { IntegrationModel } from './model.js';
 import type { IntegrationService } from './service.js';
 
@@ -34,7 +34,7 @@ export function integrationRoutes(integrations: IntegrationService): Router {
   });
   router.get('/:id/deliveries', async (ctx) => {
     const integrationId = id(ctx);
-    const { limit } = parseBody(deliveriesQuery, { limit: ctx.query.limit === undefined ? undefined : Number(ctx.query.limit) });
+    const { limit } = parseBody(deliveriesQuery, numericQuery(ctx.query, ['limit']));
     ctx.body = await integrations.deliveries(actorOf(ctx), integrationId, limit ?? 100);
   });
   return router;
