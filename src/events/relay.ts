@@ -117,10 +117,16 @@ export class EventRelay {
         .andWhere('enabled', true)
         .select('id', 'project_id', 'events', 'version')) as Array<{ id: number; project_id: number; events: string[]; version: number }>;
 
+      const byProject = new Map<number, typeof integrations>();
+      for (const i of integrations) {
+        const list = byProject.get(i.project_id);
+        if (list) list.push(i);
+        else byProject.set(i.project_id, [i]);
+      }
       const jobs = events.flatMap((event) => {
         const vars = eventVariables(event);
-        return integrations
-          .filter((i) => i.project_id === event.project_id && i.events.includes(event.action))
+        return (byProject.get(event.project_id) ?? [])
+          .filter((i) => i.events.includes(event.action))
           .map((i) => ({
             name: event.action,
             data: {
