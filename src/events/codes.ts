@@ -11,7 +11,6 @@ export const EVENT_CODES_BY_RESOURCE = {
 export type ResourceType = keyof typeof EVENT_CODES_BY_RESOURCE;
 export type EventCode = (typeof EVENT_CODES_BY_RESOURCE)[ResourceType][number];
 
-export const RESOURCE_TYPES = Object.keys(EVENT_CODES_BY_RESOURCE) as ResourceType[];
 export const EVENT_CODES: readonly EventCode[] = Object.values(EVENT_CODES_BY_RESOURCE).flat();
 
 /** The synthetic action of `POST /integrations/:id/test`; never stored as an event, never subscribable. */
