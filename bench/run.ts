@@ -20,7 +20,7 @@ const SCENARIOS: Scenario[] = [rawPostScenario, bareBullmqScenario, throughputSc
 const USAGE = `usage: npm run bench -- [--json] [--quick] [--runs N] [--only ${SCENARIOS.map((s) => s.name).join(',')}] [--cpu-prof DIR]
   --json       print one JSON object with every figure as the last line
   --quick      tiny sizes: checks the harness works, measures nothing worth reading
-  --runs N     run each scenario N times and report the medians (default 1)
+  --runs N     run every scenario N times, round-robin, and report the medians (default 1)
   --only LIST  run only these scenarios (comma-separated)
   --cpu-prof   write V8 CPU profiles of the api and worker processes into DIR
 environment: BENCH_WORKERS (worker processes, default 1), WORKER_CONCURRENCY (default 100),
@@ -109,19 +109,24 @@ async function main(): Promise<void> {
   const started = now();
   const bench = await Bench.create(settings);
   const samples = new Map<string, number[]>();
-  for (const scenario of options.scenarios) {
-    for (let run = 1; run <= options.runs; run++) {
+  // Runs go round the scenarios (all of run 1, then all of run 2, …) rather than repeating one scenario,
+  // so a baseline and the product it is compared to are measured minutes apart at most, and a ratio is
+  // taken within each run: a VM whose speed drifts moves both sides of it.
+  for (let run = 1; run <= options.runs; run++) {
+    const round: Figures = {};
+    for (const scenario of options.scenarios) {
       progress(`${scenario.name}${options.runs > 1 ? ` (run ${run} of ${options.runs})` : ''}: ${scenario.title}`);
-      const figures = await scenario.run(bench);
-      for (const [key, value] of Object.entries(figures)) samples.set(key, [...(samples.get(key) ?? []), value]);
+      Object.assign(round, await scenario.run(bench));
     }
+    if (round.deliveriesPerSec !== undefined && round.bareBullmqPerSec !== undefined) {
+      round.ratioVsBareBullmq = round.deliveriesPerSec / round.bareBullmqPerSec;
+      if (options.runs > 1) progress(`run ${run}: ratioVsBareBullmq ${round.ratioVsBareBullmq.toFixed(2)}`);
+    }
+    for (const [key, value] of Object.entries(round)) samples.set(key, [...(samples.get(key) ?? []), value]);
   }
   await cleanUp();
 
   const figures: Figures = Object.fromEntries([...samples].map(([key, values]) => [key, median(values)]));
-  if (figures.deliveriesPerSec !== undefined && figures.bareBullmqPerSec !== undefined) {
-    figures.ratioVsBareBullmq = figures.deliveriesPerSec / figures.bareBullmqPerSec;
-  }
   const { throughput } = settings.sizes;
   console.log(
     `mozhno bench — ${cpus().length} cores, node ${process.version}, ${settings.workers} worker process(es) × concurrency ${settings.concurrency}, ` +

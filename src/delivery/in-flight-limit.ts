@@ -20,11 +20,13 @@ import type { RedisConnection } from './queue.js';
  * missed.
  *
  * Releases are sent a moment late, together with the next acquire of this
- * process (or on their own after `releaseDelayMs`): one Redis call per delivery
- * instead of two.
+ * process (or on their own after `releaseDelayMs`), and the acquires of jobs that
+ * start in the same turn of the event loop go in one call: under load, less than
+ * one Redis call per delivery.
  */
 export class InFlightLimit {
   private pending: Array<{ integrationId: number; holder: string }> = [];
+  private acquiring: Array<{ integrationId: number; holder: string; resolve: (taken: boolean) => void; reject: (err: unknown) => void }> = [];
   private flushTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -42,22 +44,40 @@ export class InFlightLimit {
     return this.redis as unknown as LimitCommands;
   }
 
-  /** Takes a slot for `holder` (a job id) if one is free or was handed to it. */
-  async tryAcquire(integrationId: number, holder: string): Promise<boolean> {
+  /**
+   * Takes a slot for `holder` (a job id) if one is free. Jobs that start in the
+   * same turn of the event loop ask together, in one call.
+   */
+  tryAcquire(integrationId: number, holder: string): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.acquiring.push({ integrationId, holder, resolve, reject });
+      if (this.acquiring.length === 1) setImmediate(() => void this.sendAcquires());
+    });
+  }
+
+  private async sendAcquires(): Promise<void> {
+    const requests = this.acquiring;
+    this.acquiring = [];
     const releases = this.takePending();
-    const reply = await this.commands.mozhnoAcquire(
-      2 + releases.length * 3,
-      this.inflightKey(integrationId),
-      this.wokenKey(integrationId),
-      ...this.releaseKeys(releases),
-      Date.now(),
-      this.leaseMs,
-      this.cap,
-      holder,
-      ...releases.map((r) => r.holder),
-    );
-    this.wake(releases, reply.slice(1));
-    return reply[0] === 1;
+    try {
+      const reply = await this.commands.mozhnoAcquire(
+        requests.length * 2 + releases.length * 3,
+        ...requests.flatMap((r) => [this.inflightKey(r.integrationId), this.wokenKey(r.integrationId)]),
+        ...this.releaseKeys(releases),
+        Date.now(),
+        this.leaseMs,
+        this.cap,
+        requests.length,
+        ...requests.map((r) => r.holder),
+        ...releases.map((r) => r.holder),
+      );
+      requests.forEach((r, i) => r.resolve(reply[i] === 1));
+      this.wake(releases, reply.slice(requests.length));
+    } catch (err) {
+      for (const r of requests) r.reject(err);
+      this.pending.push(...releases); // sent again with the next call; until then their leases hold
+      this.flushTimer ??= setTimeout(() => void this.flush().catch(() => undefined), this.releaseDelayMs);
+    }
   }
 
   /**
@@ -161,21 +181,26 @@ local function release(lease, first, firstKey)
   return woken
 end`;
 
-// KEYS: inflight and woken of the acquiring integration, then release triples.
-// ARGV: now, lease, cap, holder, release holders…
+// KEYS: (inflight, woken) of each acquire, then release triples.
+// ARGV: now, lease, cap, number of acquires n, their n holders, then release holders.
+// Answers 1 or 0 per acquire, then the job woken per release. Releases go first: they free slots.
 const ACQUIRE = `${RELEASES}
-local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
-local woken = release(lease, 5, 3)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local taken = 0
-if redis.call('ZSCORE', KEYS[1], ARGV[4]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
-  redis.call('ZADD', KEYS[1], now + lease, ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], lease)
-  redis.call('SREM', KEYS[2], ARGV[4])
-  taken = 1
+local now, lease, cap, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local woken = release(lease, 5 + n, 2 * n + 1)
+local answers = {}
+for i = 1, n do
+  local inflight, wokenSet, holder = KEYS[2 * i - 1], KEYS[2 * i], ARGV[4 + i]
+  redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
+  answers[i] = 0
+  if redis.call('ZSCORE', inflight, holder) or redis.call('ZCARD', inflight) < cap then
+    redis.call('ZADD', inflight, now + lease, holder)
+    redis.call('PEXPIRE', inflight, lease)
+    redis.call('SREM', wokenSet, holder)
+    answers[i] = 1
+  end
 end
-table.insert(woken, 1, taken)
-return woken`;
+for _, jobId in ipairs(woken) do table.insert(answers, jobId) end
+return answers`;
 
 // KEYS: release triples. ARGV: lease, holders…
 const RELEASE = `${RELEASES}

@@ -30,6 +30,14 @@ export interface RecorderOptions {
 
 // 40P01 deadlock_detected, 40001 serialization_failure: the batch is safe to write again.
 const RETRYABLE = new Set(['40P01', '40001']);
+const FOREIGN_KEY_VIOLATION = '23503';
+
+const COLUMNS =
+  'integration_id, event_id, webhook_id, action, status, error_code, http_status, address, duration_ms, error, request_body, response_excerpt, created_at';
+/** A batch of rows (one JSON binding) as a relation. */
+const INPUT = `jsonb_to_recordset(?::jsonb) AS v(
+  integration_id int, event_id bigint, webhook_id text, action text, status text, error_code text, http_status int,
+  address text, duration_ms int, error text, request_body text, response_excerpt text, created_at timestamptz)`;
 
 /**
  * Saves delivery outcomes in batches: whatever finished while the previous
@@ -93,31 +101,39 @@ export class OutcomeRecorder {
   }
 
   private async writeWithRetry(outcomes: DeliveryOutcome[]): Promise<void> {
+    // Batches of successes only (the usual case) take the plain insert; see `write`.
+    let careful = outcomes.some((o) => !o.result.ok);
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.write(outcomes);
+        await this.write(outcomes, careful);
         for (const o of outcomes) this.touched.add(o.integrationId);
         return;
       } catch (err) {
-        if (attempt >= 3 || !RETRYABLE.has(pgErrorCode(err) ?? '')) throw err;
+        const code = pgErrorCode(err) ?? '';
+        // An integration was deleted since its delivery started: the careful statement leaves its outcome out.
+        if (code === FOREIGN_KEY_VIOLATION && !careful) careful = true;
+        else if (attempt >= 3 || !RETRYABLE.has(code)) throw err;
       }
     }
   }
 
   /**
-   * One statement, so one round trip and its own transaction. Integration rows are
-   * locked in id order (KEY SHARE: an integration deleted meanwhile takes its log
-   * with it, and concurrent batches never wait for each other), and only the
-   * newest failure per integration updates that integration.
+   * One statement, so one round trip and its own transaction. The plain one only
+   * inserts; the careful one — for a batch with failures, or one whose insert
+   * found an integration deleted — also sets lastError from the newest failure
+   * per integration and leaves deleted integrations out. It locks integration
+   * rows in id order (KEY SHARE: an integration deleted meanwhile takes its log
+   * with it, and concurrent batches never wait for each other).
    */
-  private async write(outcomes: DeliveryOutcome[]): Promise<void> {
+  private async write(outcomes: DeliveryOutcome[], careful: boolean): Promise<void> {
+    // knex would spread an array binding into a list, so the batch goes in as one JSON value.
+    const batch = JSON.stringify(outcomes.map(toRow));
+    if (!careful) {
+      await this.db.raw(`INSERT INTO deliveries (${COLUMNS}) SELECT ${COLUMNS} FROM ${INPUT}`, [batch]);
+      return;
+    }
     await this.db.raw(
-      `WITH input AS MATERIALIZED (
-         SELECT * FROM jsonb_to_recordset(?::jsonb) AS v(
-           integration_id int, event_id bigint, webhook_id text, action text, status text, error_code text,
-           http_status int, address text, duration_ms int, error text, request_body text, response_excerpt text,
-           created_at timestamptz)
-       ),
+      `WITH input AS MATERIALIZED (SELECT * FROM ${INPUT}),
        alive AS MATERIALIZED (
          SELECT id FROM integrations WHERE id IN (SELECT integration_id FROM input) ORDER BY id FOR KEY SHARE
        ),
@@ -130,13 +146,9 @@ export class OutcomeRecorder {
          UPDATE integrations AS i SET last_error = f.error, last_error_at = f.created_at
            FROM failed AS f WHERE i.id = f.integration_id
        )
-       INSERT INTO deliveries (integration_id, event_id, webhook_id, action, status, error_code, http_status, address,
-                               duration_ms, error, request_body, response_excerpt, created_at)
-       SELECT integration_id, event_id, webhook_id, action, status, error_code, http_status, address,
-              duration_ms, error, request_body, response_excerpt, created_at
-         FROM input WHERE integration_id IN (SELECT id FROM alive)`,
-      // knex would spread an array binding into a list, so the batch goes in as one JSON value.
-      [JSON.stringify(outcomes.map(toRow))],
+       INSERT INTO deliveries (${COLUMNS})
+       SELECT ${COLUMNS} FROM input WHERE integration_id IN (SELECT id FROM alive)`,
+      [batch],
     );
   }
 

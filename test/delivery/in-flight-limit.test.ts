@@ -15,6 +15,21 @@ function limitOf(cap: number, leaseMs = 60_000, releaseDelayMs = 2): InFlightLim
   return new InFlightLimit(redis, prefix, cap, leaseMs, (integrationId, jobId) => woken.push([integrationId, jobId]), releaseDelayMs);
 }
 
+/** What `run` answered and how many scripts of the limit it sent to Redis. */
+async function commandCalls<T>(run: () => Promise<T>): Promise<{ result: T; count: number }> {
+  const sent = redis.sendCommand.bind(redis);
+  let count = 0;
+  redis.sendCommand = (command, stream) => {
+    if (command.name === 'evalsha' || command.name === 'eval') count += 1;
+    return sent(command, stream);
+  };
+  try {
+    return { result: await run(), count };
+  } finally {
+    redis.sendCommand = sent;
+  }
+}
+
 beforeEach(() => {
   woken = [];
 });
@@ -77,6 +92,18 @@ describe('InFlightLimit', () => {
     expect(woken).toEqual([[5, 'waiting']]);
     await limit.flush();
     expect(woken).toHaveLength(1);
+  });
+
+  it('asks for the slots of jobs starting in the same turn in one call, holding the cap among them', async () => {
+    const limit = limitOf(2, 60_000, 10_000);
+    expect(await limit.tryAcquire(4, 'holder')).toBe(true);
+    limit.release(4, 'holder'); // pending: it goes with the batch below and frees its slot first
+    const calls = await commandCalls(() =>
+      Promise.all([limit.tryAcquire(4, 'a'), limit.tryAcquire(4, 'b'), limit.tryAcquire(4, 'c'), limit.tryAcquire(11, 'd')]),
+    );
+    expect(calls.result).toEqual([true, true, false, true]);
+    expect(calls.count).toBe(1);
+    expect(await limit.inFlight(4)).toBe(2);
   });
 
   it('sends a release on its own after the delay when no acquire comes', async () => {
