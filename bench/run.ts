@@ -1,4 +1,5 @@
 import { cpus } from 'node:os';
+import { DEFAULT_WORKER_CONCURRENCY } from '../src/config.js';
 import { parseArgs } from 'node:util';
 import { apiOverheadScenario } from './scenarios/api-overhead.js';
 import { backlogScenario } from './scenarios/backlog.js';
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
   const settings: BenchSettings = {
     sizes: options.quick ? QUICK_SIZES : DEFAULT_SIZES,
     workers: positiveInteger('BENCH_WORKERS', 1),
-    concurrency: positiveInteger('WORKER_CONCURRENCY', 100),
+    concurrency: positiveInteger('WORKER_CONCURRENCY', DEFAULT_WORKER_CONCURRENCY),
     nodeArgs: options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [],
   };
   let interrupted = false;

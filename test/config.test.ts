@@ -14,7 +14,7 @@ describe('loadConfig', () => {
       webhookTimeoutMs: 30000,
       webhookAllowedCidrs: [],
       webhookCa: null,
-      workerConcurrency: 100,
+      workerConcurrency: 200,
       deliveryRetention: 100,
       webhookMaxInFlight: 8,
       planLimits: { free: 3, pro: 20, enterprise: 100 },
