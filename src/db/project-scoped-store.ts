@@ -39,12 +39,18 @@ export class ProjectScopedStore<M extends ProjectScoped> {
     return this.model.query(trx).where({ project_id: projectId, id }).forUpdate().first() as unknown as Promise<M | undefined>;
   }
 
+  // Writes read the row back with RETURNING: one round trip, where insertAndFetch and patchAndFetchById take two.
   insert(trx: Knex.Transaction, values: PartialModelObject<M>): Promise<M> {
-    return this.model.query(trx).insertAndFetch(values) as unknown as Promise<M>;
+    return this.model.query(trx).insert(values).returning('*') as unknown as Promise<M>;
   }
 
-  patch(trx: Knex.Transaction, id: number, changes: PartialModelObject<M>): Promise<M> {
-    return this.model.query(trx).patchAndFetchById(id, { ...changes, updatedAt: new Date() } as PartialModelObject<M>) as unknown as Promise<M>;
+  async patch(trx: Knex.Transaction, id: number, changes: PartialModelObject<M>): Promise<M> {
+    const rows = (await this.model
+      .query(trx)
+      .patch({ ...changes, updatedAt: new Date() } as PartialModelObject<M>)
+      .where('id', id)
+      .returning('*')) as unknown as M[];
+    return rows[0]!;
   }
 
   async delete(trx: Knex.Transaction, id: number): Promise<void> {

@@ -35,7 +35,9 @@ export class EventRelay {
   private readonly maxBackoffMs: number;
   private readonly onRelayed: (events: number, jobs: number) => void;
   private running: Promise<void> | null = null;
-  private again = false;
+  /** Wake-ups so far, and how many of them the last batch's statement was sure to see. */
+  private wakes = 0;
+  private coveredWakes = 0;
   private stopped = false;
   private failures = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -61,21 +63,19 @@ export class EventRelay {
     this.wake();
   }
 
-  /** Asks for a drain soon; cheap to call after every commit. */
+  /**
+   * Asks for a drain soon; cheap to call after every commit. A NOTIFY arrives after
+   * its COMMIT, so a wake-up received before a batch's statement was sent is seen
+   * by that statement: only later ones make the relay look again.
+   */
   wake = (): void => {
     if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
+    this.wakes += 1;
+    if (this.running) return;
     this.running = this.drain().finally(() => {
       this.running = null;
-      if (this.again && !this.stopped) {
-        this.again = false;
-        this.wake();
-      } else {
-        this.schedule(this.failures > 0 ? this.backoff() : this.pollMs);
-      }
+      if (this.wakes > this.coveredWakes && this.failures === 0 && !this.stopped) this.wake();
+      else this.schedule(this.failures > 0 ? this.backoff() : this.pollMs);
     });
   };
 
@@ -102,14 +102,16 @@ export class EventRelay {
   /** Relays up to one batch in one transaction; returns how many events it took. */
   private async relayBatch(): Promise<number> {
     const relayed = await this.db.transaction(async (trx) => {
-      const events = (await trx('events')
-        .whereNull('queued_at')
-        .orderBy('id')
-        .limit(this.batchSize)
-        .forUpdate()
-        .skipLocked()
-        .select('*')) as EventRow[];
-      if (events.length === 0) return 0 as const;
+      this.coveredWakes = this.wakes;
+      // Taken and marked in one statement; the mark only counts once the jobs are added and this commits.
+      const { rows } = (await trx.raw(
+        `UPDATE events SET queued_at = now()
+          WHERE id IN (SELECT id FROM events WHERE queued_at IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
+          RETURNING *`,
+        [this.batchSize],
+      )) as { rows: EventRow[] };
+      if (rows.length === 0) return 0 as const;
+      const events = rows.sort((a, b) => a.id - b.id);
 
       const projectIds = [...new Set(events.map((e) => e.project_id))];
       const integrations = (await trx('integrations')
@@ -142,12 +144,6 @@ export class EventRelay {
       });
       // In slices, so workers start on the first jobs while the rest are still being added.
       for (let start = 0; start < jobs.length; start += ADD_BULK_SLICE) await this.queue.addBulk(jobs.slice(start, start + ADD_BULK_SLICE));
-      await trx('events')
-        .whereIn(
-          'id',
-          events.map((e) => e.id),
-        )
-        .update({ queued_at: trx.fn.now() });
       return { events: events.length, jobs: jobs.length };
     });
     if (relayed === 0) return 0;

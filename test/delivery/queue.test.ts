@@ -49,3 +49,22 @@ it('queues one job per (event, integration) with a derived id, one attempt and b
   await new Promise((resolve) => setTimeout(resolve, 300));
   expect(h.sink.requests.filter((r) => r.path === '/opts')).toHaveLength(1);
 });
+
+it('queues every event of a burst of concurrent commits, each once, whatever order the wake-ups arrive in', async () => {
+  const p = await h.api.project();
+  const integration = (await p.post('/api/v1/integrations', { name: 'burst', configJson: { url: `${h.sink.url}/burst` }, eventSubscriptionsJson: ['flag.created'] })).body;
+  await h.worker.worker.pause();
+  try {
+    const created = await Promise.all(Array.from({ length: 25 }, (_, i) => p.post('/api/v1/flags', { key: `burst-${i}`, name: `Burst ${i}` })));
+    expect(created.map((r) => r.status)).toEqual(Array(25).fill(201));
+    const events = await h.api.server.db('events').where({ project_id: p.projectId, action: 'flag.created' }).select('id', 'queued_at');
+    expect(events).toHaveLength(25);
+    await h.eventually(async () => (await h.api.server.db('events').whereIn('id', events.map((e) => e.id)).whereNull('queued_at')).length === 0 || undefined);
+    for (const event of events) expect(await h.api.server.queue.getJob(`e${event.id}-i${integration.id}`), `event ${event.id}`).toBeDefined();
+  } finally {
+    h.worker.worker.resume();
+  }
+  await h.eventually(() => h.sink.requests.filter((r) => r.path === '/burst').length >= 25 || undefined);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  expect(h.sink.requests.filter((r) => r.path === '/burst')).toHaveLength(25);
+});
