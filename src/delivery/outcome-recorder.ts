@@ -31,6 +31,8 @@ export interface RecorderOptions {
 // 40P01 deadlock_detected, 40001 serialization_failure: the batch is safe to write again.
 const RETRYABLE = new Set(['40P01', '40001']);
 const FOREIGN_KEY_VIOLATION = '23503';
+/** pg_advisory_xact_lock key that serializes retention passes across workers ('mzret' in ASCII). */
+const RETENTION_LOCK = 0x6d7a726574;
 
 const COLUMNS =
   'integration_id, event_id, webhook_id, action, status, error_code, http_status, address, duration_ms, error, request_body, response_excerpt, created_at';
@@ -159,15 +161,20 @@ export class OutcomeRecorder {
       const ids = [...this.touched].sort((a, b) => a - b);
       this.touched.clear();
       try {
-        await this.db.raw(
-          `DELETE FROM deliveries AS d
-            USING (SELECT i.id AS integration_id, cutoff.id AS cutoff_id
-                     FROM jsonb_array_elements_text(?::jsonb) AS i(id)
-                     CROSS JOIN LATERAL (SELECT id FROM deliveries WHERE integration_id = i.id::int
-                                          ORDER BY id DESC OFFSET ? LIMIT 1) AS cutoff) AS k
-            WHERE d.integration_id = k.integration_id::int AND d.id <= k.cutoff_id`,
-          [JSON.stringify(ids), this.retention],
-        );
+        // One worker prunes at a time: two DELETEs over the same integrations' rows, taken in
+        // different orders, deadlock. The lock is held to the end of this statement's transaction.
+        await this.db.transaction(async (trx) => {
+          await trx.raw('SELECT pg_advisory_xact_lock(?)', [RETENTION_LOCK]);
+          await trx.raw(
+            `DELETE FROM deliveries AS d
+              USING (SELECT i.id AS integration_id, cutoff.id AS cutoff_id
+                       FROM jsonb_array_elements_text(?::jsonb) AS i(id)
+                       CROSS JOIN LATERAL (SELECT id FROM deliveries WHERE integration_id = i.id::int
+                                            ORDER BY id DESC OFFSET ? LIMIT 1) AS cutoff) AS k
+              WHERE d.integration_id = k.integration_id::int AND d.id <= k.cutoff_id`,
+            [JSON.stringify(ids), this.retention],
+          );
+        });
       } catch (err) {
         for (const id of ids) this.touched.add(id); // try again next pass
         this.log.warn({ err: (err as Error).message }, 'could not apply the delivery retention; retrying');

@@ -1,3 +1,4 @@
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { DeliveryResult } from '../../src/delivery/http-client.js';
 import { OutcomeRecorder, type DeliveryOutcome } from '../../src/delivery/outcome-recorder.js';
@@ -57,4 +58,27 @@ it('leaves out the outcomes of an integration deleted meanwhile and saves the re
   await Promise.all([recorder.record(outcome(gone, 6, failure)), recorder.record(outcome(kept, 6, success))]);
   expect(await rows(gone)).toEqual([]);
   expect((await rows(kept)).map((r) => r.event_id)).toEqual([1, 2, 3, 4, 5, 6]);
+});
+
+it('applies the retention from several workers at once without deadlocks', async () => {
+  const p = await api.project({ plan: 'enterprise' });
+  const ids: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    ids.push((await p.post('/api/v1/integrations', { name: `r${i}`, configJson: { url: 'https://hooks.example.com/r' }, eventSubscriptionsJson: ['flag.updated'] })).body.id);
+  }
+  const logged: string[] = [];
+  const sink = new PassThrough();
+  sink.on('data', (line: Buffer) => logged.push(line.toString()));
+  const workers = Array.from({ length: 4 }, () => new OutcomeRecorder(api.server.db, createLogger('warn', { destination: sink }), { retention: 5, pruneEveryMs: 60_000 }));
+  for (let round = 0; round < 5; round++) {
+    // Every worker writes for every integration, each in its own order, then all prune at once.
+    await Promise.all(
+      workers.map((w, k) => Promise.all([...ids].sort(() => (k % 2 ? 1 : -1)).flatMap((id) => Array.from({ length: 4 }, (_, n) => w.record(outcome(id, round * 1000 + k * 100 + n, success)))))),
+    );
+    await Promise.all(workers.map((w) => (w as unknown as { prune(): Promise<void> }).prune()));
+  }
+  await Promise.all(workers.map((w) => w.close()));
+  expect(logged).toEqual([]);
+  const counts = await api.server.db('deliveries').whereIn('integration_id', ids).groupBy('integration_id').select('integration_id').count({ n: '*' });
+  expect(counts.map((c) => Number(c.n))).toEqual(Array(ids.length).fill(5));
 });
