@@ -17,11 +17,8 @@ export const backlogScenario: Scenario = {
     const { hangingJobs, healthyEvents, healthyIntegrations } = bench.settings.sizes.backlog;
     const stack = await Stack.start(bench, { workers: bench.settings.workers, stopGraceMs: 3_000 });
     try {
-      const healthy = await bench.project('backlog-ok');
-      const group = `backlog-ok-${healthy.projectId}`;
-      await stack.createIntegrations(healthy, Array.from({ length: healthyIntegrations }, (_, i) => `${bench.sink.url}/${group}/i${i}`), ['flag.updated']);
-      const hanging = await bench.project('backlog-hang');
-      await stack.createIntegrations(hanging, [`${bench.sink.url}/hang-backlog-${hanging.projectId}/i0`], ['flag.updated']);
+      const { project: healthy, group } = await stack.sinkProject('backlog-ok', healthyIntegrations);
+      const { project: hanging } = await stack.sinkProject('backlog-hang', 1, 1);
       const burst = (deadlineMs: number) =>
         deliverBurst(bench, { project: healthy, group, events: healthyEvents, expected: healthyEvents * healthyIntegrations, waitForRecords: false, deadlineMs });
 

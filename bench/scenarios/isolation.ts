@@ -1,4 +1,3 @@
-import type { Bench, BenchProject } from '../support/bench.js';
 import { deliverBurst, type BurstResult } from '../support/burst.js';
 import { Stack } from '../support/stack.js';
 import { note, progress, type Scenario } from './scenario.js';
@@ -18,8 +17,8 @@ export const isolationScenario: Scenario = {
     // Workers hold the hanging requests when the stack stops; they are killed after 3 s rather than waiting for the timeout.
     const stack = await Stack.start(bench, { workers: bench.settings.workers, stopGraceMs: 3_000 });
     try {
-      const healthy = await endpoints(bench, stack, 'iso-ok', integrations, 0);
-      const mixed = await endpoints(bench, stack, 'iso-mixed', integrations, 1);
+      const healthy = { ...(await stack.sinkProject('iso-ok', integrations)), healthy: integrations };
+      const mixed = { ...(await stack.sinkProject('iso-mixed', integrations, 1)), healthy: integrations - 1 };
       const burst = (target: typeof healthy, n: number, deadlineMs: number): Promise<BurstResult> =>
         deliverBurst(bench, { project: target.project, group: target.group, events: n, expected: n * target.healthy, waitForRecords: false, deadlineMs });
 
@@ -39,12 +38,3 @@ export const isolationScenario: Scenario = {
     }
   },
 };
-
-/** A project with `count` endpoints, the first `hanging` of which never answer. */
-async function endpoints(bench: Bench, stack: Stack, label: string, count: number, hanging: number): Promise<{ project: BenchProject; group: string; healthy: number }> {
-  const project = await bench.project(label);
-  const group = `${label}-${project.projectId}`;
-  const urls = Array.from({ length: count }, (_, i) => (i < hanging ? `${bench.sink.url}/hang-${group}/i${i}` : `${bench.sink.url}/${group}/i${i}`));
-  await stack.createIntegrations(project, urls, ['flag.updated']);
-  return { project, group, healthy: count - hanging };
-}

@@ -1,24 +1,12 @@
-import type { Bench, BenchProject } from '../support/bench.js';
+import type { Bench } from '../support/bench.js';
 import { deliverBurst, type BurstResult } from '../support/burst.js';
 import { cpuSnapshot, cpuUsed, type CpuParts } from '../support/cpu.js';
 import { sampleMemory } from '../support/rss.js';
 import { Stack } from '../support/stack.js';
 import { note, progress, type Scenario } from './scenario.js';
 
-interface Fanout {
-  project: BenchProject;
-  group: string;
-}
-
-/** A project with the throughput scenario's integrations, all subscribed to flag.updated, all pointing at the sink. */
-async function createFanout(bench: Bench, stack: Stack, label: string): Promise<Fanout> {
-  const project = await bench.project(label);
-  const group = `${label}-${project.projectId}`;
-  const { integrations } = bench.settings.sizes.throughput;
-  const urls = Array.from({ length: integrations }, (_, i) => `${bench.sink.url}/${group}/i${i}`);
-  await stack.createIntegrations(project, urls, ['flag.updated']);
-  return { project, group };
-}
+/** A project whose integrations all post to one sink group (Stack.sinkProject). */
+type Fanout = Awaited<ReturnType<Stack['sinkProject']>>;
 
 /**
  * A warm-up burst (connections, JIT, template cache), then the measured one; both wait
@@ -55,7 +43,7 @@ export const throughputScenario: Scenario = {
     let peakRss: number;
     const { integrations, events, warmupEvents } = bench.settings.sizes.throughput;
     try {
-      const fanout = await createFanout(bench, stack, 'tp');
+      const fanout = await stack.sinkProject('tp', integrations);
       const memory = sampleMemory(stack.workerPids);
       result = await measureFanout(bench, fanout, `product with ${bench.settings.workers} worker(s)`, {
         pids: { worker: stack.workerPids, api: [stack.api.pid], sink: [bench.sink.pid] },
@@ -95,7 +83,7 @@ export const scaleScenario: Scenario = {
     const stack = await Stack.start(bench, { workers: counts[0]! });
     const figures: Record<string, number> = {};
     try {
-      const fanout = await createFanout(bench, stack, 'scale');
+      const fanout = await stack.sinkProject('scale', bench.settings.sizes.throughput.integrations);
       for (const workers of counts) {
         await stack.setWorkers(workers);
         figures[`scale${workers}PerSec`] = (await measureFanout(bench, fanout, `${workers} worker process(es)`)).perSec;

@@ -103,6 +103,19 @@ export class Stack {
     return ids;
   }
 
+  /**
+   * A new project with `count` integrations subscribed to flag.updated, each posting to its own
+   * path of the sink group `<label>-<project id>`; the first `hanging` go to paths the sink never
+   * answers.
+   */
+  async sinkProject(label: string, count: number, hanging = 0): Promise<{ project: BenchProject; group: string }> {
+    const project = await this.bench.project(label);
+    const group = `${label}-${project.projectId}`;
+    const urls = Array.from({ length: count }, (_, i) => `${this.bench.sink.url}/${i < hanging ? `hang-${group}` : group}/i${i}`);
+    await this.createIntegrations(project, urls, ['flag.updated']);
+    return { project, group };
+  }
+
   /** SIGTERM to every process (SIGKILL after the grace period), then the prefix's Redis keys go. */
   async stop(): Promise<void> {
     await Promise.all([this.api.stop(this.stopGraceMs), ...this.workers.map((worker) => worker.stop(this.stopGraceMs))]);
