@@ -1,6 +1,6 @@
 import { cpus } from 'node:os';
-import { DEFAULT_WORKER_CONCURRENCY } from '../src/config.js';
 import { parseArgs } from 'node:util';
+import { DEFAULT_WORKER_CONCURRENCY } from '../src/config.js';
 import { apiOverheadScenario } from './scenarios/api-overhead.js';
 import { backlogScenario } from './scenarios/backlog.js';
 import { bareBullmqScenario } from './scenarios/bare-bullmq.js';
@@ -24,7 +24,7 @@ const USAGE = `usage: npm run bench -- [--json] [--quick] [--runs N] [--only ${S
   --runs N     run every scenario N times, round-robin, and report the medians (default 1)
   --only LIST  run only these scenarios (comma-separated)
   --cpu-prof   write V8 CPU profiles of the api and worker processes into DIR
-environment: BENCH_WORKERS (worker processes, default 1), WORKER_CONCURRENCY (default 100),
+environment: BENCH_WORKERS (worker processes, default 1), WORKER_CONCURRENCY (default ${DEFAULT_WORKER_CONCURRENCY}, the product's),
   BENCH_DATABASE_SERVER (default postgres://127.0.0.1:5432), BENCH_REDIS_URL (default redis://127.0.0.1:6379)`;
 
 interface Options {
