@@ -303,6 +303,9 @@ describe('the worker\'s view of an integration', () => {
     // Disabled: nothing more goes out.
     await p.put(`/api/v1/integrations/${integration.id}`, { ...current, enabled: false });
     await p.put(`/api/v1/flags/${flag.id}`, { name: 'Seen 3' });
+    // Integrations are matched when the relay queues an event: let it pass that point while disabled,
+    // or the re-enable below (which the unsubscribe carries) could be seen first.
+    await h.eventually(async () => (await p.get('/api/v1/events')).body.every((e: { queued: boolean }) => e.queued) || undefined);
     // Unsubscribed from flag.created: nothing either.
     await p.put(`/api/v1/integrations/${integration.id}`, { ...current, eventSubscriptionsJson: '["flag.updated"]' });
     await p.post('/api/v1/flags', { key: 'seen-2', name: 'Seen again' });

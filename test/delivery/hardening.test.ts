@@ -20,7 +20,7 @@ let maxOpen = 0;
 let answerHanging = false;
 
 beforeAll(async () => {
-  h = await startDeliveryHarness({ WEBHOOK_MAX_IN_FLIGHT: '2', WORKER_CONCURRENCY: '10', WEBHOOK_TIMEOUT_MS: '3000' }, { lookup, lockDurationMs: 2000, stalledIntervalMs: 2000 });
+  h = await startDeliveryHarness({ WEBHOOK_MAX_IN_FLIGHT: '2', WORKER_CONCURRENCY: '10', WEBHOOK_TIMEOUT_MS: '3000' }, { lookup });
   hanging = await startSink();
   hanging.respond((req, res) => {
     open += 1;
@@ -39,7 +39,7 @@ describe('one hanging endpoint cannot starve the others', () => {
   it('holds at most WEBHOOK_MAX_IN_FLIGHT deliveries of it across worker processes, while healthy deliveries flow', async () => {
     const second: ChildProcess = fork('test/support/worker-process.ts', [], {
       execArgv: ['--import', 'tsx'],
-      env: { ...process.env, ...h.env, WEBHOOK_MAX_IN_FLIGHT: '2', WORKER_CONCURRENCY: '10', WEBHOOK_TIMEOUT_MS: '3000', LOG_LEVEL: 'silent', TEST_STALL_MS: '2000' },
+      env: { ...process.env, ...h.env, WEBHOOK_MAX_IN_FLIGHT: '2', WORKER_CONCURRENCY: '10', WEBHOOK_TIMEOUT_MS: '3000', LOG_LEVEL: 'silent' },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
     try {

@@ -11,11 +11,16 @@ import { freePort } from '../support/ports.js';
 
 const children = new Set<ChildProcess>();
 
-/** A worker process like `npm run worker`, with BullMQ's stall timing shortened to `stallMs`. */
-async function startWorkerProcess(env: Record<string, string>, stallMs = 30_000): Promise<ChildProcess> {
+/**
+ * A worker process like `npm run worker`, checking for stalled jobs every second. A job's lock
+ * lasts `lockMs`: short where a test kills a worker and waits for its job to be taken up again,
+ * the production 30 s elsewhere — a lock that short expires whenever a loaded machine delays its
+ * renewal, and the job then runs twice by design (that is what the stall check is for).
+ */
+async function startWorkerProcess(env: Record<string, string>, lockMs = 30_000): Promise<ChildProcess> {
   const child = fork('test/support/worker-process.ts', [], {
     execArgv: ['--import', 'tsx'],
-    env: { ...process.env, ...env, LOG_LEVEL: 'silent', TEST_STALL_MS: String(stallMs) },
+    env: { ...process.env, ...env, LOG_LEVEL: 'silent', TEST_LOCK_MS: String(lockMs), TEST_STALL_MS: '1000' },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   children.add(child);
@@ -50,7 +55,7 @@ describe('several worker processes', () => {
 
   it('deliver every job exactly once between them', async () => {
     h.sink.reset();
-    const workers = await Promise.all([startWorkerProcess(h.env, 1000), startWorkerProcess(h.env, 1000)]);
+    const workers = await Promise.all([startWorkerProcess(h.env), startWorkerProcess(h.env)]);
     const p = await h.api.project({ plan: 'pro' });
     const integrations = [];
     for (let i = 0; i < 4; i++) {
@@ -79,7 +84,7 @@ describe('several worker processes', () => {
       await released;
       res.writeHead(200).end('finished after SIGTERM');
     });
-    const worker = await startWorkerProcess(h.env, 1000);
+    const worker = await startWorkerProcess(h.env, 2000);
     const p = await h.api.project();
     const integration = (await p.post('/api/v1/integrations', { name: 'slow', configJson: { url: `${h.sink.url}/slow` }, eventSubscriptionsJson: ['flag.created'] })).body;
     await p.post('/api/v1/flags', { key: 'first', name: 'First' });
@@ -109,7 +114,7 @@ describe('several worker processes', () => {
       if (calls === 1) return; // the first attempt hangs until its worker dies
       res.writeHead(200).end('ok');
     });
-    const doomed = await startWorkerProcess(h.env, 1000);
+    const doomed = await startWorkerProcess(h.env, 2000);
     const p = await h.api.project();
     await p.post('/api/v1/integrations', { name: 'crash', configJson: { url: `${h.sink.url}/crash` }, eventSubscriptionsJson: ['flag.created'] });
     await p.post('/api/v1/flags', { key: 'crash', name: 'Crash' });
@@ -117,7 +122,7 @@ describe('several worker processes', () => {
     doomed.kill('SIGKILL');
     await exitOf(doomed);
 
-    await startWorkerProcess(h.env, 1000);
+    await startWorkerProcess(h.env, 2000);
     const [, second] = await h.sink.waitForRequests(2, 15_000);
     expect(second!.headers['webhook-id']).toBe(first!.headers['webhook-id']);
     expect(second!.body).toBe(first!.body);
