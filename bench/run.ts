@@ -23,7 +23,7 @@ const USAGE = `usage: npm run bench -- [--json] [--quick] [--runs N] [--only ${S
   --quick      tiny sizes: checks the harness works, measures nothing worth reading
   --runs N     run every scenario N times, round-robin, and report the medians (default 1)
   --only LIST  run only these scenarios (comma-separated)
-  --cpu-prof   write V8 CPU profiles of the api and worker processes into DIR
+  --cpu-prof   write V8 CPU profiles of the api, worker and bare BullMQ worker processes into DIR
 environment: BENCH_WORKERS (worker processes, default 1), WORKER_CONCURRENCY (default ${DEFAULT_WORKER_CONCURRENCY}, the product's),
   BENCH_DATABASE_SERVER (default postgres://127.0.0.1:5432), BENCH_REDIS_URL (default redis://127.0.0.1:6379)`;
 

@@ -26,6 +26,7 @@ export const bareBullmqScenario: Scenario = {
     const queue = new Queue<BareJob>(QUEUE, { connection: bench.redis, prefix, defaultJobOptions: JOB_OPTIONS });
     const child = new Child('bare BullMQ worker', 'bench/processes/bare-worker.ts', {
       env: { ...process.env, BENCH_CA_FILE: bench.caFile, BENCH_QUEUE: QUEUE, QUEUE_PREFIX: prefix, REDIS_URL: bench.redisUrl, WORKER_CONCURRENCY: String(bench.settings.concurrency) },
+      nodeArgs: bench.settings.nodeArgs,
     });
     let eventId = 0;
     const body = sampleBody();
