@@ -1,3 +1,4 @@
+import type { PoolClient } from 'pg';
 import type { Db } from '../db/knex.js';
 import { pgErrorCode } from '../db/errors.js';
 import type { Logger } from '../logger.js';
@@ -28,18 +29,39 @@ export interface RecorderOptions {
   pruneEveryMs?: number;
 }
 
+type PgConnection = Pick<PoolClient, 'query'>;
+
 // 40P01 deadlock_detected, 40001 serialization_failure: the batch is safe to write again.
 const RETRYABLE = new Set(['40P01', '40001']);
 const FOREIGN_KEY_VIOLATION = '23503';
 /** pg_advisory_xact_lock key that serializes retention passes across workers ('mzret' in ASCII). */
 const RETENTION_LOCK = 0x6d7a726574;
 
-const COLUMNS =
-  'integration_id, event_id, webhook_id, action, status, error_code, http_status, address, duration_ms, error, request_body, response_excerpt, created_at';
-/** A batch of rows (one JSON binding) as a relation. */
-const INPUT = `jsonb_to_recordset(?::jsonb) AS v(
-  integration_id int, event_id bigint, webhook_id text, action text, status text, error_code text, http_status int,
-  address text, duration_ms int, error text, request_body text, response_excerpt text, created_at timestamptz)`;
+/** The deliveries columns a batch fills, in the order of a row's array (see `toRow`). */
+const COLUMN_TYPES = [
+  ['integration_id', 'int'],
+  ['event_id', 'bigint'],
+  ['webhook_id', 'text'],
+  ['action', 'text'],
+  ['status', 'text'],
+  ['error_code', 'text'],
+  ['http_status', 'int'],
+  ['address', 'text'],
+  ['duration_ms', 'int'],
+  ['error', 'text'],
+  ['request_body', 'text'],
+  ['response_excerpt', 'text'],
+  ['created_at', 'timestamptz'],
+] as const;
+const COLUMNS = COLUMN_TYPES.map(([name]) => name).join(', ');
+/**
+ * A batch (one JSON binding, $1: an array of row arrays, so no key is repeated per row)
+ * as a relation with the columns' names and types.
+ */
+const INPUT = `(SELECT ${COLUMN_TYPES.map(([name, type], i) => `(r->>${i})::${type} AS ${name}`).join(', ')}
+                 FROM jsonb_array_elements($1::jsonb) AS r) AS v`;
+/** Batches of successes: a named statement, so PostgreSQL parses and plans it once per connection. */
+const PLAIN_INSERT = { name: 'mozhno_record_outcomes', text: `INSERT INTO deliveries (${COLUMNS}) SELECT ${COLUMNS} FROM ${INPUT}` };
 
 /**
  * Saves delivery outcomes in batches: whatever finished while the previous
@@ -131,7 +153,7 @@ export class OutcomeRecorder {
     // knex would spread an array binding into a list, so the batch goes in as one JSON value.
     const batch = JSON.stringify(outcomes.map(toRow));
     if (!careful) {
-      await this.db.raw(`INSERT INTO deliveries (${COLUMNS}) SELECT ${COLUMNS} FROM ${INPUT}`, [batch]);
+      await this.plainInsert(batch);
       return;
     }
     await this.db.raw(
@@ -149,9 +171,19 @@ export class OutcomeRecorder {
            FROM failed AS f WHERE i.id = f.integration_id
        )
        INSERT INTO deliveries (${COLUMNS})
-       SELECT ${COLUMNS} FROM input WHERE integration_id IN (SELECT id FROM alive)`,
+       SELECT ${COLUMNS} FROM input WHERE integration_id IN (SELECT id FROM alive)`.replace('$1', '?'),
       [batch],
     );
+  }
+
+  /** The plain insert straight on a pooled connection: knex cannot name a statement. */
+  private async plainInsert(batch: string): Promise<void> {
+    const connection = (await this.db.client.acquireConnection()) as PgConnection;
+    try {
+      await connection.query({ ...PLAIN_INSERT, values: [batch] });
+    } finally {
+      await this.db.client.releaseConnection(connection);
+    }
   }
 
   /** Keeps the newest `retention` rows of each integration written since the last pass. */
@@ -184,22 +216,23 @@ export class OutcomeRecorder {
   }
 }
 
-function toRow(o: DeliveryOutcome) {
-  return {
-    integration_id: o.integrationId,
-    event_id: o.eventId,
-    webhook_id: o.webhookId,
-    action: o.action,
-    status: o.result.ok ? 'success' : 'failure',
-    error_code: o.result.errorCode,
-    http_status: o.result.httpStatus,
-    address: o.result.address,
-    duration_ms: Math.round(o.result.durationMs),
-    error: o.result.error,
-    request_body: o.requestBody === null ? null : truncateUtf8(o.requestBody, MAX_REQUEST_BODY_BYTES),
-    response_excerpt: o.result.responseExcerpt,
-    created_at: o.at,
-  };
+/** One row as an array, in COLUMN_TYPES order. */
+function toRow(o: DeliveryOutcome): unknown[] {
+  return [
+    o.integrationId,
+    o.eventId,
+    o.webhookId,
+    o.action,
+    o.result.ok ? 'success' : 'failure',
+    o.result.errorCode,
+    o.result.httpStatus,
+    o.result.address,
+    Math.round(o.result.durationMs),
+    o.result.error,
+    o.requestBody === null ? null : truncateUtf8(o.requestBody, MAX_REQUEST_BODY_BYTES),
+    o.result.responseExcerpt,
+    o.at,
+  ];
 }
 
 /** At most `maxBytes` of UTF-8, never splitting a character. */
