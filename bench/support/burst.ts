@@ -46,7 +46,7 @@ export async function deliverBurst(bench: Bench, options: BurstOptions): Promise
   const sink = await arrivals(options.deadlineMs - (now() - started));
   const firstMs = sink.first === null ? null : sink.first - started;
   if (!sink.complete) {
-    return result(false, sink.arrived, sink.at - started, firstMs, `${sink.arrived} of ${options.expected} arrived at the sink in ${seconds(sink.at - started)}`);
+    return result(false, sink.arrived, sink.at - started, firstMs, `${sink.arrived} of ${options.expected} arrived at the sink in ${seconds(sink.at - started)}${sink.stalled ? ' (then nothing for 30 s: is the worker failing them? see its log below)' : ''}`);
   }
   if (!options.waitForRecords) return result(true, sink.arrived, sink.at - started, firstMs, null);
   // Records normally trail the last arrival by a few milliseconds; missing ones after this long are lost.

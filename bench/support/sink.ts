@@ -10,7 +10,12 @@ export interface Arrivals {
   at: number;
   /** Sink time of the first arrival, when complete. */
   first: number | null;
+  /** Incomplete because nothing more arrived for STALL_MS (the work had stopped), not because the deadline passed. */
+  stalled: boolean;
 }
+
+/** An incomplete wait gives up this long after the last arrival, instead of sitting out its whole deadline. */
+const STALL_MS = 30_000;
 
 /** The bench's handle on the sink process (processes/sink.ts). */
 export class Sink {
@@ -44,11 +49,35 @@ export class Sink {
     const watch = this.child.ipc.request<{ at: number; first: number }>({ type: 'watch', group, target: base + n }, 24 * 3600_000);
     watch.catch(() => undefined);
     return async (timeoutMs) => {
-      const gaveUp = sleep(timeoutMs).then(() => null);
-      const reached = await unlessAChildCrashes(Promise.race([watch, gaveUp]));
-      if (reached) return { complete: true, arrived: n, at: reached.at, first: reached.first };
-      return { complete: false, arrived: (await this.count(group)) - base, at: now(), first: null };
+      const stop = { done: false };
+      const outcome = await unlessAChildCrashes(
+        Promise.race([watch.then((reached) => ({ reached })), this.giveUp(group, now() + timeoutMs, stop).then((stalled) => ({ stalled }))]),
+      ).finally(() => (stop.done = true));
+      if ('reached' in outcome) return { complete: true, arrived: n, at: outcome.reached.at, first: outcome.reached.first, stalled: false };
+      return { complete: false, arrived: (await this.count(group)) - base, at: now(), first: null, stalled: outcome.stalled };
     };
+  }
+
+  /**
+   * Resolves at the deadline (false), or sooner once the group's count has not moved for
+   * STALL_MS (true); stops looking once `stop.done`.
+   */
+  private async giveUp(group: string, deadline: number, stop: { done: boolean }): Promise<boolean> {
+    let count = -1;
+    let movedAt = now();
+    for (;;) {
+      const left = deadline - now();
+      if (left <= 0) return false;
+      await sleep(Math.min(1_000, left));
+      if (stop.done) return false;
+      const latest = await this.count(group).catch(() => count);
+      if (latest !== count) {
+        count = latest;
+        movedAt = now();
+      } else if (now() - movedAt >= STALL_MS) {
+        return true;
+      }
+    }
   }
 
   /** Markers (resourceName values) seen in `lat*` groups since the last call, with their arrival times. */
