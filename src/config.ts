@@ -52,9 +52,10 @@ const DEFAULT_PLAN_LIMITS: Record<Plan, number> = { free: 3, pro: 20, enterprise
 /**
  * A delivery waits on four round trips in turn (its slot in Redis, the endpoint,
  * its record in PostgreSQL, BullMQ finishing the job), about twice what a bare
- * queue job waits: at 100 a busy 2-core bench machine sat ~15 % idle, and 200 at
- * once took the product from ~0.63 to ~0.86 of bare BullMQ (npm run bench, medians
- * of many rounds), for about 20 MiB more per worker.
+ * queue job waits, so at 100 a busy worker left CPU idle: on the 2-core bench
+ * machine 200 delivers ~6 % more (5 250 → 5 580 a second, 0.62 → 0.65 of bare
+ * BullMQ, which is no faster at 200; npm run bench, 3 rounds each) for ~20 MiB more
+ * per worker.
  */
 export const DEFAULT_WORKER_CONCURRENCY = 200;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
