@@ -55,13 +55,15 @@ const COLUMN_TYPES = [
 ] as const;
 const COLUMNS = COLUMN_TYPES.map(([name]) => name).join(', ');
 /**
- * A batch (one JSON binding, $1: an array of row arrays, so no key is repeated per row)
- * as a relation with the columns' names and types.
+ * A batch (one JSON binding, written `parameter`: an array of row arrays, so no key is
+ * repeated per row) as a relation with the columns' names and types.
  */
-const INPUT = `(SELECT ${COLUMN_TYPES.map(([name, type], i) => `(r->>${i})::${type} AS ${name}`).join(', ')}
-                 FROM jsonb_array_elements($1::jsonb) AS r) AS v`;
+function input(parameter: '$1' | '?'): string {
+  return `(SELECT ${COLUMN_TYPES.map(([name, type], i) => `(r->>${i})::${type} AS ${name}`).join(', ')}
+            FROM jsonb_array_elements(${parameter}::jsonb) AS r) AS v`;
+}
 /** Batches of successes: a named statement, so PostgreSQL parses and plans it once per connection. */
-const PLAIN_INSERT = { name: 'mozhno_record_outcomes', text: `INSERT INTO deliveries (${COLUMNS}) SELECT ${COLUMNS} FROM ${INPUT}` };
+const PLAIN_INSERT = { name: 'mozhno_record_outcomes', text: `INSERT INTO deliveries (${COLUMNS}) SELECT ${COLUMNS} FROM ${input('$1')}` };
 
 /**
  * Saves delivery outcomes in batches: whatever finished while the previous
@@ -157,7 +159,7 @@ export class OutcomeRecorder {
       return;
     }
     await this.db.raw(
-      `WITH input AS MATERIALIZED (SELECT * FROM ${INPUT}),
+      `WITH input AS MATERIALIZED (SELECT * FROM ${input('?')}),
        alive AS MATERIALIZED (
          SELECT id FROM integrations WHERE id IN (SELECT integration_id FROM input) ORDER BY id FOR KEY SHARE
        ),
@@ -171,7 +173,7 @@ export class OutcomeRecorder {
            FROM failed AS f WHERE i.id = f.integration_id
        )
        INSERT INTO deliveries (${COLUMNS})
-       SELECT ${COLUMNS} FROM input WHERE integration_id IN (SELECT id FROM alive)`.replace('$1', '?'),
+       SELECT ${COLUMNS} FROM input WHERE integration_id IN (SELECT id FROM alive)`,
       [batch],
     );
   }
