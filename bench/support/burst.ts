@@ -2,6 +2,7 @@ import type { Bench, BenchProject } from './bench.js';
 import { unlessAChildCrashes } from './children.js';
 import { now, sleep } from './clock.js';
 import { commitEvents } from './workload.js';
+import { STALL_MS } from './sink.js';
 
 export interface BurstOptions {
   project: BenchProject;
@@ -46,7 +47,7 @@ export async function deliverBurst(bench: Bench, options: BurstOptions): Promise
   const sink = await arrivals(options.deadlineMs - (now() - started));
   const firstMs = sink.first === null ? null : sink.first - started;
   if (!sink.complete) {
-    return result(false, sink.arrived, sink.at - started, firstMs, `${sink.arrived} of ${options.expected} arrived at the sink in ${seconds(sink.at - started)}${sink.stalled ? ' (then nothing for 30 s: is the worker failing them? see its log below)' : ''}`);
+    return result(false, sink.arrived, sink.at - started, firstMs, `${sink.arrived} of ${options.expected} arrived at the sink in ${seconds(sink.at - started)}${sink.stalled ? ` (then nothing for ${seconds(STALL_MS)}: is the worker failing them? see its log below)` : ''}`);
   }
   if (!options.waitForRecords) return result(true, sink.arrived, sink.at - started, firstMs, null);
   // Records normally trail the last arrival by a few milliseconds; missing ones after this long are lost.

@@ -11,7 +11,7 @@ export class Poster {
   private readonly agent: Agent;
 
   constructor(ca: string) {
-    // One secure context for every connection, as the product's client has: given \`ca\` instead,
+    // One secure context for every connection, as the product's client has: given `ca` instead,
     // each new connection would parse the ~150 system roots again (tens of ms of CPU apiece).
     this.agent = new Agent({ connect: { secureContext: createSecureContext({ ca: [...rootCertificates, ca] }) }, keepAliveTimeout: 4_000 });
   }

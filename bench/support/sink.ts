@@ -15,7 +15,7 @@ export interface Arrivals {
 }
 
 /** An incomplete wait gives up this long after the last arrival, instead of sitting out its whole deadline. */
-const STALL_MS = 30_000;
+export const STALL_MS = 30_000;
 
 /** The bench's handle on the sink process (processes/sink.ts). */
 export class Sink {
