@@ -145,8 +145,25 @@ export class Stack {
   }
 }
 
-/** A port free right now on loopback (another process could take it before the child binds it; unlikely here). */
-export function freePort(): Promise<number> {
+/** Ports this run has handed out: a port released by `freePort` is free again until its child binds it. */
+const handedOut = new Set<number>();
+
+/**
+ * A port free right now on loopback and not handed out before in this run: the api and
+ * the workers' metrics servers start at the same time, and the kernel may offer a port
+ * just released twice. (Another process could still take it before the child binds it.)
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await unusedPort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+}
+
+function unusedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
