@@ -18,12 +18,13 @@ import { median } from './support/stats.js';
 
 const SCENARIOS: Scenario[] = [rawPostScenario, bareBullmqScenario, throughputScenario, latencyScenario, apiOverheadScenario, isolationScenario, backlogScenario, scaleScenario];
 
-const USAGE = `usage: npm run bench -- [--json] [--quick] [--runs N] [--only ${SCENARIOS.map((s) => s.name).join(',')}] [--cpu-prof DIR]
+const USAGE = `usage: npm run bench -- [--json] [--quick] [--runs N] [--only ${SCENARIOS.map((s) => s.name).join(',')}] [--cpu-prof DIR] [--perf-map]
   --json       print one JSON object with every figure as the last line
   --quick      tiny sizes: checks the harness works, measures nothing worth reading
   --runs N     run every scenario N times, round-robin, and report the medians (default 1)
   --only LIST  run only these scenarios (comma-separated)
   --cpu-prof   write V8 CPU profiles of the api, worker and bare BullMQ worker processes into DIR
+  --perf-map   start those processes with --perf-basic-prof, so \`perf record -a -g\` names their JavaScript frames
 environment: BENCH_WORKERS (worker processes, default 1), WORKER_CONCURRENCY (default ${DEFAULT_WORKER_CONCURRENCY}, the product's),
   BENCH_DATABASE_SERVER (default postgres://127.0.0.1:5432), BENCH_REDIS_URL (default redis://127.0.0.1:6379)`;
 
@@ -33,6 +34,7 @@ interface Options {
   runs: number;
   scenarios: Scenario[];
   cpuProfDir: string | null;
+  perfMap: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -44,6 +46,7 @@ function parseOptions(argv: string[]): Options {
       runs: { type: 'string', default: '1' },
       only: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      'perf-map': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -63,6 +66,7 @@ function parseOptions(argv: string[]): Options {
     runs,
     scenarios: names ? SCENARIOS.filter((s) => names.includes(s.name)) : SCENARIOS,
     cpuProfDir: values['cpu-prof'] ?? null,
+    perfMap: values['perf-map'],
   };
 }
 
@@ -86,7 +90,7 @@ async function main(): Promise<void> {
     sizes: options.quick ? QUICK_SIZES : DEFAULT_SIZES,
     workers: positiveInteger('BENCH_WORKERS', 1),
     concurrency: positiveInteger('WORKER_CONCURRENCY', DEFAULT_WORKER_CONCURRENCY),
-    nodeArgs: options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [],
+    nodeArgs: [...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : []), ...(options.perfMap ? ['--perf-basic-prof'] : [])],
   };
   let interrupted = false;
   const interrupt = () => {
