@@ -190,9 +190,14 @@ local woken = release(lease, 5 + n, 2 * n + 1)
 local answers = {}
 for i = 1, n do
   local inflight, wokenSet, holder = KEYS[2 * i - 1], KEYS[2 * i], ARGV[4 + i]
-  redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
   answers[i] = 0
-  if redis.call('ZSCORE', inflight, holder) or redis.call('ZCARD', inflight) < cap then
+  -- Expired leases (their holders crashed) only matter once the integration looks full.
+  local count = redis.call('ZCARD', inflight)
+  if count >= cap then
+    redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
+    count = redis.call('ZCARD', inflight)
+  end
+  if count < cap or redis.call('ZSCORE', inflight, holder) then
     redis.call('ZADD', inflight, now + lease, holder)
     redis.call('PEXPIRE', inflight, lease)
     redis.call('SREM', wokenSet, holder)

@@ -239,7 +239,8 @@ function toRow(o: DeliveryOutcome): unknown[] {
 
 /** At most `maxBytes` of UTF-8, never splitting a character. */
 export function truncateUtf8(text: string, maxBytes: number): string {
-  if (Buffer.byteLength(text) <= maxBytes) return text;
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: most bodies need no counting.
+  if (text.length * 3 <= maxBytes || Buffer.byteLength(text) <= maxBytes) return text;
   const cut = Buffer.from(text).subarray(0, maxBytes).toString('utf8');
   // A split character decodes to U+FFFD at the end: drop it.
   return cut.endsWith('\uFFFD') ? cut.slice(0, -1) : cut;
