@@ -359,7 +359,7 @@ export class WebhookClient {
   private buildHeaders(headers: Readonly<Record<string, string>>): string[] {
     const pairs: string[] = [];
     const lowerNames: string[] = [];
-    for (const name in headers) {
+    for (const name of Object.keys(headers)) {
       const lower = name.toLowerCase();
       if (DROPPED_HEADERS.has(lower) || lower.startsWith('proxy-')) continue;
       const earlier = lowerNames.indexOf(lower);
