@@ -10,6 +10,7 @@ import { EnvironmentService } from './environments/service.js';
 import type { Queue } from 'bullmq';
 import { createDeliveryQueue, createProducerConnection, type DeliveryJobData } from './delivery/queue.js';
 import { EventLog } from './events/event-log.js';
+import { Parking } from './delivery/parking.js';
 import { EventRelay, type RelayOptions } from './events/relay.js';
 import { unqueuedAgeSeconds } from './events/store.js';
 import { bullBoard } from './http/bull-board.js';
@@ -65,11 +66,13 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
     jobCounts: () => queue.getJobCounts('waiting', 'active', 'delayed', 'failed'),
     relayLagSeconds: () => unqueuedAgeSeconds(db),
   });
-  const relay = new EventRelay(db, queue, config.databaseUrl, log, {
+  const parking = new Parking(redis, queue, config, log);
+  const relay = new EventRelay(db, queue, parking, config.databaseUrl, log, {
     ...options.relay,
-    onRelayed: (events, jobs) => {
+    onRelayed: (events, jobs, parked) => {
       metrics.eventsRelayed.inc(events);
       metrics.jobsQueued.inc(jobs);
+      metrics.jobsQueuedParked.inc(parked);
     },
   });
   const events = new EventLog(relay.wake);
@@ -113,6 +116,7 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
       server.closeIdleConnections();
       await once(server, 'close');
       await relay.stop();
+      await parking.close();
       await queue.close();
       redis.disconnect();
       await db.destroy();

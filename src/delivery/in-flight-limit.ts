@@ -7,23 +7,32 @@ import type { RedisConnection } from './queue.js';
  * - `<prefix>:inflight:<integration>` is a sorted set of the jobs holding a slot,
  *   scored by when their lease runs out, so a worker killed mid-delivery frees its
  *   slot after the lease instead of never;
- * - `<prefix>:parked:<integration>` lists the jobs waiting for a slot, oldest
- *   first. A waiting job sits in BullMQ's delayed set, holding no worker slot.
+ * - `<prefix>:waiting:<integration>` is a sorted set of the jobs waiting for a
+ *   slot, scored by their place in line (the event id; 0 for a test send, which
+ *   goes first). A waiting job sits in BullMQ's delayed set, holding no worker slot.
  *
- * Every release wakes the oldest parked job (passed to `onWake`, which must
+ * Every release wakes the first job in line (passed to `onWake`, which must
  * promote it). The slot itself is not held for it — whichever job asks first
  * takes it, so no slot idles while the woken job travels through the queue — but
- * a woken job that finds the integration full again is parked at the front, not
- * the back: parked jobs keep their order. `<prefix>:woken:<integration>` marks
- * them. Parking is two steps (the job is moved to delayed, then listed) and the
- * second re-checks for a free slot atomically, so a release in between is never
- * missed.
+ * a woken job that finds the integration full again goes back in line at its own
+ * place, the front. Parking is two steps (the job is moved to delayed, then
+ * listed) and the second re-checks for a free slot atomically, so a release in
+ * between is never missed. The relay parks new jobs of an integration that already
+ * has jobs waiting straight away (`parkQueued`), without a worker taking each one.
  *
  * Releases are sent a moment late, together with the next acquire of this
  * process (or on their own after `releaseDelayMs`), and the acquires of jobs that
  * start in the same turn of the event loop go in one call: under load, less than
  * one Redis call per delivery.
  */
+/** A job the relay queued parked (see `InFlightLimit.parkQueued`). */
+export interface QueuedParked {
+  integrationId: number;
+  holder: string;
+  /** Its place in line: the event id. */
+  order: number;
+}
+
 export class InFlightLimit {
   private pending: Array<{ integrationId: number; holder: string }> = [];
   private acquiring: Array<{ integrationId: number; holder: string; resolve: (taken: boolean) => void; reject: (err: unknown) => void }> = [];
@@ -61,8 +70,8 @@ export class InFlightLimit {
     const releases = this.takePending();
     try {
       const reply = await this.commands.mozhnoAcquire(
-        requests.length * 2 + releases.length * 3,
-        ...requests.flatMap((r) => [this.inflightKey(r.integrationId), this.wokenKey(r.integrationId)]),
+        requests.length + releases.length * 2,
+        ...requests.map((r) => this.inflightKey(r.integrationId)),
         ...this.releaseKeys(releases),
         Date.now(),
         this.leaseMs,
@@ -81,19 +90,49 @@ export class InFlightLimit {
   }
 
   /**
-   * Lists a job (already moved to delayed) as waiting. Answers 'retry' instead when
-   * a slot came free since `tryAcquire`: the caller then wakes the job itself.
+   * Puts a job (already moved to delayed) in line at `order`. Answers 'retry'
+   * instead when a slot came free since `tryAcquire`: the caller then wakes the job
+   * itself.
    */
-  async park(integrationId: number, holder: string): Promise<'parked' | 'retry'> {
-    const parked = await this.commands.mozhnoPark(
-      this.inflightKey(integrationId),
-      this.parkedKey(integrationId),
-      this.wokenKey(integrationId),
+  async park(integrationId: number, holder: string, order: number): Promise<'parked' | 'retry'> {
+    const parked = await this.commands.mozhnoPark(this.inflightKey(integrationId), this.waitingKey(integrationId), Date.now(), this.cap, holder, order);
+    return parked === 1 ? 'parked' : 'retry';
+  }
+
+  /** Which of these integrations have jobs waiting for a slot: the relay parks their new jobs behind them. */
+  async congested(integrationIds: number[]): Promise<Set<number>> {
+    if (integrationIds.length === 0) return new Set();
+    const counts = await this.commands.mozhnoWaiting(integrationIds.length, ...integrationIds.map((id) => this.waitingKey(id)));
+    return new Set(integrationIds.filter((_, i) => counts[i]! > 0));
+  }
+
+  /**
+   * Puts jobs the relay queued straight into the delayed set in line, then wakes
+   * as many of each integration's waiting jobs as it has free slots (its holders
+   * may have finished meanwhile, with nobody left in line to wake).
+   */
+  async parkQueued(jobs: QueuedParked[]): Promise<void> {
+    if (jobs.length === 0) return;
+    const byIntegration = new Map<number, QueuedParked[]>();
+    for (const job of jobs) {
+      const list = byIntegration.get(job.integrationId);
+      if (list) list.push(job);
+      else byIntegration.set(job.integrationId, [job]);
+    }
+    const ids = [...byIntegration.keys()];
+    const woken = await this.commands.mozhnoParkQueued(
+      ids.length * 2,
+      ...ids.flatMap((id) => [this.inflightKey(id), this.waitingKey(id)]),
       Date.now(),
       this.cap,
-      holder,
+      ...ids.flatMap((id) => {
+        const list = byIntegration.get(id)!;
+        return [list.length, ...list.flatMap((j) => [j.order, j.holder])];
+      }),
     );
-    return parked === 1 ? 'parked' : 'retry';
+    woken.forEach((jobIds, i) => {
+      for (const jobId of jobIds) this.onWake(ids[i]!, jobId);
+    });
   }
 
   /** Frees the slot (soon: see the class comment). */
@@ -106,19 +145,24 @@ export class InFlightLimit {
   async flush(): Promise<void> {
     const releases = this.takePending();
     if (releases.length === 0) return;
-    const woken = await this.commands.mozhnoRelease(releases.length * 3, ...this.releaseKeys(releases), this.leaseMs, ...releases.map((r) => r.holder));
+    const woken = await this.commands.mozhnoRelease(releases.length * 2, ...this.releaseKeys(releases), ...releases.map((r) => r.holder));
     this.wake(releases, woken);
   }
 
   /** Wakes the next parked job, when the one a release woke turned out to be gone. */
   async wakeNext(integrationId: number): Promise<void> {
-    const woken = await this.commands.mozhnoRelease(3, ...this.releaseKeys([{ integrationId }]), this.leaseMs, '');
+    const woken = await this.commands.mozhnoRelease(2, ...this.releaseKeys([{ integrationId }]), '');
     this.wake([{ integrationId }], woken);
   }
 
   /** How many deliveries of the integration hold a slot now (expired leases not counted). */
   async inFlight(integrationId: number): Promise<number> {
     return this.redis.zcount(this.inflightKey(integrationId), Date.now(), '+inf');
+  }
+
+  /** The jobs of the integration waiting for a slot, first in line first. */
+  async waiting(integrationId: number): Promise<string[]> {
+    return this.redis.zrange(this.waitingKey(integrationId), 0, -1);
   }
 
   private takePending(): Array<{ integrationId: number; holder: string }> {
@@ -130,7 +174,7 @@ export class InFlightLimit {
   }
 
   private releaseKeys(releases: Array<{ integrationId: number }>): string[] {
-    return releases.flatMap((r) => [this.inflightKey(r.integrationId), this.parkedKey(r.integrationId), this.wokenKey(r.integrationId)]);
+    return releases.flatMap((r) => [this.inflightKey(r.integrationId), this.waitingKey(r.integrationId)]);
   }
 
   private wake(releases: Array<{ integrationId: number }>, woken: Array<string | number>): void {
@@ -144,52 +188,43 @@ export class InFlightLimit {
     return `${this.prefix}:inflight:${integrationId}`;
   }
 
-  private parkedKey(integrationId: number): string {
-    return `${this.prefix}:parked:${integrationId}`;
-  }
-
-  private wokenKey(integrationId: number): string {
-    return `${this.prefix}:woken:${integrationId}`;
+  private waitingKey(integrationId: number): string {
+    return `${this.prefix}:waiting:${integrationId}`;
   }
 }
 
 interface LimitCommands {
   mozhnoAcquire(numKeys: number, ...args: Array<string | number>): Promise<Array<number | string>>;
-  mozhnoPark(inflight: string, parked: string, woken: string, now: number, cap: number, holder: string): Promise<number>;
+  mozhnoPark(inflight: string, waiting: string, now: number, cap: number, holder: string, order: number): Promise<number>;
   mozhnoRelease(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
+  mozhnoWaiting(numKeys: number, ...keys: string[]): Promise<number[]>;
+  mozhnoParkQueued(numKeys: number, ...args: Array<string | number>): Promise<string[][]>;
 }
 
-// Releases: for each (inflight, parked, woken) triple of KEYS from `firstKey` and holder in ARGV from
-// `first`, frees the holder's slot and wakes the oldest parked job. Answers, per release, the job woken
-// ('' for none).
+// Releases: for each (inflight, waiting) pair of KEYS from `firstKey` and holder in ARGV from `first`,
+// frees the holder's slot and takes the first waiting job out of line to be woken. Answers, per
+// release, the job woken ('' for none).
 const RELEASES = `
-local function release(lease, first, firstKey)
+local function release(first, firstKey)
   local woken = {}
-  local count = (#KEYS - firstKey + 1) / 3
+  local count = (#KEYS - firstKey + 1) / 2
   for k = 0, count - 1 do
-    local inflight, parked, wokenSet = KEYS[firstKey + 3 * k], KEYS[firstKey + 3 * k + 1], KEYS[firstKey + 3 * k + 2]
-    redis.call('ZREM', inflight, ARGV[first + k])
-    local nextJob = redis.call('LPOP', parked)
-    if nextJob then
-      redis.call('SADD', wokenSet, nextJob)
-      redis.call('PEXPIRE', wokenSet, lease)
-      woken[k + 1] = nextJob
-    else
-      woken[k + 1] = ''
-    end
+    redis.call('ZREM', KEYS[firstKey + 2 * k], ARGV[first + k])
+    local nextJob = redis.call('ZPOPMIN', KEYS[firstKey + 2 * k + 1])
+    woken[k + 1] = nextJob[1] or ''
   end
   return woken
 end`;
 
-// KEYS: (inflight, woken) of each acquire, then release triples.
+// KEYS: the inflight set of each acquire, then release pairs.
 // ARGV: now, lease, cap, number of acquires n, their n holders, then release holders.
 // Answers 1 or 0 per acquire, then the job woken per release. Releases go first: they free slots.
 const ACQUIRE = `${RELEASES}
 local now, lease, cap, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local woken = release(lease, 5 + n, 2 * n + 1)
+local woken = release(5 + n, n + 1)
 local answers = {}
 for i = 1, n do
-  local inflight, wokenSet, holder = KEYS[2 * i - 1], KEYS[2 * i], ARGV[4 + i]
+  local inflight, holder = KEYS[i], ARGV[4 + i]
   answers[i] = 0
   -- Expired leases (their holders crashed) only matter once the integration looks full.
   local count = redis.call('ZCARD', inflight)
@@ -200,34 +235,58 @@ for i = 1, n do
   if count < cap or redis.call('ZSCORE', inflight, holder) then
     redis.call('ZADD', inflight, now + lease, holder)
     redis.call('PEXPIRE', inflight, lease)
-    redis.call('SREM', wokenSet, holder)
     answers[i] = 1
   end
 end
 for _, jobId in ipairs(woken) do table.insert(answers, jobId) end
 return answers`;
 
-// KEYS: release triples. ARGV: lease, holders…
+// KEYS: release pairs. ARGV: holders…
 const RELEASE = `${RELEASES}
-return release(tonumber(ARGV[1]), 2, 1)`;
+return release(1, 1)`;
 
-// KEYS: inflight, parked, woken. ARGV: now, cap, holder. A job woken before goes back to the front.
+// KEYS: inflight, waiting. ARGV: now, cap, holder, order.
 const PARK = `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
   return 0
 end
-if redis.call('SREM', KEYS[3], ARGV[3]) == 1 then
-  redis.call('LPUSH', KEYS[2], ARGV[3])
-else
-  redis.call('RPUSH', KEYS[2], ARGV[3])
-end
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 return 1`;
+
+// KEYS: waiting sets. Answers how many jobs wait in each.
+const WAITING = `
+local counts = {}
+for i, key in ipairs(KEYS) do counts[i] = redis.call('ZCARD', key) end
+return counts`;
+
+// KEYS: (inflight, waiting) per integration. ARGV: now, cap, then per integration: how many jobs,
+// then (order, holder) of each. Answers, per integration, the jobs to wake: as many as it has free slots.
+const PARK_QUEUED = `
+local now, cap, a = tonumber(ARGV[1]), tonumber(ARGV[2]), 3
+local woken = {}
+for k = 1, #KEYS / 2 do
+  local inflight, waiting = KEYS[2 * k - 1], KEYS[2 * k]
+  local n = tonumber(ARGV[a])
+  for j = 1, n do redis.call('ZADD', waiting, ARGV[a + 2 * j - 1], ARGV[a + 2 * j]) end
+  a = a + 2 * n + 1
+  redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
+  local free = cap - redis.call('ZCARD', inflight)
+  local wake = {}
+  if free > 0 then
+    local popped = redis.call('ZPOPMIN', waiting, free)
+    for j = 1, #popped, 2 do table.insert(wake, popped[j]) end
+  end
+  woken[k] = wake
+end
+return woken`;
 
 function defineScripts(redis: RedisConnection): void {
   if ('mozhnoAcquire' in redis) return;
   // Key names come in as KEYS so the scripts also run on Redis Cluster (all keys share the prefix's hash tag).
   redis.defineCommand('mozhnoAcquire', { lua: ACQUIRE });
-  redis.defineCommand('mozhnoPark', { numberOfKeys: 3, lua: PARK });
+  redis.defineCommand('mozhnoPark', { numberOfKeys: 2, lua: PARK });
   redis.defineCommand('mozhnoRelease', { lua: RELEASE });
+  redis.defineCommand('mozhnoWaiting', { lua: WAITING });
+  redis.defineCommand('mozhnoParkQueued', { lua: PARK_QUEUED });
 }

@@ -1,4 +1,4 @@
-import { DelayedError, Job, Queue, Worker } from 'bullmq';
+import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Config } from '../config.js';
 import { createDb } from '../db/knex.js';
 import type { Logger } from '../logger.js';
@@ -8,7 +8,7 @@ import { Deliverer } from './deliver.js';
 import { WebhookClient } from './http-client.js';
 import { IntegrationLoader } from './integration-loader.js';
 import { OutcomeRecorder } from './outcome-recorder.js';
-import { InFlightLimit } from './in-flight-limit.js';
+import { Parking } from './parking.js';
 import { createWorkerConnection, QUEUE_NAME, type DeliveryJobData } from './queue.js';
 
 export interface DeliveryWorkerOptions {
@@ -43,16 +43,10 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
   const connection = createWorkerConnection(config);
   connection.on('error', () => undefined); // the worker's own 'error' event reports outages once
 
-  // A slot is held at most for a whole attempt plus saving it; a crashed holder's slot frees itself after that.
-  const leaseMs = config.webhookTimeoutMs + 15_000;
-  const wakes = new Set<Promise<void>>();
-  const limit = new InFlightLimit(connection, `${config.queuePrefix}:limit`, config.webhookMaxInFlight, leaseMs, (integrationId, jobId) => {
-    const wake = wakeParked(integrationId, jobId).catch((err: unknown) => log.warn({ err: (err as Error).message, jobId }, 'could not wake a parked job; its safety delay will'));
-    wakes.add(wake);
-    void wake.finally(() => wakes.delete(wake));
-  });
   // Where parked jobs are woken from; shares the connection.
   const queue = new Queue<DeliveryJobData>(QUEUE_NAME, { connection, prefix: config.queuePrefix });
+  const parking = new Parking(connection, queue, config, log);
+  const { limit } = parking;
 
   const process = async (job: Job<DeliveryJobData>, token?: string): Promise<string> => {
     const { integrationId } = job.data;
@@ -61,7 +55,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     // couple of Redis calls per job, not a query each.
     if (!(await limit.tryAcquire(integrationId, holder))) {
       metrics.parked.inc();
-      await park(job, token);
+      await parking.park(job, token);
       throw new DelayedError();
     }
     try {
@@ -77,28 +71,6 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
       limit.release(integrationId, holder);
     }
   };
-
-  /**
-   * The integration has WEBHOOK_MAX_IN_FLIGHT deliveries under way: the job waits in
-   * the delayed set (holding no worker slot) until a release wakes it, oldest first.
-   * The delay is only a safety net should that wake-up be lost.
-   */
-  async function park(job: Job<DeliveryJobData>, token: string | undefined): Promise<void> {
-    await job.moveToDelayed(Date.now() + leaseMs + 5_000, token);
-    if ((await limit.park(job.data.integrationId, job.id!)) === 'retry') await job.promote();
-  }
-
-  /** A release woke this parked job: promote it, or wake the next one if it is gone. */
-  async function wakeParked(integrationId: number, jobId: string): Promise<void> {
-    const job = await Job.fromId(queue, jobId);
-    const state = job ? await job.getState() : 'unknown';
-    if (state === 'delayed') {
-      await job!.promote().catch(() => undefined); // promoted by its safety delay in between: it runs anyway
-    } else if (state === 'completed' || state === 'failed' || state === 'unknown') {
-      await limit.wakeNext(integrationId);
-    }
-    // waiting or active: it is on its way already.
-  }
 
   const worker = new Worker<DeliveryJobData>(QUEUE_NAME, process, {
     connection,
@@ -121,9 +93,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     metrics,
     async close() {
       await worker.close();
-      await limit.flush();
-      while (wakes.size > 0) await Promise.all(wakes);
-      await limit.flush();
+      await parking.close();
       await queue.close();
       await recorder.close();
       await loader.stop();

@@ -61,6 +61,11 @@ export class ApiMetrics {
     help: 'Delivery jobs queued by this process (one per event and matching integration)',
     registers: [this.registry],
   });
+  readonly jobsQueuedParked = new Counter({
+    name: 'mozhno_jobs_queued_parked_total',
+    help: 'Of those, jobs queued straight into line for an in-flight slot, because their integration already had jobs waiting',
+    registers: [this.registry],
+  });
   readonly jobs: Gauge<'state'>;
   readonly relayLag: Gauge;
 

@@ -79,6 +79,53 @@ describe('one hanging endpoint cannot starve the others', () => {
   });
 });
 
+describe('a backlog for a slow endpoint', () => {
+  it('queues the new jobs of an integration with jobs waiting straight into line: no worker takes them until slots free', async () => {
+    const stuck = await startSink();
+    const held: Array<() => void> = [];
+    let holding = true;
+    stuck.respond((_req, res) => {
+      if (holding) held.push(() => res.writeHead(200).end('ok'));
+      else res.writeHead(200).end('ok');
+    });
+    try {
+      const p = await h.api.project({ plan: 'pro' });
+      const integration = (await p.post('/api/v1/integrations', { name: 'stuck', configJson: { url: `${stuck.url}/stuck` }, eventSubscriptionsJson: ['segment.created'] })).body;
+      const jobsOf = async (state: 'delayed' | 'completed') => (await h.api.server.queue.getJobs([state])).filter((j) => j.data.integrationId === integration.id);
+      const parkedAtQueue = async () => (await h.api.server.metrics.jobsQueuedParked.get()).values[0]?.value ?? 0;
+      const before = await parkedAtQueue();
+
+      // Two deliveries take the slots (WEBHOOK_MAX_IN_FLIGHT 2); the third is taken by the worker and parked.
+      const segment = (i: number) => p.post('/api/v1/segments', { key: `w${i}`, name: `W${i}`, conditions: [] });
+      for (let i = 0; i < 3; i++) await segment(i);
+      await h.eventually(async () => stuck.requests.length === 2 && (await jobsOf('delayed')).length === 1);
+
+      // The next ten join the line as they are queued: none of them is ever taken by a worker meanwhile.
+      for (let i = 3; i < 13; i++) await segment(i);
+      const waiting = await h.eventually(async () => {
+        const delayed = await jobsOf('delayed');
+        return delayed.length === 11 && delayed;
+      });
+      const neverTaken = waiting.filter((j) => j.processedOn === undefined || j.processedOn === null);
+      expect(neverTaken).toHaveLength(10);
+      expect(Math.min(...neverTaken.map((j) => j.data.eventId!))).toBeGreaterThan(waiting.find((j) => !neverTaken.includes(j))!.data.eventId!);
+      expect((await parkedAtQueue()) - before).toBe(10);
+      expect(stuck.requests).toHaveLength(2);
+
+      // The endpoint answers again: releases wake the line (long before the jobs' safety delay of ~23 s), each delivered once.
+      holding = false;
+      for (const answer of held.splice(0)) answer();
+      await h.eventually(async () => (await jobsOf('completed')).length === 13 || undefined, 15_000);
+      expect(new Set(stuck.requests.map((r) => r.headers['webhook-id'])).size).toBe(13);
+      expect(await jobsOf('delayed')).toEqual([]);
+    } finally {
+      holding = false;
+      for (const answer of held.splice(0)) answer();
+      await stuck.close();
+    }
+  });
+});
+
 describe('SSRF guard at send time', () => {
   async function integrationFor(url: string) {
     const p = await h.api.project();

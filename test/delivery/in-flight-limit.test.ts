@@ -54,13 +54,15 @@ describe('InFlightLimit', () => {
     expect(await limit.inFlight(1)).toBe(2);
   });
 
-  it('wakes parked jobs oldest first, one per release; a woken job that finds it full again keeps the front', async () => {
+  it('wakes parked jobs in event order, one per release; a woken job that finds it full again keeps the front', async () => {
     const limit = limitOf(1);
     expect(await limit.tryAcquire(7, 'first')).toBe(true);
-    for (const job of ['p1', 'p2']) {
+    // Parked out of order (p2's worker got there first): the line follows the events.
+    for (const [job, order] of [['p2', 20], ['p1', 10]] as const) {
       expect(await limit.tryAcquire(7, job)).toBe(false);
-      expect(await limit.park(7, job)).toBe('parked');
+      expect(await limit.park(7, job, order)).toBe('parked');
     }
+    expect(await limit.waiting(7)).toEqual(['p1', 'p2']);
     limit.release(7, 'first');
     await limit.flush();
     expect(woken).toEqual([[7, 'p1']]);
@@ -68,7 +70,7 @@ describe('InFlightLimit', () => {
     // A newcomer takes the free slot before p1 arrives: p1 goes back to the front, not behind p2.
     expect(await limit.tryAcquire(7, 'newcomer')).toBe(true);
     expect(await limit.tryAcquire(7, 'p1')).toBe(false);
-    expect(await limit.park(7, 'p1')).toBe('parked');
+    expect(await limit.park(7, 'p1', 10)).toBe('parked');
     limit.release(7, 'newcomer');
     await limit.flush();
     expect(woken).toEqual([[7, 'p1'], [7, 'p1']]);
@@ -85,7 +87,7 @@ describe('InFlightLimit', () => {
     const limit = limitOf(1, 60_000, 10_000);
     expect(await limit.tryAcquire(5, 'holder')).toBe(true);
     expect(await limit.tryAcquire(5, 'waiting')).toBe(false);
-    expect(await limit.park(5, 'waiting')).toBe('parked');
+    expect(await limit.park(5, 'waiting', 1)).toBe('parked');
     limit.release(5, 'holder');
     expect(woken).toEqual([]);
     expect(await limit.tryAcquire(6, 'other')).toBe(true);
@@ -122,7 +124,37 @@ describe('InFlightLimit', () => {
     limit.release(3, 'holder');
     await limit.flush(); // nobody parked yet: the slot is simply free
     expect(woken).toEqual([]);
-    expect(await limit.park(3, 'late')).toBe('retry');
+    expect(await limit.park(3, 'late', 1)).toBe('retry');
+    expect(await limit.waiting(3)).toEqual([]);
+  });
+
+  it('parks the jobs the relay queued behind those waiting, in event order, and wakes as many as there are free slots', async () => {
+    const limit = limitOf(2);
+    expect(await limit.tryAcquire(12, 'holder')).toBe(true);
+    expect(await limit.tryAcquire(12, 'other')).toBe(true);
+    expect(await limit.tryAcquire(12, 'e5')).toBe(false);
+    expect(await limit.park(12, 'e5', 5)).toBe('parked');
+    expect([...(await limit.congested([12, 13]))]).toEqual([12]);
+
+    // Full: the relay's jobs only join the line, behind e5 (and e6 before e7 whatever order they came in).
+    await limit.parkQueued([
+      { integrationId: 12, holder: 'e7', order: 7 },
+      { integrationId: 12, holder: 'e6', order: 6 },
+    ]);
+    expect(woken).toEqual([]);
+    expect(await limit.waiting(12)).toEqual(['e5', 'e6', 'e7']);
+
+    // Both holders finished; their releases woke e5 and e6. e5 took a slot, e6 is on its way: the slot
+    // that looks free wakes e7 too (one wake-up too many costs a re-park; one too few would leave a
+    // job waiting for its safety delay), and the new job waits in line.
+    limit.release(12, 'holder');
+    limit.release(12, 'other');
+    await limit.flush();
+    expect(woken).toEqual([[12, 'e5'], [12, 'e6']]);
+    expect(await limit.tryAcquire(12, 'e5')).toBe(true);
+    await limit.parkQueued([{ integrationId: 12, holder: 'e8', order: 8 }]);
+    expect(woken).toEqual([[12, 'e5'], [12, 'e6'], [12, 'e7']]);
+    expect(await limit.waiting(12)).toEqual(['e8']);
   });
 
   it('frees the slot of a holder that died once its lease runs out', async () => {

@@ -1,0 +1,87 @@
+import { Job, type Queue } from 'bullmq';
+import type { Logger } from '../logger.js';
+import { InFlightLimit, type QueuedParked } from './in-flight-limit.js';
+import type { DeliveryJobData, RedisConnection } from './queue.js';
+
+export interface ParkingSettings {
+  queuePrefix: string;
+  webhookMaxInFlight: number;
+  webhookTimeoutMs: number;
+}
+
+/**
+ * The per-integration in-flight cap and the jobs waiting for it, for both sides of
+ * the queue: workers take slots, park the jobs that find none and wake them as
+ * slots free; the relay queues the new jobs of an integration that already has jobs
+ * waiting as parked ones, in line behind those.
+ *
+ * A parked job sits in BullMQ's delayed set, holding no worker slot, until a
+ * release wakes it (promotes it); its delay is only a safety net should that
+ * wake-up be lost.
+ */
+export class Parking {
+  readonly limit: InFlightLimit;
+  /** How long a parked job waits for a wake-up before it runs anyway (the safety net). */
+  readonly delayMs: number;
+  private readonly wakes = new Set<Promise<void>>();
+
+  constructor(
+    connection: RedisConnection,
+    private readonly queue: Queue<DeliveryJobData>,
+    settings: ParkingSettings,
+    private readonly log: Logger,
+  ) {
+    // A slot is held at most for a whole attempt plus saving it; a crashed holder's slot frees itself after that.
+    const leaseMs = settings.webhookTimeoutMs + 15_000;
+    this.delayMs = leaseMs + 5_000;
+    this.limit = new InFlightLimit(connection, `${settings.queuePrefix}:limit`, settings.webhookMaxInFlight, leaseMs, this.wake);
+  }
+
+  /** Parks a job the worker holds (it found its integration full); the caller then throws DelayedError. */
+  async park(job: Job<DeliveryJobData>, token: string | undefined): Promise<void> {
+    await job.moveToDelayed(Date.now() + this.delayMs, token);
+    if ((await this.limit.park(job.data.integrationId, job.id!, placeInLine(job.data))) === 'retry') await job.promote();
+  }
+
+  /** Of these integrations, those whose new jobs the relay should queue parked. */
+  congested(integrationIds: number[]): Promise<Set<number>> {
+    return this.limit.congested(integrationIds);
+  }
+
+  /** Puts jobs the relay added to the delayed set (with `delayMs`) in line; wakes what free slots allow. */
+  parkQueued(jobs: QueuedParked[]): Promise<void> {
+    return this.limit.parkQueued(jobs);
+  }
+
+  /** Sends outstanding releases and waits for the wake-ups under way (on shutdown). */
+  async close(): Promise<void> {
+    await this.limit.flush();
+    while (this.wakes.size > 0) await Promise.all(this.wakes);
+    await this.limit.flush();
+  }
+
+  /** A job was taken out of line for a free slot: promote it, or wake the next one if it is gone. */
+  private readonly wake = (integrationId: number, jobId: string): void => {
+    const wake = this.promote(integrationId, jobId).catch((err: unknown) =>
+      this.log.warn({ err: (err as Error).message, jobId }, 'could not wake a parked job; its safety delay will'),
+    );
+    this.wakes.add(wake);
+    void wake.finally(() => this.wakes.delete(wake));
+  };
+
+  private async promote(integrationId: number, jobId: string): Promise<void> {
+    const job = await Job.fromId(this.queue, jobId);
+    const state = job ? await job.getState() : 'unknown';
+    if (state === 'delayed') {
+      await job!.promote().catch(() => undefined); // promoted by its safety delay in between: it runs anyway
+    } else if (state === 'completed' || state === 'failed' || state === 'unknown') {
+      await this.limit.wakeNext(integrationId);
+    }
+    // waiting or active: it is on its way already.
+  }
+}
+
+/** A job's place in line: its event's id (events are queued in id order); a test send goes first. */
+export function placeInLine(data: Pick<DeliveryJobData, 'eventId'>): number {
+  return data.eventId ?? 0;
+}
