@@ -160,16 +160,8 @@ export class EventRelay {
       // In slices, so workers start on the first jobs while the rest are still being added; each
       // addBulk is one MULTI that holds Redis while it runs, so a small slice keeps the workers'
       // own commands from waiting behind it (100 against 500: first delivery of a burst ~50 ms
-      // sooner on the bench, throughput the same). Two slices in flight: the next one is built while
-      // Redis runs the one before.
-      let previous: Promise<unknown> | null = null;
-      for (let start = 0; start < jobs.length; start += ADD_BULK_SLICE) {
-        const adding = this.queue.addBulk(jobs.slice(start, start + ADD_BULK_SLICE));
-        adding.catch(() => undefined); // awaited below; should an earlier slice fail first, not reported as unhandled
-        if (previous) await previous;
-        previous = adding;
-      }
-      await previous;
+      // sooner on the bench, throughput the same; two slices in flight at once measured no better).
+      for (let start = 0; start < jobs.length; start += ADD_BULK_SLICE) await this.queue.addBulk(jobs.slice(start, start + ADD_BULK_SLICE));
       // In line only once they are in the delayed set, where a wake-up can find them.
       await this.parking.parkQueued(parked);
       return { events: events.length, jobs: jobs.length, parked: parked.length };

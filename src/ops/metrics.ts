@@ -32,7 +32,7 @@ export class WorkerMetrics {
   });
   readonly parked = new Counter({
     name: 'mozhno_deliveries_parked_total',
-    help: 'Jobs that waited because their integration had WEBHOOK_MAX_IN_FLIGHT deliveries in flight',
+    help: 'Jobs this worker took and parked because their integration had WEBHOOK_MAX_IN_FLIGHT deliveries in flight',
     registers: [this.registry],
   });
 
