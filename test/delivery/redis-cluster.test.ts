@@ -56,6 +56,36 @@ it('delivers through a Redis Cluster, queue and in-flight keys sharing the prefi
   expect((await fetch(`${h.api.server.url}/readyz`)).status).toBe(200);
 });
 
+it('parks a backlog through the cluster too: the relay queues it straight into line, and releases wake it', async () => {
+  const held: Array<() => void> = [];
+  h.sink.reset();
+  h.sink.respond((req, res) => {
+    if (req.url === '/hold') held.push(() => res.writeHead(200).end('ok'));
+    else res.writeHead(200).end('ok');
+  });
+  try {
+    const p = await h.api.project();
+    const integration = (await p.post('/api/v1/integrations', { name: 'held', configJson: { url: `${h.sink.url}/hold` }, eventSubscriptionsJson: ['segment.created'] })).body;
+    const segment = (i: number) => p.post('/api/v1/segments', { key: `h${i}`, name: `H${i}`, conditions: [] });
+    const delayed = async () => (await h.api.server.queue.getJobs(['delayed'])).filter((j) => j.data.integrationId === integration.id);
+    for (let i = 0; i < 3; i++) await segment(i);
+    await eventually(async () => held.length === 2 && (await delayed()).length === 1);
+    for (let i = 3; i < 8; i++) await segment(i);
+    const waiting = await eventually(async () => {
+      const jobs = await delayed();
+      return jobs.length === 6 && jobs;
+    });
+    expect(waiting.filter((j) => !j.processedOn)).toHaveLength(5); // queued parked by the relay, never taken by a worker
+
+    for (const answer of held.splice(0)) answer();
+    h.sink.respond((_req, res) => res.writeHead(200).end('ok'));
+    await eventually(async () => h.sink.requests.filter((r) => r.path === '/hold').length === 8 && (await delayed()).length === 0, 15_000);
+  } finally {
+    for (const answer of held.splice(0)) answer();
+    h.sink.reset();
+  }
+});
+
 it('refuses a QUEUE_PREFIX without a hash tag in cluster mode', () => {
   expect(() => loadConfig({ REDIS_CLUSTER: 'true', QUEUE_PREFIX: 'mozhno' })).toThrow(/QUEUE_PREFIX: must start with a \{hash-tag\} when REDIS_CLUSTER is true, e\.g\. \{mozhno\}/);
   expect(() => loadConfig({ REDIS_CLUSTER: 'maybe' })).toThrow(/REDIS_CLUSTER: must be true or false/);
