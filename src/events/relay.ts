@@ -134,7 +134,7 @@ export class EventRelay {
       }
       // An integration with jobs waiting for a slot gets its new jobs parked behind them at once,
       // rather than each taken by a worker only to find the integration full (a hanging endpoint).
-      const congested = integrations.length > 0 ? await this.parking.congested(integrations.map((i) => i.id)) : new Set<number>();
+      const congested = await this.parking.congested(integrations.map((i) => i.id));
       const parked: QueuedParked[] = [];
       const jobs = events.flatMap((event) => {
         const vars = eventVariables(event);
