@@ -68,6 +68,7 @@ export const throughputScenario: Scenario = {
       postgresCpuMsPerDelivery: cpu.postgres ?? Number.NaN,
       redisCpuMsPerDelivery: cpu.redis ?? Number.NaN,
       sinkCpuMsPerDelivery: cpu.sink ?? Number.NaN,
+      totalCpuMsPerDelivery: Object.values(cpu).reduce((sum, ms) => sum + ms, 0),
       dbCommitsPerDelivery: (activity.commits - database.commits) / deliveries,
       dbRowWritesPerDelivery: (activity.rowWrites - database.rowWrites) / deliveries,
     };

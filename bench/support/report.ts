@@ -46,7 +46,8 @@ export const FIGURES: FigureSpec[] = [
   { key: 'redisCpuMsPerDelivery', label: 'CPU per delivery: Redis (whole server)', unit: 'ms', baseline: 'bareRedisCpuMsPerJob' },
   { key: 'sinkCpuMsPerDelivery', label: 'CPU per delivery: sink', unit: 'ms', baseline: 'bareSinkCpuMsPerJob' },
   { key: 'postgresCpuMsPerDelivery', label: 'CPU per delivery: PostgreSQL backends', unit: 'ms' },
-  { key: 'apiCpuMsPerDelivery', label: 'CPU per delivery: api (relay)', unit: 'ms' },
+  { key: 'apiCpuMsPerDelivery', label: 'CPU per delivery: api (relay)', unit: 'ms', baseline: 'bareProducerCpuMsPerJob' },
+  { key: 'totalCpuMsPerDelivery', label: 'CPU per delivery: all of the above', unit: 'ms', baseline: 'bareTotalCpuMsPerJob' },
   { key: 'dbCommitsPerDelivery', label: 'PostgreSQL commits per delivery', unit: '' },
   { key: 'dbRowWritesPerDelivery', label: 'PostgreSQL row writes per delivery', unit: '' },
 ];

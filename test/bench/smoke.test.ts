@@ -19,7 +19,7 @@ describe('npm run bench', () => {
     });
     const lines = stdout.trim().split('\n');
     const figures = JSON.parse(lines.at(-1)!) as Record<string, unknown>;
-    for (const key of ['rawPostPerSec', 'deliveriesPerSec', 'workerPeakRssMb']) {
+    for (const key of ['rawPostPerSec', 'deliveriesPerSec', 'workerPeakRssMb', 'totalCpuMsPerDelivery']) {
       expect(figures[key], key).toBeGreaterThan(0);
     }
     // The readable table comes first, naming the same figures.
