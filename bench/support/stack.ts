@@ -1,7 +1,7 @@
-import { createServer } from 'node:net';
 import { Queue } from 'bullmq';
 import type { Pool } from 'undici';
 import { QUEUE_NAME } from '../../src/delivery/queue.js';
+import { freePort as unusedPort } from '../../test/support/ports.js';
 import { ApiClient } from './api-client.js';
 import type { Bench, BenchProject } from './bench.js';
 import { Child, unlessAChildCrashes } from './children.js';
@@ -161,15 +161,4 @@ export async function freePort(): Promise<number> {
       return port;
     }
   }
-}
-
-function unusedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
