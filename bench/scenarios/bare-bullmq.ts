@@ -3,7 +3,7 @@ import { JOB_OPTIONS } from '../../src/delivery/queue.js';
 import type { BareJob } from '../processes/bare-worker.js';
 import { Child } from '../support/children.js';
 import { now } from '../support/clock.js';
-import { cpuSnapshot, cpuUsed } from '../support/cpu.js';
+import { cpuSnapshot, cpuUsed, totalCpuMs } from '../support/cpu.js';
 import { runSizedBaseline } from '../support/sizes.js';
 import { sampleBody } from '../support/workload.js';
 import { progress, type Scenario } from './scenario.js';
@@ -73,7 +73,7 @@ export const bareBullmqScenario: Scenario = {
         bareRedisCpuMsPerJob: cpu.redis! / size,
         bareSinkCpuMsPerJob: cpu.sink! / size,
         bareProducerCpuMsPerJob: cpu.producer! / size,
-        bareTotalCpuMsPerJob: (cpu.worker! + cpu.redis! + cpu.sink! + cpu.producer!) / size,
+        bareTotalCpuMsPerJob: totalCpuMs(cpu) / size,
       };
     } finally {
       await child.stop();

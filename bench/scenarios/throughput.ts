@@ -1,6 +1,6 @@
 import type { Bench } from '../support/bench.js';
 import { deliverBurst, type BurstResult } from '../support/burst.js';
-import { cpuSnapshot, cpuUsed, type CpuParts } from '../support/cpu.js';
+import { cpuSnapshot, cpuUsed, totalCpuMs, type CpuParts } from '../support/cpu.js';
 import { sampleMemory } from '../support/rss.js';
 import { Stack } from '../support/stack.js';
 import { note, progress, type Scenario } from './scenario.js';
@@ -68,7 +68,7 @@ export const throughputScenario: Scenario = {
       postgresCpuMsPerDelivery: cpu.postgres ?? Number.NaN,
       redisCpuMsPerDelivery: cpu.redis ?? Number.NaN,
       sinkCpuMsPerDelivery: cpu.sink ?? Number.NaN,
-      totalCpuMsPerDelivery: Object.values(cpu).reduce((sum, ms) => sum + ms, 0),
+      totalCpuMsPerDelivery: totalCpuMs(cpu),
       dbCommitsPerDelivery: (activity.commits - database.commits) / deliveries,
       dbRowWritesPerDelivery: (activity.rowWrites - database.rowWrites) / deliveries,
     };

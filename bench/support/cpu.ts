@@ -52,3 +52,8 @@ export function cpuUsed(before: Record<string, number>, after: Record<string, nu
   }
   return used;
 }
+
+/** The CPU ms of every part together. */
+export function totalCpuMs(used: Record<string, number>): number {
+  return Object.values(used).reduce((sum, ms) => sum + ms, 0);
+}
