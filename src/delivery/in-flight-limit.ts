@@ -1,3 +1,4 @@
+import { groupBy } from '../collections.js';
 import type { RedisConnection } from './queue.js';
 
 /**
@@ -113,12 +114,7 @@ export class InFlightLimit {
    */
   async parkQueued(jobs: QueuedParked[]): Promise<void> {
     if (jobs.length === 0) return;
-    const byIntegration = new Map<number, QueuedParked[]>();
-    for (const job of jobs) {
-      const list = byIntegration.get(job.integrationId);
-      if (list) list.push(job);
-      else byIntegration.set(job.integrationId, [job]);
-    }
+    const byIntegration = groupBy(jobs, (job) => job.integrationId);
     const ids = [...byIntegration.keys()];
     const woken = await this.commands.mozhnoParkQueued(
       ids.length * 2,

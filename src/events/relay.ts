@@ -1,4 +1,5 @@
 import type { Queue } from 'bullmq';
+import { groupBy } from '../collections.js';
 import type { Db } from '../db/knex.js';
 import { PgListener } from '../db/listener.js';
 import type { QueuedParked } from '../delivery/in-flight-limit.js';
@@ -126,12 +127,7 @@ export class EventRelay {
         .andWhere('enabled', true)
         .select('id', 'project_id', 'events', 'version')) as Array<{ id: number; project_id: number; events: string[]; version: number }>;
 
-      const byProject = new Map<number, typeof integrations>();
-      for (const i of integrations) {
-        const list = byProject.get(i.project_id);
-        if (list) list.push(i);
-        else byProject.set(i.project_id, [i]);
-      }
+      const byProject = groupBy(integrations, (i) => i.project_id);
       // An integration with jobs waiting for a slot gets its new jobs parked behind them at once,
       // rather than each taken by a worker only to find the integration full (a hanging endpoint).
       const congested = await this.parking.congested(integrations.map((i) => i.id));
