@@ -6,9 +6,11 @@ export interface Sizes {
     /** At most DELIVERY_RETENTION (100), so every delivery record of a burst is still there to be counted. */
     events: number;
     /**
-     * Before the measured burst. As many as it: the baseline's measured run comes after
-     * 22 000 jobs of its own warm-up, and after 2 000 the product's worker was still
-     * compiling (perf showed ~20 µs of V8 compiler per delivery in the first 1.5 s).
+     * Deliveries before the measured burst, as many as it; the baselines warm up with as
+     * many jobs. After 2 000 the product's worker was still compiling (perf showed ~20 µs
+     * of V8 compiler per delivery in the first 1.5 s), and only once a queue has finished
+     * 10 000 jobs does each new one also remove the oldest (JOB_OPTIONS.removeOnComplete):
+     * a baseline measured sooner skipped that work for part of its run.
      */
     warmupEvents: number;
   };
@@ -53,13 +55,13 @@ export const QUICK_SIZES: Sizes = {
 };
 
 /**
- * Runs a baseline through `timed` (which answers how long n requests took): a cold
- * warm-up, then runs growing from the product's events × integrations until one
+ * Runs a baseline through `timed` (which answers how long n requests took): a warm-up
+ * the size of the product's, then runs growing from the product's events × integrations until one
  * lasts at least 60% of `baselineSeconds` — the earlier ones were more warm-up.
  */
 export async function runSizedBaseline(sizes: Sizes, concurrency: number, timed: (n: number) => Promise<number>): Promise<{ size: number; elapsedMs: number }> {
   const product = sizes.throughput.events * sizes.throughput.integrations;
-  await timed(Math.max(5 * concurrency, Math.round(product / 10)));
+  await timed(Math.max(5 * concurrency, sizes.throughput.warmupEvents * sizes.throughput.integrations));
   const targetMs = sizes.baselineSeconds * 1000;
   const largest = 50 * product;
   let size = product;
