@@ -5,6 +5,7 @@ import * as m003 from './003_flags_segments_strategies.js';
 import * as m004 from './004_events.js';
 import * as m005 from './005_integrations.js';
 import * as m006 from './006_deliveries.js';
+import * as m007 from './007_deliveries_cascade_by_trigger.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -19,6 +20,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['004_events', m004],
   ['005_integrations', m005],
   ['006_deliveries', m006],
+  ['007_deliveries_cascade_by_trigger', m007],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeliveryResult } from '../../src/delivery/http-client.js';
 import { OutcomeRecorder, type DeliveryOutcome } from '../../src/delivery/outcome-recorder.js';
 import { createLogger } from '../../src/logger.js';
@@ -52,12 +52,67 @@ it('sets lastError from the newest failure of a batch', async () => {
 
 it('leaves out the outcomes of an integration deleted meanwhile and saves the rest of the batch', async () => {
   await api.server.db('integrations').where('id', gone).delete();
-  // Successes only: the plain insert meets the foreign key, and the batch is written again without them.
   await Promise.all([recorder.record(outcome(gone, 5, success)), recorder.record(outcome(kept, 5, success))]);
-  // With a failure: the careful statement from the start.
   await Promise.all([recorder.record(outcome(gone, 6, failure)), recorder.record(outcome(kept, 6, success))]);
   expect(await rows(gone)).toEqual([]);
   expect((await rows(kept)).map((r) => r.event_id)).toEqual([1, 2, 3, 4, 5, 6]);
+});
+
+describe('an integration and its records go together (no foreign key: a lock per batch and a delete trigger)', () => {
+  const db = () => api.server.db;
+  async function integrationOf(p: Awaited<ReturnType<TestApi['project']>>, name: string): Promise<number> {
+    return (await p.post('/api/v1/integrations', { name, configJson: { url: 'https://hooks.example.com/a' }, eventSubscriptionsJson: ['flag.updated'] })).body.id as number;
+  }
+
+  it('deleting an integration, or the project holding it, deletes its records and no others', async () => {
+    const p = await api.project({ plan: 'pro' });
+    const other = await api.project();
+    const [a, b] = [await integrationOf(p, 'a'), await integrationOf(p, 'b')];
+    const c = await integrationOf(other, 'c');
+    await Promise.all([a, a, b, c].map((id, n) => recorder.record(outcome(id, 100 + n, success))));
+
+    expect((await p.delete(`/api/v1/integrations/${a}`)).status).toBe(204);
+    expect(await rows(a)).toEqual([]);
+    expect(await rows(b)).toHaveLength(1);
+
+    await db()('projects').where('id', p.projectId).delete();
+    expect(await rows(b)).toEqual([]);
+    expect(await rows(c)).toHaveLength(1);
+  });
+
+  it('a delete waiting on a batch that locked the integration first still takes the batch with it', async () => {
+    const p = await api.project();
+    const id = await integrationOf(p, 'locked first');
+    const trx = await db().transaction();
+    // What the recorder's statement does, held open: lock the integration, insert its record.
+    await trx.raw('SELECT id FROM integrations WHERE id = ? FOR KEY SHARE', [id]);
+    await trx('deliveries').insert({ integration_id: id, event_id: 200, webhook_id: 'msg_e200', action: 'flag.updated', status: 'success', duration_ms: 1 });
+    let deleted = false;
+    const deleting = db()('integrations')
+      .where('id', id)
+      .delete()
+      .then(() => (deleted = true));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(deleted).toBe(false); // the lock holds the delete back
+    await trx.commit();
+    await deleting;
+    expect(await rows(id)).toEqual([]);
+  });
+
+  it('a batch waiting on a delete that came first leaves that integration out', async () => {
+    const p = await api.project();
+    const id = await integrationOf(p, 'deleted first');
+    const trx = await db().transaction();
+    await trx('integrations').where('id', id).delete();
+    let saved = false;
+    const saving = Promise.all([recorder.record(outcome(id, 300, success)), recorder.record(outcome(kept, 300, success))]).then(() => (saved = true));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(saved).toBe(false); // the batch waits for the delete to commit or roll back
+    await trx.commit();
+    await saving;
+    expect(await rows(id)).toEqual([]);
+    expect((await rows(kept)).map((r) => r.event_id)).toContain(300);
+  });
 });
 
 it('applies the retention from several workers at once without deadlocks', async () => {
