@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 
 /**
  * Delivery records lose their foreign key, which checked every inserted row on its
- * own (~40 % of a record's insert), and keep its two guarantees another way:
+ * own (about a third of a record's insert), and keep its two guarantees another way:
  *
  * - an integration's records go with it: a statement-level trigger deletes the records
  *   of the integrations a DELETE removed, however it was reached (directly, or by the

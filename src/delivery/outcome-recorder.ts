@@ -65,7 +65,7 @@ const COLUMNS = COLUMN_TYPES.map(([name]) => name).join(', ');
  * and plans it once per connection.
  *
  * There is no foreign key on deliveries: its check ran once per row, and made a batch
- * of 50 successes ~40 % dearer (migration 007).
+ * of 50 successes ~40 % dearer for PostgreSQL (migration 007).
  */
 const RECORD_OUTCOMES = {
   name: 'mozhno_record_outcomes',
@@ -97,8 +97,9 @@ const RECORD_OUTCOMES = {
  *
  * An integration's last delivery (time and status) is read from its newest
  * deliveries row, so a success writes nothing else; only a failure also sets
- * the integration's lastError (see RECORD_OUTCOMES). Rows beyond DELIVERY_RETENTION are deleted a
- * moment later, in the background, for the integrations written since.
+ * the integration's lastError (see RECORD_OUTCOMES). Rows beyond
+ * DELIVERY_RETENTION are deleted a moment later, in the background, for the
+ * integrations written since.
  */
 export class OutcomeRecorder {
   private pending: Pending[] = [];
