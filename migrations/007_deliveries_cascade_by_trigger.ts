@@ -10,6 +10,11 @@ import type { Knex } from 'knex';
  * - no record outlives its integration: the workers' insert locks the batch's
  *   integrations FOR KEY SHARE, once per integration rather than once per row, and
  *   leaves out those already gone (see OutcomeRecorder).
+ *
+ * During a rolling update, workers of the previous release still write batches of
+ * successes without that lock, counting on the foreign key: an integration deleted
+ * at that very moment can leave a few records behind. Nothing reads records without
+ * their integration, so they are only a few rows of garbage.
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
