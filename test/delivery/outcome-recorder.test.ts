@@ -17,14 +17,17 @@ function outcome(integrationId: number, eventId: number, result: DeliveryResult)
   return { integrationId, eventId, webhookId: `msg_e${eventId}_i${integrationId}`, action: 'flag.updated', requestBody: '{}', result, at: new Date() };
 }
 
+/** A new integration of project `p`, subscribed to flag.updated; answers its id. */
+async function integrationOf(p: Awaited<ReturnType<TestApi['project']>>, name: string): Promise<number> {
+  return (await p.post('/api/v1/integrations', { name, configJson: { url: 'https://hooks.example.com/a' }, eventSubscriptionsJson: ['flag.updated'] })).body.id as number;
+}
+
 beforeAll(async () => {
   api = await startTestApi();
   recorder = new OutcomeRecorder(api.server.db, createLogger('silent'), { retention: 100 });
   const p = await api.project();
-  const create = async (name: string) =>
-    (await p.post('/api/v1/integrations', { name, configJson: { url: 'https://hooks.example.com/a' }, eventSubscriptionsJson: ['flag.updated'] })).body.id as number;
-  kept = await create('kept');
-  gone = await create('gone');
+  kept = await integrationOf(p, 'kept');
+  gone = await integrationOf(p, 'gone');
 });
 afterAll(async () => {
   await recorder.close();
@@ -60,9 +63,6 @@ it('leaves out the outcomes of an integration deleted meanwhile and saves the re
 
 describe('an integration and its records go together (no foreign key: a lock per batch and a delete trigger)', () => {
   const db = () => api.server.db;
-  async function integrationOf(p: Awaited<ReturnType<TestApi['project']>>, name: string): Promise<number> {
-    return (await p.post('/api/v1/integrations', { name, configJson: { url: 'https://hooks.example.com/a' }, eventSubscriptionsJson: ['flag.updated'] })).body.id as number;
-  }
 
   it('deleting an integration, or the project holding it, deletes its records and no others', async () => {
     const p = await api.project({ plan: 'pro' });
