@@ -102,9 +102,10 @@ describe('a backlog for a slow endpoint', () => {
 
       // The next ten join the line as they are queued: none of them is ever taken by a worker meanwhile.
       for (let i = 3; i < 13; i++) await segment(i);
+      // The metric counts a relay batch once it commits, a moment after its jobs are visible in Redis.
       const waiting = await h.eventually(async () => {
         const delayed = await jobsOf('delayed');
-        return delayed.length === 11 && delayed;
+        return delayed.length === 11 && (await parkedAtQueue()) - before >= 10 && delayed;
       });
       const neverTaken = waiting.filter((j) => j.processedOn === undefined || j.processedOn === null);
       expect(neverTaken).toHaveLength(10);

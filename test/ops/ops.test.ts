@@ -80,9 +80,13 @@ describe('metrics', () => {
     await p.post('/api/v1/integrations', { name: 'm', configJson: { url: `${h.sink.url}/m` }, eventSubscriptionsJson: ['flag.created'] });
     await p.post('/api/v1/flags', { key: 'm', name: 'M' });
     await h.sink.waitForRequests(1);
-    const answer = await fetch(`${h.api.server.url}/metrics`);
-    expect(answer.headers.get('content-type')).toMatch(/^text\/plain/);
-    const text = await answer.text();
+    // The relay counts a batch once it commits, which can be a moment after the delivery arrives.
+    const text = await h.eventually(async () => {
+      const answer = await fetch(`${h.api.server.url}/metrics`);
+      expect(answer.headers.get('content-type')).toMatch(/^text\/plain/);
+      const body = await answer.text();
+      return /^mozhno_jobs_queued_total [1-9]/m.test(body) && body;
+    });
     expect(text).toMatch(/^mozhno_http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/flags",status="201"\} [1-9]/m);
     expect(text).toMatch(/^mozhno_events_relayed_total [1-9]/m);
     expect(text).toMatch(/^mozhno_jobs_queued_total [1-9]/m);
