@@ -77,9 +77,13 @@ describe('every event code, from its real API operation', () => {
     const strategy = events.find((e) => e.action === 'strategy.updated');
     expect(strategy).toMatchObject({ resourceType: 'strategy', resourceName: 'checkout/prod', user: { name: 'Ada "the first"', email: 'ada@example.com' } });
 
-    // Every event was marked queued by the relay.
-    const listed = (await p.get('/api/v1/events?limit=16')).body as any[];
-    expect(listed.every((e) => e.queued === true && typeof e.queuedAt === 'string')).toBe(true);
+    // Every event was marked queued by the relay (its transaction commits a moment after the jobs are in Redis).
+    const listed = await h.eventually(async () => {
+      const all = (await p.get('/api/v1/events?limit=16')).body as any[];
+      return all.every((e) => e.queued === true) && all;
+    });
+    expect(listed).toHaveLength(16);
+    expect(listed.every((e) => typeof e.queuedAt === 'string')).toBe(true);
   });
 });
 

@@ -162,7 +162,12 @@ describe('Redis down during a write', () => {
       const [request] = await sink.waitForRequests(1, 20_000);
       expect(request!.path).toBe('/later');
       expect(request!.headers['webhook-id']).toMatch(/^msg_e\d+_i\d+$/);
-      expect((await p.get('/api/v1/events')).body[0].queued).toBe(true);
+      // The relay's transaction marks the event queued and commits a moment after its jobs are in Redis.
+      const event = await eventually(async () => {
+        const [newest] = (await p.get('/api/v1/events')).body;
+        return newest.queued === true && newest;
+      });
+      expect(event).toMatchObject({ action: 'flag.created', queued: true, queuedAt: expect.any(String) });
     } finally {
       await worker.close();
       await api.close();
