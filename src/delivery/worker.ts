@@ -1,6 +1,7 @@
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Config } from '../config.js';
 import { createDb } from '../db/knex.js';
+import { SelfVacuum } from '../db/vacuum.js';
 import type { Logger } from '../logger.js';
 import { WorkerMetrics } from '../ops/metrics.js';
 import { AddressPolicy } from './address-rules.js';
@@ -36,6 +37,8 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     ...(options.lookup ? { lookup: options.lookup } : {}),
   });
   const recorder = new OutcomeRecorder(db, log, { retention: config.deliveryRetention });
+  const vacuum = new SelfVacuum(db, log); // only where autovacuum is off
+  vacuum.start();
   const metrics = new WorkerMetrics();
   const loader = new IntegrationLoader(db, config.databaseUrl, log);
   void loader.start(); // until it listens, nothing is cached
@@ -96,6 +99,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
       await parking.close();
       await queue.close();
       await recorder.close();
+      await vacuum.stop();
       await loader.stop();
       await client.close();
       await db.destroy();

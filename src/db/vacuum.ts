@@ -1,0 +1,135 @@
+import type { PoolClient } from 'pg';
+import type { Logger } from '../logger.js';
+import type { Db } from './knex.js';
+
+/**
+ * The tables that churn: every delivery record is deleted again by the retention,
+ * and every event row is updated once, when it is queued. Each leaves a dead row
+ * behind.
+ */
+export const CHURNING_TABLES = ['deliveries', 'events'] as const;
+
+/** pg_advisory_lock key that keeps two workers from vacuuming at once ('mzvac' in ASCII). */
+export const VACUUM_LOCK = 0x6d7a766163;
+
+/** What PostgreSQL's statistics say about one table, and the autovacuum settings that apply to it. */
+export interface TableStats {
+  table: string;
+  dead: number;
+  live: number;
+  /** Whether autovacuum looks after this table: on for the server, not turned off for the table. */
+  autovacuum: boolean;
+  /** autovacuum_vacuum_threshold and autovacuum_vacuum_scale_factor of the server. */
+  threshold: number;
+  scaleFactor: number;
+}
+
+/** Autovacuum's own rule, for a table autovacuum does not look after. */
+export function vacuumDue(stats: TableStats): boolean {
+  return !stats.autovacuum && stats.dead > stats.threshold + stats.scaleFactor * stats.live;
+}
+
+const STATS = `
+  SELECT c.relname AS "table", s.n_dead_tup AS dead, s.n_live_tup AS live,
+         current_setting('autovacuum')::boolean
+           AND coalesce((SELECT option_value FROM pg_options_to_table(c.reloptions)
+                          WHERE option_name = 'autovacuum_enabled')::boolean, true) AS autovacuum,
+         current_setting('autovacuum_vacuum_threshold')::float8 AS threshold,
+         current_setting('autovacuum_vacuum_scale_factor')::float8 AS "scaleFactor"
+    FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid
+   WHERE s.relid = ANY ($1::text[]::regclass[])`;
+
+type PgConnection = Pick<PoolClient, 'query'>;
+
+export interface SelfVacuumOptions {
+  tables?: readonly string[];
+  /** How often the statistics are read; autovacuum's own default nap is a minute. */
+  everyMs?: number;
+}
+
+/**
+ * PostgreSQL's autovacuum reclaims the dead rows of the churning tables. Where it is
+ * off, for the server or for a table, nothing would: the retention keeps a bounded
+ * number of delivery records alive, but the table would still grow without bound.
+ * Workers then do autovacuum's job for those tables, by its own rule and settings
+ * (dead rows above threshold + scale factor × live rows), once a minute, one worker at
+ * a time. Where autovacuum is on, this reads the statistics once a minute and does
+ * nothing else.
+ */
+export class SelfVacuum {
+  private readonly tables: readonly string[];
+  private readonly everyMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<string[]> = Promise.resolve([]);
+  private readonly warned = new Set<string>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly log: Logger,
+    options: SelfVacuumOptions = {},
+  ) {
+    this.tables = options.tables ?? CHURNING_TABLES;
+    this.everyMs = options.everyMs ?? 60_000;
+  }
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.runOnce(), this.everyMs);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and waits for a pass under way. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  /** One pass: answers the tables it vacuumed (none when another worker holds the lock). Never throws. */
+  runOnce(): Promise<string[]> {
+    this.running = this.running.then(() => this.pass());
+    return this.running;
+  }
+
+  private async pass(): Promise<string[]> {
+    const connection = (await this.db.client.acquireConnection().catch(() => null)) as PgConnection | null;
+    if (!connection) return []; // the database is unreachable: the next pass tries again
+    try {
+      const due = (await this.stats(connection)).filter(vacuumDue);
+      if (due.length === 0) return [];
+      const { rows } = await connection.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [VACUUM_LOCK]);
+      if (!rows[0]!.locked) return [];
+      try {
+        for (const table of due) await this.vacuum(connection, table);
+      } finally {
+        await connection.query('SELECT pg_advisory_unlock($1)', [VACUUM_LOCK]);
+      }
+      return due.map((t) => t.table);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not vacuum; trying again in a minute');
+      return [];
+    } finally {
+      await this.db.client.releaseConnection(connection);
+    }
+  }
+
+  private async stats(connection: PgConnection): Promise<TableStats[]> {
+    const { rows } = await connection.query<TableStats>(STATS, [this.tables]);
+    for (const t of rows) {
+      if (t.autovacuum || this.warned.has(t.table)) continue;
+      this.warned.add(t.table);
+      this.log.warn({ table: t.table }, 'autovacuum is off for this table: the workers vacuum it themselves');
+    }
+    return rows;
+  }
+
+  private async vacuum(connection: PgConnection, stats: TableStats): Promise<void> {
+    const started = performance.now();
+    // A plain VACUUM: it runs beside inserts and deletes, and takes no lock they wait for.
+    await connection.query(`VACUUM (ANALYZE) ${quoteIdent(stats.table)}`);
+    this.log.info({ table: stats.table, dead: stats.dead, live: stats.live, ms: Math.round(performance.now() - started) }, 'vacuumed');
+  }
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
