@@ -39,7 +39,7 @@ const STATS = `
     FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid
    WHERE s.relid = ANY ($1::text[]::regclass[])`;
 
-type PgConnection = Pick<PoolClient, 'query'>;
+type PgConnection = Pick<PoolClient, 'query'> & { processID?: number };
 
 export interface SelfVacuumOptions {
   tables?: readonly string[];
@@ -62,6 +62,9 @@ export class SelfVacuum {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<string[]> = Promise.resolve([]);
   private readonly warned = new Set<string>();
+  /** The backend running a VACUUM now, so that stopping can cancel it. */
+  private vacuuming: number | null = null;
+  private stopping = false;
 
   constructor(
     private readonly db: Db,
@@ -77,16 +80,22 @@ export class SelfVacuum {
     this.timer.unref();
   }
 
-  /** Stops the timer and waits for a pass under way. */
+  /**
+   * Stops the timer and ends a pass under way. A VACUUM of a table left unvacuumed
+   * for long can take minutes: it is cancelled rather than let hold up a shutdown
+   * (what it reclaimed so far stays reclaimed; the next worker's pass does the rest).
+   */
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.vacuuming !== null) await this.db.raw('SELECT pg_cancel_backend(?)', [this.vacuuming]).catch(() => undefined);
     await this.running;
   }
 
   /** One pass: answers the tables it vacuumed (none when another worker holds the lock). Never throws. */
   runOnce(): Promise<string[]> {
-    this.running = this.running.then(() => this.pass());
+    this.running = this.running.then(() => (this.stopping ? [] : this.pass())).catch(() => []);
     return this.running;
   }
 
@@ -98,14 +107,19 @@ export class SelfVacuum {
       if (due.length === 0) return [];
       const { rows } = await connection.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [VACUUM_LOCK]);
       if (!rows[0]!.locked) return [];
+      const vacuumed: string[] = [];
       try {
-        for (const table of due) await this.vacuum(connection, table);
+        for (const table of due) {
+          if (this.stopping) break;
+          await this.vacuum(connection, table);
+          vacuumed.push(table.table);
+        }
       } finally {
         await connection.query('SELECT pg_advisory_unlock($1)', [VACUUM_LOCK]);
       }
-      return due.map((t) => t.table);
+      return vacuumed;
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'could not vacuum; trying again in a minute');
+      if (!this.stopping) this.log.warn({ err: (err as Error).message }, 'could not vacuum; trying again in a minute');
       return [];
     } finally {
       await this.db.client.releaseConnection(connection);
@@ -124,8 +138,13 @@ export class SelfVacuum {
 
   private async vacuum(connection: PgConnection, stats: TableStats): Promise<void> {
     const started = performance.now();
-    // A plain VACUUM: it runs beside inserts and deletes, and takes no lock they wait for.
-    await connection.query(`VACUUM (ANALYZE) ${quoteIdent(stats.table)}`);
+    this.vacuuming = connection.processID ?? null;
+    try {
+      // A plain VACUUM: it runs beside inserts and deletes, and takes no lock they wait for.
+      await connection.query(`VACUUM (ANALYZE) ${quoteIdent(stats.table)}`);
+    } finally {
+      this.vacuuming = null;
+    }
     this.log.info({ table: stats.table, dead: stats.dead, live: stats.live, ms: Math.round(performance.now() - started) }, 'vacuumed');
   }
 }

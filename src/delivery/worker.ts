@@ -95,11 +95,11 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     worker,
     metrics,
     async close() {
+      await vacuum.stop(); // at once: a VACUUM under way is cancelled, not waited for
       await worker.close();
       await parking.close();
       await queue.close();
       await recorder.close();
-      await vacuum.stop();
       await loader.stop();
       await client.close();
       await db.destroy();
