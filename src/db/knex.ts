@@ -32,6 +32,19 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
   });
 }
 
+/** A pooled pg connection, for what knex cannot do: name a statement, hold a session lock. */
+export type PgConnection = pg.PoolClient & { readonly processID?: number };
+
+/** Runs `work` on a connection of the pool, and gives the connection back however `work` ends. */
+export async function withConnection<T>(db: Db, work: (connection: PgConnection) => Promise<T>): Promise<T> {
+  const connection = (await db.client.acquireConnection()) as PgConnection;
+  try {
+    return await work(connection);
+  } finally {
+    await db.client.releaseConnection(connection);
+  }
+}
+
 /** Fails with one line an operator can act on when the database cannot be used. */
 export async function assertDatabaseReachable(db: Db, databaseUrl: string): Promise<void> {
   try {

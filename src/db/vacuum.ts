@@ -1,6 +1,6 @@
-import type { PoolClient } from 'pg';
+import pg from 'pg';
 import type { Logger } from '../logger.js';
-import type { Db } from './knex.js';
+import { withConnection, type Db, type PgConnection } from './knex.js';
 
 /**
  * The tables that churn: every delivery record is deleted again by the retention,
@@ -38,8 +38,6 @@ const STATS = `
          current_setting('autovacuum_vacuum_scale_factor')::float8 AS "scaleFactor"
     FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid
    WHERE s.relid = ANY ($1::text[]::regclass[])`;
-
-type PgConnection = Pick<PoolClient, 'query'> & { processID?: number };
 
 export interface SelfVacuumOptions {
   tables?: readonly string[];
@@ -95,13 +93,12 @@ export class SelfVacuum {
 
   /** One pass: answers the tables it vacuumed (none when another worker holds the lock). Never throws. */
   runOnce(): Promise<string[]> {
-    this.running = this.running.then(() => (this.stopping ? [] : this.pass())).catch(() => []);
+    // A connection that cannot be had (the database is unreachable): the next pass tries again.
+    this.running = this.running.then(() => (this.stopping ? [] : withConnection(this.db, (connection) => this.pass(connection)))).catch(() => []);
     return this.running;
   }
 
-  private async pass(): Promise<string[]> {
-    const connection = (await this.db.client.acquireConnection().catch(() => null)) as PgConnection | null;
-    if (!connection) return []; // the database is unreachable: the next pass tries again
+  private async pass(connection: PgConnection): Promise<string[]> {
     try {
       const due = (await this.stats(connection)).filter(vacuumDue);
       if (due.length === 0) return [];
@@ -121,8 +118,6 @@ export class SelfVacuum {
     } catch (err) {
       if (!this.stopping) this.log.warn({ err: (err as Error).message }, 'could not vacuum; trying again in a minute');
       return [];
-    } finally {
-      await this.db.client.releaseConnection(connection);
     }
   }
 
@@ -141,14 +136,10 @@ export class SelfVacuum {
     this.vacuuming = connection.processID ?? null;
     try {
       // A plain VACUUM: it runs beside inserts and deletes, and takes no lock they wait for.
-      await connection.query(`VACUUM (ANALYZE) ${quoteIdent(stats.table)}`);
+      await connection.query(`VACUUM (ANALYZE) ${pg.escapeIdentifier(stats.table)}`);
     } finally {
       this.vacuuming = null;
     }
     this.log.info({ table: stats.table, dead: stats.dead, live: stats.live, ms: Math.round(performance.now() - started) }, 'vacuumed');
   }
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }

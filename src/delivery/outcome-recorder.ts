@@ -1,5 +1,4 @@
-import type { PoolClient } from 'pg';
-import type { Db } from '../db/knex.js';
+import { withConnection, type Db } from '../db/knex.js';
 import { pgErrorCode } from '../db/errors.js';
 import type { Logger } from '../logger.js';
 import type { DeliveryResult } from './http-client.js';
@@ -28,8 +27,6 @@ export interface RecorderOptions {
   /** How often rows beyond the retention are deleted, for the integrations written since. */
   pruneEveryMs?: number;
 }
-
-type PgConnection = Pick<PoolClient, 'query'>;
 
 // 40P01 deadlock_detected, 40001 serialization_failure: the batch is safe to write again.
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -166,12 +163,7 @@ export class OutcomeRecorder {
 
   /** RECORD_OUTCOMES straight on a pooled connection: knex cannot name a statement. */
   private async write(batch: string): Promise<void> {
-    const connection = (await this.db.client.acquireConnection()) as PgConnection;
-    try {
-      await connection.query({ name: RECORD_OUTCOMES.name, text: RECORD_OUTCOMES.text, values: [batch] });
-    } finally {
-      await this.db.client.releaseConnection(connection);
-    }
+    await withConnection(this.db, (connection) => connection.query({ name: RECORD_OUTCOMES.name, text: RECORD_OUTCOMES.text, values: [batch] }));
   }
 
   /** Keeps the newest `retention` rows of each integration written since the last pass. */
