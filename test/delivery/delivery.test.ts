@@ -28,6 +28,17 @@ const EVERY_VARIABLE = JSON.stringify({
   .replace('"@projectId"', '[[events.projectId]]')
   .replace('"@userId"', '{{events.user.id}}');
 
+/**
+ * The project's events (`query` as for GET /api/v1/events) once the relay has marked every one queued:
+ * its transaction commits a moment after the jobs are in Redis, so a delivery can arrive first.
+ */
+async function queuedEvents(p: Awaited<ReturnType<DeliveryHarness['api']['project']>>, query = ''): Promise<any[]> {
+  return h.eventually(async () => {
+    const events = (await p.get(`/api/v1/events${query}`)).body as any[];
+    return events.every((e) => e.queued === true) && events;
+  });
+}
+
 async function connect(p: Awaited<ReturnType<DeliveryHarness['api']['project']>>, config: Record<string, unknown> = {}, events: readonly string[] = EVENT_CODES, extra: Record<string, unknown> = {}) {
   const answer = await p.post('/api/v1/integrations', {
     name: 'sink',
@@ -77,11 +88,8 @@ describe('every event code, from its real API operation', () => {
     const strategy = events.find((e) => e.action === 'strategy.updated');
     expect(strategy).toMatchObject({ resourceType: 'strategy', resourceName: 'checkout/prod', user: { name: 'Ada "the first"', email: 'ada@example.com' } });
 
-    // Every event was marked queued by the relay (its transaction commits a moment after the jobs are in Redis).
-    const listed = await h.eventually(async () => {
-      const all = (await p.get('/api/v1/events?limit=16')).body as any[];
-      return all.every((e) => e.queued === true) && all;
-    });
+    // Every event was marked queued by the relay.
+    const listed = await queuedEvents(p, '?limit=16');
     expect(listed).toHaveLength(16);
     expect(listed.every((e) => typeof e.queuedAt === 'string')).toBe(true);
   });
@@ -309,7 +317,7 @@ describe('the worker\'s view of an integration', () => {
     await p.put(`/api/v1/flags/${flag.id}`, { name: 'Seen 3' });
     // Integrations are matched when the relay queues an event: let it pass that point while disabled,
     // or the re-enable below (which the unsubscribe carries) could be seen first.
-    await h.eventually(async () => (await p.get('/api/v1/events')).body.every((e: { queued: boolean }) => e.queued) || undefined);
+    await queuedEvents(p);
     // Unsubscribed from flag.created: nothing either.
     await p.put(`/api/v1/integrations/${integration.id}`, { ...current, eventSubscriptionsJson: '["flag.updated"]' });
     await p.post('/api/v1/flags', { key: 'seen-2', name: 'Seen again' });
