@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '../../src/db/knex.js';
+import { createDb, withConnection, type Db } from '../../src/db/knex.js';
 import { SelfVacuum, VACUUM_LOCK, vacuumDue, type TableStats } from '../../src/db/vacuum.js';
 import { createLogger } from '../../src/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -81,15 +81,12 @@ describe('SelfVacuum against PostgreSQL, autovacuum turned off for deliveries', 
 
   it('waits while another worker vacuums (holds the lock), then vacuums the table itself', async () => {
     await deleteOldest(300); // 500 dead > 50 + 0.2 × 500
-    const holder = await other.client.acquireConnection();
-    try {
+    await withConnection(other, async (holder) => {
       await holder.query('SELECT pg_advisory_lock($1)', [VACUUM_LOCK]);
       expect(await vacuum.runOnce()).toEqual([]);
       expect((await tableStats()).vacuums).toBe(0);
       await holder.query('SELECT pg_advisory_unlock($1)', [VACUUM_LOCK]);
-    } finally {
-      await other.client.releaseConnection(holder);
-    }
+    });
     expect(await vacuum.runOnce()).toEqual(['deliveries']);
     const after = await eventually(async () => {
       const s = await tableStats();
@@ -103,19 +100,14 @@ describe('SelfVacuum against PostgreSQL, autovacuum turned off for deliveries', 
     await deleteOldest(200); // 200 dead > 50 + 0.2 × 300
     const stopping = new SelfVacuum(vacuumDb, createLogger('info', { destination: sink }), { tables: ['deliveries'] });
     // Another session holds the lock VACUUM needs: the VACUUM waits for it, as on a huge table it would work for long.
-    const holder = await other.client.acquireConnection();
-    try {
-      await holder.query('BEGIN');
-      await holder.query('LOCK TABLE deliveries IN SHARE UPDATE EXCLUSIVE MODE');
+    await other.transaction(async (trx) => {
+      await trx.raw('LOCK TABLE deliveries IN SHARE UPDATE EXCLUSIVE MODE');
       const pass = stopping.runOnce();
       await eventually(async () => (await db.raw(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'VACUUM%' AND wait_event_type = 'Lock'`)).rows.length === 1);
       await stopping.stop();
       expect(await pass).toEqual([]);
       expect((await db.raw(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'VACUUM%' AND state = 'active'`)).rows[0].n).toBe(0);
-    } finally {
-      await holder.query('ROLLBACK');
-      await other.client.releaseConnection(holder);
-    }
+    });
     expect((await tableStats()).vacuums).toBe(1); // only the earlier one
     expect(await vacuum.runOnce()).toEqual(['deliveries']); // the next pass does it
   });
