@@ -67,6 +67,8 @@ async function openDashboard(token: string) {
   await page.getByLabel('API token').fill(token);
   await page.getByRole('button', { name: 'Open' }).click();
   await page.getByRole('heading', { level: 1, name: 'Integrations' }).waitFor();
+  // Until the list has loaded, its requests are still on their way: a key deleted meanwhile would sign out.
+  await page.locator('#integrations:not([aria-busy])').waitFor({ state: 'attached' });
 }
 
 const cardOf = (name: string) => page.locator('#integrations > li').filter({ has: page.getByRole('heading', { name, exact: true }) });

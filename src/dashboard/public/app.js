@@ -31,6 +31,8 @@ const state = {
   pendingTest: null,
   pollTimer: undefined,
   busy: false,
+  /** List loads under way; the list is marked aria-busy while there are any. */
+  listLoads: 0,
 };
 
 // ---------------------------------------------------------------- navigation
@@ -185,6 +187,9 @@ function signOut(message) {
 // ---------------------------------------------------------------- list
 
 async function loadList(navigation) {
+  const list = $('#integrations');
+  state.listLoads++;
+  list.setAttribute('aria-busy', 'true');
   try {
     const [project, integrations] = await Promise.all([request('GET', '/project'), request('GET', '/integrations')]);
     if (!isCurrent(navigation)) return;
@@ -195,6 +200,8 @@ async function loadList(navigation) {
     renderList();
   } catch (err) {
     if (isCurrent(navigation)) fail(err, '#list-message');
+  } finally {
+    if (--state.listLoads === 0) list.removeAttribute('aria-busy');
   }
 }
 
