@@ -435,3 +435,89 @@ describe('project isolation', () => {
     expect((await owner.get(`/api/v1/flags/${flag.id}`)).body.name).toBe('S');
   });
 });
+
+describe('fields a body may not set', () => {
+  it('ignores every key a schema does not name: no moving a key, a segment or a plan into place through the body', async () => {
+    const owner = await api.project();
+    const victim = await api.project();
+    const key = (await owner.post('/api/v1/apikeys', { name: 'mine' })).body;
+    const stolen = await owner.put(`/api/v1/apikeys/${key.id}`, { name: 'mine', enabled: true, projectId: victim.projectId, userId: victim.userId, secretHash: 'x', id: 1 });
+    expect(stolen.status).toBe(200);
+    expect(stolen.body).toMatchObject({ id: key.id, name: 'mine', enabled: true });
+    const row = await api.server.db('api_keys').where('id', key.id).first();
+    expect(row).toMatchObject({ project_id: owner.projectId, user_id: owner.userId });
+    expect(row.secret_hash).not.toBe('x');
+    // The token still works in its own project, and not in the other.
+    const mine = api.client(`Bearer ${key.token}`);
+    expect((await mine.get('/api/v1/project')).body.id).toBe(owner.projectId);
+
+    const seg = await owner.post('/api/v1/segments', { key: 'planted', name: 'P', conditions: [{ attribute: 'a', operator: 'in', values: ['x'], extra: 1 }], projectId: victim.projectId, id: 424242 });
+    expect(seg.status).toBe(201);
+    expect(seg.body.id).not.toBe(424242);
+    expect((await api.server.db('segments').where('id', seg.body.id).first()).project_id).toBe(owner.projectId);
+    expect((await victim.get('/api/v1/segments')).body).toEqual([]);
+    expect(JSON.stringify(seg.body.conditions)).not.toContain('extra');
+
+    const name = (await owner.get('/api/v1/project')).body.name;
+    expect(await eventsDuring(api, owner.projectId, () => owner.put('/api/v1/project', { name, plan: 'enterprise' }))).toEqual([]);
+    expect((await owner.get('/api/v1/project')).body.plan).toBe('free');
+  });
+
+  it('takes a resource back as it was read: PUT of a GET body works and changes nothing', async () => {
+    const p = await api.project();
+    const flag = (await p.post('/api/v1/flags', { key: 'round-trip', name: 'Round trip' })).body;
+    const key = (await p.get(`/api/v1/apikeys/${p.apiKeyId}`)).body;
+    const env = (await p.post('/api/v1/environments', { key: 'staging', name: 'Staging' })).body;
+    const rows = await eventsDuring(api, p.projectId, async () => {
+      for (const [path, body] of [[`/api/v1/flags/${flag.id}`, flag], [`/api/v1/apikeys/${p.apiKeyId}`, key], [`/api/v1/environments/${env.id}`, env]] as const) {
+        const answer = await p.put(path, body);
+        expect(answer.status, path).toBe(200);
+      }
+    });
+    expect(rows).toEqual([]);
+  });
+});
+
+describe('values PostgreSQL cannot take', () => {
+  it('refuses the NUL character by field, storing nothing', async () => {
+    const p = await api.project();
+    const flag = await p.post('/api/v1/flags', { key: 'nul', name: 'a\u0000b' });
+    expect(flag.status).toBe(400);
+    expect(flag.body.error).toMatchObject({ code: 'validation_failed', details: [{ path: 'name', message: 'name must not contain the NUL character (\\u0000)' }] });
+    const seg = await p.post('/api/v1/segments', { key: 's', name: 'S', conditions: [{ attribute: 'a', operator: 'in', values: ['ok', 'x\u0000'] }] });
+    expect(seg.status).toBe(400);
+    expect(seg.body.error.details.map((d: any) => d.path)).toEqual(['conditions[0].values[1]']);
+    expect((await p.get('/api/v1/flags')).body).toEqual([]);
+    expect((await p.get('/api/v1/segments')).body).toEqual([]);
+  });
+
+  it('refuses ids beyond PostgreSQL integers by field, not with a 500', async () => {
+    const p = await api.project();
+    const key = await p.post('/api/v1/apikeys', { name: 'k', environmentId: 3_000_000_000 });
+    expect(key.status).toBe(400);
+    expect(key.body.error.details).toEqual([{ path: 'environmentId', message: 'environmentId must be at most 2147483647' }]);
+    const flag = (await p.post('/api/v1/flags', { key: 'f', name: 'F' })).body;
+    const env = (await p.post('/api/v1/environments', { key: 'e', name: 'E' })).body;
+    const strategy = await p.put(`/api/v1/flags/${flag.id}/strategies/${env.id}`, { enabled: true, rolloutPercentage: 5, segmentIds: [3_000_000_000] });
+    expect(strategy.status).toBe(400);
+    expect(strategy.body.error.details[0].path).toBe('segmentIds[0]');
+    expect((await p.get('/api/v1/events?before=10000000000000000000')).status).toBe(400);
+  });
+});
+
+describe('strategy PUT without segmentIds', () => {
+  it('keeps the segments in force, like every PUT keeps the fields left out', async () => {
+    const p = await api.project();
+    const flag = (await p.post('/api/v1/flags', { key: 'keep', name: 'Keep' })).body;
+    const env = (await p.post('/api/v1/environments', { key: 'prod', name: 'Prod' })).body;
+    const seg = (await p.post('/api/v1/segments', { key: 'beta', name: 'Beta', conditions: [] })).body;
+    const path = `/api/v1/flags/${flag.id}/strategies/${env.id}`;
+    await p.put(path, { enabled: true, rolloutPercentage: 10, segmentIds: [seg.id] });
+    const rows = await eventsDuring(api, p.projectId, () => p.put(path, { enabled: true, rolloutPercentage: 20 }));
+    expect(rows.map((r) => r.details)).toEqual(['rolloutPercentage: 10 → 20']);
+    expect((await p.get(path)).body.segmentIds).toEqual([seg.id]);
+    // An empty list is how segments are taken off.
+    await p.put(path, { enabled: true, rolloutPercentage: 20, segmentIds: [] });
+    expect((await p.get(path)).body.segmentIds).toEqual([]);
+  });
+});

@@ -1,12 +1,12 @@
 import Router from '@koa/router';
-import { boolean, number, object } from 'yup';
+import { boolean, object } from 'yup';
 import { actorOf } from '../http/auth.js';
-import { nameField } from '../http/schemas.js';
+import { idField, nameField } from '../http/schemas.js';
 import { parseBody, routeId } from '../http/validation.js';
 import type { ApiKeyModel } from './model.js';
 import type { ApiKeyService } from './service.js';
 
-const createSchema = object({ name: nameField().required(), environmentId: number().integer().positive().nullable() });
+const createSchema = object({ name: nameField().required(), environmentId: idField().nullable() });
 const updateSchema = object({ name: nameField().required(), enabled: boolean().required() });
 
 export function apiKeyRoutes(apiKeys: ApiKeyService): Router {

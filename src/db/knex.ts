@@ -29,6 +29,9 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
     connection: pgConnection(databaseUrl),
     pool: { min: 0, max: options.poolMax ?? 10 },
     acquireConnectionTimeout: 10_000,
+    // A failed query's message carries its SQL with placeholders, not the values bound to them:
+    // those can be an integration's secret or header values, and errors are logged.
+    compileSqlOnError: false,
   });
 }
 

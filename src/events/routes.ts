@@ -6,7 +6,7 @@ import type { EventQueries } from './queries.js';
 
 const querySchema = object({
   limit: number().integer().min(1).max(500),
-  before: number().integer().positive(),
+  before: number().integer().positive().max(Number.MAX_SAFE_INTEGER),
 });
 
 export function eventRoutes(events: EventQueries): Router {

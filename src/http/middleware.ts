@@ -1,7 +1,8 @@
 import type { Context, Next } from 'koa';
 import { ValidationError } from 'yup';
 import type { Logger } from '../logger.js';
-import { AppError } from './errors.js';
+import { PG_CHARACTER_NOT_IN_REPERTOIRE, pgErrorCode } from '../db/errors.js';
+import { AppError, validationFailed } from './errors.js';
 import { detailsOf } from './validation.js';
 
 export type RequestObserver = (request: { method: string; route: string; status: number; seconds: number }) => void;
@@ -42,6 +43,10 @@ function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   if (err instanceof ValidationError) return new AppError('validation_failed', 'invalid request', detailsOf(err));
   const status = (err as { status?: number }).status;
+  // Text PostgreSQL cannot store; the schemas refuse it by field first, this catches what they miss.
+  if (pgErrorCode(err) === PG_CHARACTER_NOT_IN_REPERTOIRE) {
+    return validationFailed([{ path: '', message: 'a text value holds the NUL character (\\u0000), which cannot be stored' }]);
+  }
   // Errors Koa or the router raise on purpose (405, 501, a client that went away) carry an HTTP status.
   if (status === 404) return new AppError('not_found', 'not found');
   if (status === 405 || status === 501) return new AppError('method_not_allowed', (err as Error).message);

@@ -1,4 +1,4 @@
-import { string } from 'yup';
+import { number, string } from 'yup';
 
 /** Shared field rules of SPEC §3. */
 export const KEY_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,99}$/;
@@ -7,3 +7,7 @@ export const keyField = () =>
   string().matches(KEY_PATTERN, '${path} must match ^[a-z0-9][a-z0-9_.-]{0,99}$: lower-case letters, digits, "_", "." or "-", starting with a letter or digit, at most 100 characters');
 
 export const nameField = () => string().min(1, '${path} must not be empty').max(100, '${path} must be at most 100 characters');
+
+/** Ids are PostgreSQL `integer`s: a larger one names nothing, and is refused by name rather than failing the query. */
+export const MAX_ID = 2_147_483_647;
+export const idField = () => number().integer('${path} must be a whole number').positive().max(MAX_ID, '${path} must be at most ' + MAX_ID);

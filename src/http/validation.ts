@@ -1,5 +1,6 @@
-import { setLocale, ValidationError, type AnyObject, type ObjectSchema } from 'yup';
+import { ArraySchema, ObjectSchema, setLocale, ValidationError, type AnyObject, type Schema } from 'yup';
 import { notFound, validationFailed, type ErrorDetail } from './errors.js';
+import { MAX_ID } from './schemas.js';
 
 // Plain messages for every schema: "enabled must be a boolean", not yup's "final value was" wording.
 setLocale({
@@ -12,18 +13,56 @@ setLocale({
 /**
  * Validates a request body with a yup object schema (strict: no type coercion,
  * every problem reported at once); a failure is `400 validation_failed` whose
- * details name each bad field by path.
+ * details name each bad field by path. Answers only the fields the schema names:
+ * any other key of the body (`id`, `projectId`, `createdAt` of a resource sent
+ * back as read) is ignored, never passed on to the database.
  */
 export function parseBody<T extends AnyObject>(schema: ObjectSchema<T>, body: unknown): T {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw validationFailed([{ path: '', message: 'the request body must be a JSON object' }]);
   }
+  const value = knownFields(schema, body);
+  const details = nulCharacters(value);
   try {
-    return schema.validateSync(body, { abortEarly: false, strict: true, stripUnknown: false }) as T;
+    schema.validateSync(value, { abortEarly: false, strict: true });
   } catch (err) {
-    if (err instanceof ValidationError) throw validationFailed(detailsOf(err));
-    throw err;
+    if (!(err instanceof ValidationError)) throw err;
+    details.push(...detailsOf(err).filter((d) => !details.some((n) => n.path === d.path)));
   }
+  if (details.length > 0) throw validationFailed(details);
+  return value as T;
+}
+
+/**
+ * The value with only the keys its schema names, at every depth. Strict validation
+ * hands back the input itself, unknown keys and all, so this is what keeps a
+ * `projectId` in a body from reaching an insert or update.
+ */
+function knownFields(schema: Schema | unknown, value: unknown): unknown {
+  if (schema instanceof ObjectSchema && isRecord(value)) {
+    const fields = Object.entries(schema.fields as Record<string, unknown>);
+    if (fields.length === 0) return value; // a free-form object
+    const out: Record<string, unknown> = {};
+    for (const [key, field] of fields) if (Object.hasOwn(value, key)) out[key] = knownFields(field, value[key]);
+    return out;
+  }
+  if (schema instanceof ArraySchema && Array.isArray(value) && schema.innerType) return value.map((item) => knownFields(schema.innerType, item));
+  return value;
+}
+
+/**
+ * One detail per text that holds U+0000: PostgreSQL cannot store it in text, so it
+ * is refused here, by field, rather than failing the write.
+ */
+export function nulCharacters(value: unknown, path = ''): ErrorDetail[] {
+  if (typeof value === 'string') return value.includes('\0') ? [{ path, message: `${path || 'the value'} must not contain the NUL character (\\u0000)` }] : [];
+  if (Array.isArray(value)) return value.flatMap((item, i) => nulCharacters(item, `${path}[${i}]`));
+  if (isRecord(value)) return Object.entries(value).flatMap(([key, item]) => nulCharacters(item, path ? `${path}.${key}` : key));
+  return [];
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** One detail per field: the first rule it broke (an empty name is not also "too short"). */
@@ -38,7 +77,7 @@ export function detailsOf(err: ValidationError): ErrorDetail[] {
 export function idParam(value: string | undefined): number | null {
   if (value === undefined || !/^[1-9]\d{0,9}$/.test(value)) return null;
   const id = Number(value);
-  return id <= 2_147_483_647 ? id : null;
+  return id <= MAX_ID ? id : null;
 }
 
 /** The `:name` route parameter as an id, or 404 naming the resource (a malformed id names nothing). */

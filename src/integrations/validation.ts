@@ -4,7 +4,7 @@ import { isValidSecret } from '../delivery/signature.js';
 import { EVENT_CODES, isEventCode, type EventCode } from '../events/codes.js';
 import { validationFailed, type ErrorDetail } from '../http/errors.js';
 import { nameField } from '../http/schemas.js';
-import { detailsOf } from '../http/validation.js';
+import { detailsOf, nulCharacters } from '../http/validation.js';
 import { checkTemplate } from './template.js';
 
 export const SECRET_MASK = '********';
@@ -74,6 +74,7 @@ export function parseIntegration(body: unknown, policy: AddressPolicy, mode: 'cr
   const raw = body as Record<string, unknown>;
   const details: ErrorDetail[] = [];
   collect(details, () => topLevel.validateSync(raw, { abortEarly: false, strict: true }));
+  if (!details.some((d) => d.path === 'name')) details.push(...nulCharacters(raw.name, 'name'));
 
   const config = parseJsonField(raw.configJson, 'configJson', 'object', details);
   const events = parseJsonField(raw.eventSubscriptionsJson, 'eventSubscriptionsJson', 'array', details);
@@ -128,6 +129,11 @@ function parseJsonField(value: unknown, path: string, kind: 'object' | 'array', 
 
 function checkConfig(config: Record<string, unknown>, policy: AddressPolicy, mode: 'create' | 'update', details: ErrorDetail[]) {
   const before = details.length;
+  const nul = nulCharacters(config, 'configJson');
+  if (nul.length > 0) {
+    details.push(...nul);
+    return undefined;
+  }
   for (const key of Object.keys(config)) {
     if (!CONFIG_KEYS.has(key)) details.push({ path: `configJson.${key}`, message: `unknown field "${key}" (configJson holds url, headers, body and secret)` });
   }

@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import { array, boolean, number, object } from 'yup';
 import { actorOf } from '../http/auth.js';
+import { idField } from '../http/schemas.js';
 import { parseBody, routeId } from '../http/validation.js';
 import type { StrategyService } from './service.js';
 import type { Strategy } from './store.js';
@@ -8,7 +9,7 @@ import type { Strategy } from './store.js';
 const putSchema = object({
   enabled: boolean().required(),
   rolloutPercentage: number().required().integer('${path} must be a whole number').min(0).max(100),
-  segmentIds: array(number().required().integer().positive())
+  segmentIds: array(idField().required())
     .max(100)
     .test('unique', '${path} must not repeat a segment', (ids) => !ids || new Set(ids).size === ids.length),
 });

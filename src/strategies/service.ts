@@ -40,12 +40,13 @@ export class StrategyService {
       const env = await environmentStore.get(tx.trx, actor.projectId, environmentId);
       if (!env) throw notFound('environment');
 
-      const segmentIds = [...(input.segmentIds ?? [])].sort((a, b) => a - b);
-      const known = await existingSegmentIds(tx.trx, actor.projectId, segmentIds);
+      const current = await getStrategy(tx.trx, flagId, environmentId, true);
+      // Like every PUT of the API, leaving segmentIds out keeps the segments in force.
+      const segmentIds = input.segmentIds ? [...input.segmentIds].sort((a, b) => a - b) : current.segmentIds;
+      const known = await existingSegmentIds(tx.trx, actor.projectId, input.segmentIds ?? []);
       const unknown = (input.segmentIds ?? []).flatMap((id, i) => (known.has(id) ? [] : [{ path: `segmentIds[${i}]`, message: `segment ${id} does not exist in this project` }]));
       if (unknown.length > 0) throw validationFailed(unknown);
 
-      const current = await getStrategy(tx.trx, flagId, environmentId, true);
       const next = { enabled: input.enabled, rolloutPercentage: input.rolloutPercentage, segmentIds };
       const changes = describeChanges(
         { enabled: current.enabled, rolloutPercentage: current.rolloutPercentage, segmentIds: current.segmentIds },

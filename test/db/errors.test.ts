@@ -1,0 +1,42 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { isConnectionError } from '../../src/db/errors.js';
+import { createDb, type Db } from '../../src/db/knex.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+let database: TestDatabase;
+let db: Db;
+beforeAll(async () => {
+  database = await createTestDatabase();
+  db = createDb(database.url, { poolMax: 2 });
+});
+afterAll(async () => {
+  await db.destroy();
+  await database.drop();
+});
+
+it('a failed query\'s message shows its SQL with placeholders, never the values bound to it (they reach the log)', async () => {
+  const secret = 'whsec_never-in-a-log-line';
+  let error: unknown;
+  try {
+    await db('integrations').insert({ no_such_column: secret });
+  } catch (err) {
+    error = err;
+  }
+  expect((error as Error).message).toMatch(/insert into "integrations" \("no_such_column"\) values \(\$1\).*no_such_column/);
+  expect((error as Error).message).not.toContain(secret);
+  expect(isConnectionError(error)).toBe(false); // a wrong statement is not worth waiting out
+});
+
+it('tells PostgreSQL being unreachable from a wrong statement', async () => {
+  const unreachable = createDb('postgres://127.0.0.1:1/nowhere', { poolMax: 1 });
+  try {
+    const error = await unreachable.raw('select 1').catch((err: unknown) => err);
+    expect(isConnectionError(error)).toBe(true);
+  } finally {
+    await unreachable.destroy();
+  }
+  const shutdown = Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
+  expect(isConnectionError(shutdown)).toBe(true);
+  const unique = Object.assign(new Error('duplicate key'), { code: '23505' });
+  expect(isConnectionError(unique)).toBe(false);
+});
