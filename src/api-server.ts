@@ -15,6 +15,7 @@ import { EventRelay, type RelayOptions } from './events/relay.js';
 import { unqueuedAgeSeconds } from './events/store.js';
 import { bullBoard } from './http/bull-board.js';
 import { healthRoutes } from './ops/health-routes.js';
+import { fleetDeliveryMetrics } from './ops/delivery-tally.js';
 import { ApiMetrics } from './ops/metrics.js';
 import { metricsRoutes } from './ops/metrics-routes.js';
 import { EventQueries } from './events/queries.js';
@@ -55,9 +56,11 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
   await assertDatabaseReachable(db, config.databaseUrl);
   const redis = createProducerConnection(config);
   let redisDown = false;
-  redis.on('error', (err) => {
+  let redisError = 'not connected yet';
+  redis.on('error', (err: Error & { code?: string }) => {
     if (!redisDown) log.warn({ err: err.message }, 'Redis unreachable; changes are kept and queued once it is back');
     redisDown = true;
+    redisError = err.code ?? err.message;
   });
   redis.on('ready', () => (redisDown = false));
   const queue = createDeliveryQueue(redis, config.queuePrefix);
@@ -65,6 +68,7 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
   const metrics = new ApiMetrics({
     jobCounts: () => queue.getJobCounts('waiting', 'active', 'delayed', 'failed'),
     relayLagSeconds: () => unqueuedAgeSeconds(db),
+    fleetDeliveries: () => fleetDeliveryMetrics(redis, config.queuePrefix),
   });
   const parking = new Parking(redis, queue, config, log);
   const relay = new EventRelay(db, queue, parking, config.databaseUrl, log, {
@@ -92,8 +96,12 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
     ],
     publicRouters: [
       dashboardRoutes(),
-      healthRoutes({ postgres: () => db.raw('select 1'), redis: () => redis.ping() }),
-      metricsRoutes(metrics.registry),
+      healthRoutes({
+        postgres: () => db.raw('select 1'),
+        // Without an offline queue a ping while disconnected only says the stream is not writeable: name the cause.
+        redis: () => (redis.status === 'ready' ? redis.ping() : Promise.reject(new Error(redisError))),
+      }),
+      metricsRoutes(metrics.exposition),
     ],
     middleware: [bullBoard(queue, { user: config.adminUser, password: config.adminPassword })],
     onRequest: ({ method, route, status, seconds }) => metrics.requests.observe({ method, route, status: String(status) }, seconds),

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseCidrList, type Cidr } from './delivery/address-rules.js';
 
@@ -143,9 +144,18 @@ function caFile(path: string | undefined): string | null {
   } catch (err) {
     throw new ConfigError('WEBHOOK_CA_FILE', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new ConfigError('WEBHOOK_CA_FILE', `${path} holds no PEM certificate`);
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0 || blocks.length !== pem.split('-----BEGIN CERTIFICATE-----').length - 1) {
+    throw new ConfigError('WEBHOOK_CA_FILE', `${path} holds no PEM certificate, or one without its END line`);
   }
+  // TLS would skip a certificate it cannot parse without a word, and deliveries would fail later as E_TLS.
+  blocks.forEach((block, i) => {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      throw new ConfigError('WEBHOOK_CA_FILE', `certificate ${i + 1} in ${path} cannot be read: ${(err as Error).message}`);
+    }
+  });
   return pem;
 }
 

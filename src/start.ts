@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   }
   await assertRedisReachable(config.redisUrl);
 
-  const children = [spawn('../src/api.ts'), spawn('../workers/delivery-worker.ts')];
+  const children = [spawn('../src/api.ts'), spawn('../workers/delivery-worker.ts', { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '64' })];
   say(`api on http://localhost:${config.port}  ·  dashboard http://localhost:${config.port}/  ·  Ctrl-C stops`);
 
   let stopping = false;
@@ -55,10 +55,11 @@ async function main(): Promise<void> {
   process.exit(codes.every((c) => c === 0) ? 0 : 1);
 }
 
-function spawn(entry: string): ChildProcess {
+/** `env`: variables to add, such as the worker's thread pool size (see docker/entrypoint.sh), which must be set before it starts. */
+function spawn(entry: string, env: Record<string, string> = {}): ChildProcess {
   // Same node flags (the tsx loader under `npm start`). Detached: Ctrl-C reaches only this
   // process, which passes one SIGTERM on, so children drain once instead of dying on a second signal.
-  return fork(fileURLToPath(new URL(entry, import.meta.url)), [], { stdio: 'inherit', execArgv: process.execArgv, detached: true });
+  return fork(fileURLToPath(new URL(entry, import.meta.url)), [], { stdio: 'inherit', execArgv: process.execArgv, detached: true, env: { ...process.env, ...env } });
 }
 
 async function assertRedisReachable(url: string): Promise<void> {

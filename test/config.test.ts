@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { testCa } from './support/sink.js';
 
 describe('loadConfig', () => {
   it('has a working default for every variable of SPEC §8', () => {
@@ -27,7 +28,7 @@ describe('loadConfig', () => {
 
   it('reads every variable', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mozhno-config-'));
-    writeFileSync(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    writeFileSync(join(dir, 'ca.pem'), testCa());
     const config = loadConfig({
       DATABASE_URL: 'postgresql://u:p@db:5432/x',
       REDIS_URL: 'rediss://cache:6380/2',
@@ -89,6 +90,31 @@ describe('loadConfig', () => {
     expect((error as ConfigError).variable).toBe(name);
     expect((error as Error).message).toMatch(message);
     expect((error as Error).message).not.toContain('\n');
+  });
+
+  it('refuses a WEBHOOK_CA_FILE whose certificates cannot be read, which TLS would skip without a word', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mozhno-config-'));
+    const [body] = testCa().split('-----END CERTIFICATE-----');
+    const files = {
+      'garbled.pem': '-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n',
+      'truncated.pem': `${body!.slice(0, 200)}\n-----END CERTIFICATE-----\n`,
+      'no-end.pem': `${testCa()}\n-----BEGIN CERTIFICATE-----\nMIIB\n`,
+      'marker-only.pem': '-----BEGIN CERTIFICATE-----\n',
+    };
+    for (const [name, text] of Object.entries(files)) {
+      writeFileSync(join(dir, name), text);
+      let error: unknown;
+      try {
+        loadConfig({ WEBHOOK_CA_FILE: join(dir, name) });
+      } catch (err) {
+        error = err;
+      }
+      expect(error, name).toBeInstanceOf(ConfigError);
+      expect((error as Error).message, name).toMatch(/^WEBHOOK_CA_FILE: (certificate 1 in .* cannot be read|.* holds no PEM certificate, or one without its END line)/);
+      expect((error as Error).message).not.toContain('\n');
+    }
+    writeFileSync(join(dir, 'two.pem'), `${testCa()}\n${testCa()}`);
+    expect(loadConfig({ WEBHOOK_CA_FILE: join(dir, 'two.pem') }).webhookCa).toContain('BEGIN CERTIFICATE');
   });
 
   it('never puts a database password into its message', () => {

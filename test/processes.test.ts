@@ -1,7 +1,10 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { deleteQueueKeys } from './support/api.js';
+import { eventually } from './support/delivery.js';
+import { REDIS_URL } from './support/env.js';
 import { adminQuery } from './support/postgres-admin.js';
 
 const run = promisify(execFile);
@@ -99,5 +102,27 @@ describe('start-up errors are one line, naming the cause, without a stack', () =
   it('the migrate command applies migrations and then says the database is up to date', async () => {
     const out = await runEntry('src/db/migrate-cli.ts', [], { DATABASE_URL: db.url });
     expect(out).toMatchObject({ code: 0, stdout: 'database is up to date\n' });
+  });
+});
+
+describe('npm run worker', () => {
+  it('starts the worker with a libuv pool of 64 threads, so slow name lookups cannot take every thread', async () => {
+    const prefix = `mozhno-test-pool-${process.pid}`;
+    const child = spawn('npm', ['run', '-s', 'worker'], {
+      env: { ...process.env, DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, WORKER_METRICS_PORT: '0', LOG_LEVEL: 'info', UV_THREADPOOL_SIZE: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    try {
+      const started = await eventually(() => out.split('\n').filter(Boolean).map((line) => JSON.parse(line)).find((l) => l.msg === 'worker started'), 20_000);
+      expect(started.threadPool).toBe(64);
+      expect(out).not.toContain('UV_THREADPOOL_SIZE is small');
+    } finally {
+      process.kill(-child.pid!, 'SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+      await deleteQueueKeys(REDIS_URL, prefix);
+    }
   });
 });

@@ -44,8 +44,7 @@ export class Deliverer {
     const result = await this.deps.client.send(request);
     const at = new Date();
     const status = result.ok ? 'success' : 'failure';
-    this.deps.metrics.deliveries.inc({ result: status, code: result.errorCode ?? 'none' });
-    this.deps.metrics.duration.observe({ result: status }, result.durationMs / 1000);
+    this.deps.metrics.delivered(status, result.errorCode ?? 'none', result.durationMs / 1000);
     this.deps.metrics.latency.observe(Math.max(0, at.getTime() - data.committedAt) / 1000);
     await this.deps.recorder.record({
       integrationId: target.id,

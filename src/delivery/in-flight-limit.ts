@@ -34,6 +34,9 @@ export interface QueuedParked {
   order: number;
 }
 
+/** How soon releases Redis refused are sent again. */
+const RELEASE_RETRY_MS = 1_000;
+
 export class InFlightLimit {
   private pending: Array<{ integrationId: number; holder: string }> = [];
   private acquiring: Array<{ integrationId: number; holder: string; resolve: (taken: boolean) => void; reject: (err: unknown) => void }> = [];
@@ -85,8 +88,7 @@ export class InFlightLimit {
       this.wake(releases, reply.slice(requests.length));
     } catch (err) {
       for (const r of requests) r.reject(err);
-      this.pending.push(...releases); // sent again with the next call; until then their leases hold
-      this.flushTimer ??= setTimeout(() => void this.flush().catch(() => undefined), this.releaseDelayMs);
+      this.retryLater(releases);
     }
   }
 
@@ -134,15 +136,35 @@ export class InFlightLimit {
   /** Frees the slot (soon: see the class comment). */
   release(integrationId: number, holder: string): void {
     this.pending.push({ integrationId, holder });
-    this.flushTimer ??= setTimeout(() => void this.flush(), this.releaseDelayMs);
+    this.flushIn(this.releaseDelayMs);
   }
 
   /** Sends the releases not sent yet; on shutdown, and by the timer. */
   async flush(): Promise<void> {
     const releases = this.takePending();
     if (releases.length === 0) return;
-    const woken = await this.commands.mozhnoRelease(releases.length * 2, ...this.releaseKeys(releases), ...releases.map((r) => r.holder));
-    this.wake(releases, woken);
+    try {
+      const woken = await this.commands.mozhnoRelease(releases.length * 2, ...this.releaseKeys(releases), ...releases.map((r) => r.holder));
+      this.wake(releases, woken);
+    } catch (err) {
+      this.retryLater(releases);
+      throw err;
+    }
+  }
+
+  private flushIn(ms: number): void {
+    // The timer's flush answers nobody: a failure is retried by `retryLater`, never left unhandled.
+    this.flushTimer ??= setTimeout(() => void this.flush().catch(() => undefined), ms);
+    this.flushTimer.unref();
+  }
+
+  /**
+   * Releases Redis refused (an error reply: READONLY after a failover, OOM) go again
+   * with the next call, or on their own a little later; until then their leases hold.
+   */
+  private retryLater(releases: Array<{ integrationId: number; holder: string }>): void {
+    this.pending.push(...releases);
+    this.flushIn(RELEASE_RETRY_MS);
   }
 
   /** Wakes the next parked job, when the one a release woke turned out to be gone. */

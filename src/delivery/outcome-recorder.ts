@@ -1,5 +1,5 @@
 import { withConnection, type Db } from '../db/knex.js';
-import { pgErrorCode } from '../db/errors.js';
+import { isConnectionError, pgErrorCode } from '../db/errors.js';
 import type { Logger } from '../logger.js';
 import type { DeliveryResult } from './http-client.js';
 
@@ -24,6 +24,8 @@ interface Pending {
 export interface RecorderOptions {
   retention: number;
   maxBatch?: number;
+  /** How long a batch is tried again while PostgreSQL cannot be reached, before its outcomes are given up. */
+  patienceMs?: number;
   /** How often rows beyond the retention are deleted, for the integrations written since. */
   pruneEveryMs?: number;
 }
@@ -58,7 +60,8 @@ const COLUMNS = COLUMN_TYPES.map(([name]) => name).join(', ');
  * in id order, once each (KEY SHARE: concurrent batches never wait for each other, and
  * an integration cannot be deleted until this commits, when the delete trigger takes
  * its records with it), leaves out the outcomes of integrations deleted meanwhile, and
- * sets lastError from the newest failure per integration. Named, so PostgreSQL parses
+ * sets lastError from the newest failure per integration (unless another worker already
+ * saved a newer one: batches of two workers can commit out of order). Named, so PostgreSQL parses
  * and plans it once per connection.
  *
  * There is no foreign key on deliveries: its check ran once per row, and made a batch
@@ -80,7 +83,8 @@ const RECORD_OUTCOMES = {
          ),
          noted AS (
            UPDATE integrations AS i SET last_error = f.error, last_error_at = f.created_at
-             FROM failed AS f WHERE i.id = f.integration_id
+             FROM failed AS f
+            WHERE i.id = f.integration_id AND (i.last_error_at IS NULL OR i.last_error_at <= f.created_at)
          )
          INSERT INTO deliveries (${COLUMNS})
          SELECT ${COLUMNS} FROM input WHERE integration_id IN (SELECT id FROM alive)`,
@@ -106,6 +110,10 @@ export class OutcomeRecorder {
   private pruning: Promise<void> = Promise.resolve();
   private readonly retention: number;
   private readonly maxBatch: number;
+  private readonly patienceMs: number;
+  /** Set by `hurry`: batches stop waiting for PostgreSQL by then. */
+  private giveUpBy = Infinity;
+  private waitingForDatabase = false;
 
   constructor(
     private readonly db: Db,
@@ -114,6 +122,7 @@ export class OutcomeRecorder {
   ) {
     this.retention = options.retention;
     this.maxBatch = options.maxBatch ?? 500;
+    this.patienceMs = options.patienceMs ?? 60_000;
     this.pruneTimer = setInterval(() => void this.prune(), options.pruneEveryMs ?? 1_000);
     this.pruneTimer.unref();
   }
@@ -123,6 +132,11 @@ export class OutcomeRecorder {
       this.pending.push({ outcome, resolve, reject });
       if (!this.writing) this.writing = this.writeAll();
     });
+  }
+
+  /** On shutdown: a batch waiting for PostgreSQL waits at most `ms` more. */
+  hurry(ms: number): void {
+    this.giveUpBy = Date.now() + ms;
   }
 
   /** Stores everything recorded so far and applies the retention (used on shutdown). */
@@ -148,15 +162,30 @@ export class OutcomeRecorder {
     this.writing = null;
   }
 
+  /**
+   * A deadlock or serialization failure is tried again at once (three times in all).
+   * While PostgreSQL cannot be reached (a restart, a failover) the batch is tried
+   * again with a growing pause for up to `patienceMs`: its requests were sent, and
+   * sending them again is no way to get their outcomes back. The jobs wait meanwhile,
+   * so the worker takes no new ones.
+   */
   private async writeWithRetry(outcomes: DeliveryOutcome[]): Promise<void> {
     const batch = JSON.stringify(outcomes.map(toRow));
-    for (let attempt = 1; ; attempt++) {
+    const giveUpBy = Date.now() + this.patienceMs;
+    for (let attempt = 1, pause = 100; ; attempt++) {
       try {
         await this.write(batch);
         for (const o of outcomes) this.touched.add(o.integrationId);
+        if (this.waitingForDatabase) this.log.info('PostgreSQL is back; delivery outcomes are saved again');
+        this.waitingForDatabase = false;
         return;
       } catch (err) {
-        if (attempt >= 3 || !RETRYABLE.has(pgErrorCode(err) ?? '')) throw err;
+        if (RETRYABLE.has(pgErrorCode(err) ?? '') && attempt < 3) continue;
+        if (!isConnectionError(err) || Date.now() + pause > Math.min(giveUpBy, this.giveUpBy)) throw err;
+        if (!this.waitingForDatabase) this.log.warn({ err: (err as Error).message }, 'PostgreSQL unreachable; delivery outcomes wait for it');
+        this.waitingForDatabase = true;
+        await new Promise((resolve) => setTimeout(resolve, pause));
+        pause = Math.min(pause * 2, 2_000);
       }
     }
   }

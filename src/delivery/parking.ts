@@ -37,9 +37,15 @@ export class Parking {
     this.limit = new InFlightLimit(connection, `${settings.queuePrefix}:limit`, settings.webhookMaxInFlight, leaseMs, this.wake);
   }
 
-  /** Parks a job the worker holds (it found its integration full); the caller then throws DelayedError. */
+  /**
+   * Parks a job the worker holds (it found its integration full); the caller then throws DelayedError.
+   * Its safety delay doubles each time the job is taken and parked again, up to 16 × `delayMs`: a
+   * job whose delay ran out while its line still waits (an endpoint hanging for hours) is in line
+   * anyway, and a long line is then taken up in full every few minutes at most, not every `delayMs`.
+   */
   async park(job: Job<DeliveryJobData>, token: string | undefined): Promise<void> {
-    await job.moveToDelayed(Date.now() + this.delayMs, token);
+    const doublings = Math.min(Math.max((job.attemptsStarted ?? 1) - 1, 0), 4);
+    await job.moveToDelayed(Date.now() + this.delayMs * 2 ** doublings, token);
     if ((await this.limit.park(job.data.integrationId, job.id!, placeInLine(job.data))) === 'retry') await job.promote();
   }
 

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { createDb } from '../db/knex.js';
 import { SelfVacuum } from '../db/vacuum.js';
 import type { Logger } from '../logger.js';
+import { DeliveryTally } from '../ops/delivery-tally.js';
 import { WorkerMetrics } from '../ops/metrics.js';
 import { AddressPolicy } from './address-rules.js';
 import { Deliverer } from './deliver.js';
@@ -16,6 +17,8 @@ export interface DeliveryWorkerOptions {
   /** BullMQ lock and stall timing; the defaults suit production, tests shorten them. */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  /** How long a job whose integration could not be read waits before it runs again; tests shorten it. */
+  readRetryMs?: number;
   /** Resolver for the SSRF guard; tests point names at the local sink. */
   lookup?: ConstructorParameters<typeof WebhookClient>[0]['lookup'];
 }
@@ -39,18 +42,21 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
   const recorder = new OutcomeRecorder(db, log, { retention: config.deliveryRetention });
   const vacuum = new SelfVacuum(db, log); // only where autovacuum is off
   vacuum.start();
-  const metrics = new WorkerMetrics();
+  const connection = createWorkerConnection(config);
+  connection.on('error', () => undefined); // the worker's own 'error' event reports outages once
+  const tally = new DeliveryTally(connection, config.queuePrefix, log);
+  const metrics = new WorkerMetrics(tally);
   const loader = new IntegrationLoader(db, config.databaseUrl, log);
   void loader.start(); // until it listens, nothing is cached
   const deliverer = new Deliverer({ loader, client, recorder, log, metrics });
-  const connection = createWorkerConnection(config);
-  connection.on('error', () => undefined); // the worker's own 'error' event reports outages once
 
   // Where parked jobs are woken from; shares the connection.
   const queue = new Queue<DeliveryJobData>(QUEUE_NAME, { connection, prefix: config.queuePrefix });
   const parking = new Parking(connection, queue, config, log);
   const { limit } = parking;
 
+  const readRetryMs = options.readRetryMs ?? 5_000;
+  const outage = new OutageLog(log, readRetryMs);
   const process = async (job: Job<DeliveryJobData>, token?: string): Promise<string> => {
     const { integrationId } = job.data;
     const holder = job.id!;
@@ -62,7 +68,18 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
       throw new DelayedError();
     }
     try {
-      const target = await deliverer.target(job.data);
+      let target: Awaited<ReturnType<Deliverer['target']>>;
+      try {
+        target = await deliverer.target(job.data);
+      } catch (err) {
+        // The integration could not be read (PostgreSQL unreachable). Nothing was sent: the job
+        // waits a moment and runs again, its one attempt still to make, rather than failing unsent.
+        metrics.deferred.inc();
+        outage.report(err);
+        await job.moveToDelayed(Date.now() + readRetryMs, token);
+        throw new DelayedError();
+      }
+      outage.over();
       if ('dropped' in target) {
         metrics.dropped.inc({ reason: target.dropped });
         log.info({ integrationId, eventId: job.data.eventId, action: job.data.vars.action, reason: target.dropped }, 'delivery dropped');
@@ -96,7 +113,9 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     metrics,
     async close() {
       await vacuum.stop(); // at once: a VACUUM under way is cancelled, not waited for
+      recorder.hurry(5_000); // outcomes waiting for PostgreSQL do not hold the shutdown up for long
       await worker.close();
+      await tally.close();
       await parking.close();
       await queue.close();
       await recorder.close();
@@ -106,4 +125,26 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
       connection.disconnect();
     },
   };
+}
+
+/** One warning when jobs start waiting for PostgreSQL, one line when they stop: not one per job. */
+class OutageLog {
+  private deferred = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly retryMs: number,
+  ) {}
+
+  report(err: unknown): void {
+    if (this.deferred++ === 0) {
+      this.log.warn({ err: (err as Error).message }, `integrations cannot be read; jobs wait ${this.retryMs / 1000} s and run again`);
+    }
+  }
+
+  over(): void {
+    if (this.deferred === 0) return;
+    this.log.info({ deferred: this.deferred }, 'integrations can be read again');
+    this.deferred = 0;
+  }
 }

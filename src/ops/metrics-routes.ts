@@ -1,8 +1,8 @@
 import Router from '@koa/router';
-import type { Registry } from 'prom-client';
+import type { Exposition } from './metrics.js';
 
 /** Prometheus text exposition at /metrics. */
-export function metricsRoutes(registry: Registry): Router {
+export function metricsRoutes(registry: Exposition): Router {
   const router = new Router();
   router.get('/metrics', async (ctx) => {
     ctx.type = registry.contentType;

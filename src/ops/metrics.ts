@@ -1,13 +1,25 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DeliveryTally } from './delivery-tally.js';
 
-const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Served by each worker for itself and, summed over every worker, by the api (see DeliveryTally). */
+export const DELIVERY_METRICS = {
+  deliveries: { name: 'mozhno_deliveries_total', help: 'Delivery attempts by result (success, failure) and error code (none when it succeeded)' },
+  duration: { name: 'mozhno_delivery_duration_seconds', help: 'Time of one delivery attempt: DNS, connect, TLS, request and response' },
+};
+
+/** Prometheus text and its content type: a prom-client registry, or the api's registry plus the fleet's delivery counts. */
+export interface Exposition {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
 
 /** What a worker process measures; served on WORKER_METRICS_PORT. */
 export class WorkerMetrics {
   readonly registry = new Registry();
   readonly deliveries = new Counter({
-    name: 'mozhno_deliveries_total',
-    help: 'Delivery attempts by result (success, failure) and error code (none when it succeeded)',
+    ...DELIVERY_METRICS.deliveries,
     labelNames: ['result', 'code'] as const,
     registers: [this.registry],
   });
@@ -18,8 +30,7 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
   readonly duration = new Histogram({
-    name: 'mozhno_delivery_duration_seconds',
-    help: 'Time of one delivery attempt: DNS, connect, TLS, request and response',
+    ...DELIVERY_METRICS.duration,
     labelNames: ['result'] as const,
     buckets: DURATION_BUCKETS,
     registers: [this.registry],
@@ -30,14 +41,27 @@ export class WorkerMetrics {
     buckets: DURATION_BUCKETS,
     registers: [this.registry],
   });
+  readonly deferred = new Counter({
+    name: 'mozhno_deliveries_deferred_total',
+    help: 'Jobs put back for a few seconds, unsent, because their integration could not be read (PostgreSQL unreachable)',
+    registers: [this.registry],
+  });
   readonly parked = new Counter({
     name: 'mozhno_deliveries_parked_total',
     help: 'Jobs this worker took and parked because their integration had WEBHOOK_MAX_IN_FLIGHT deliveries in flight',
     registers: [this.registry],
   });
 
-  constructor() {
+  /** `tally` adds this worker's deliveries to the fleet's totals the api serves. */
+  constructor(private readonly tally?: DeliveryTally) {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** One delivery attempt finished. */
+  delivered(result: 'success' | 'failure', code: string, seconds: number): void {
+    this.deliveries.inc({ result, code });
+    this.duration.observe({ result }, seconds);
+    this.tally?.add(result, code, seconds);
   }
 }
 
@@ -69,8 +93,18 @@ export class ApiMetrics {
   readonly jobs: Gauge<'state'>;
   readonly relayLag: Gauge;
 
-  constructor(sources: { jobCounts(): Promise<Record<string, number>>; relayLagSeconds(): Promise<number> }) {
+  /** What /metrics serves: this process's registry, then every worker's deliveries (none while Redis is unreachable). */
+  readonly exposition: Exposition;
+
+  constructor(sources: { jobCounts(): Promise<Record<string, number>>; relayLagSeconds(): Promise<number>; fleetDeliveries(): Promise<string> }) {
     collectDefaultMetrics({ register: this.registry });
+    this.exposition = {
+      contentType: this.registry.contentType,
+      metrics: async () => {
+        const [own, fleet] = await Promise.all([this.registry.metrics(), sources.fleetDeliveries().catch(() => '')]);
+        return `${own}\n${fleet}`;
+      },
+    };
     this.jobs = new Gauge({
       name: 'mozhno_jobs',
       help: 'Delivery jobs in the queue by state (delayed includes jobs waiting for an in-flight slot)',

@@ -1,9 +1,12 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import type { ResolvedAddress } from '../../src/delivery/http-client.js';
+import { InFlightLimit } from '../../src/delivery/in-flight-limit.js';
 import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
 import { startSink, type Sink } from '../support/sink.js';
+import { REDIS_URL } from '../support/env.js';
 
 /** What the worker's resolver answers for each name; tests change it. */
 const dns = new Map<string, ResolvedAddress[]>();
@@ -123,6 +126,43 @@ describe('a backlog for a slow endpoint', () => {
       holding = false;
       for (const answer of held.splice(0)) answer();
       await stuck.close();
+    }
+  });
+});
+
+describe('a long line for a hanging endpoint', () => {
+  it('a job taken again after its safety delay, its line still waiting, parks for twice as long (up to 16×)', async () => {
+    // Both slots of the integration held for minutes, as two deliveries to a hanging endpoint would hold them.
+    const redis = new Redis(REDIS_URL);
+    const holders = new InFlightLimit(redis, `${h.api.config.queuePrefix}:limit`, 2, 600_000, () => undefined);
+    try {
+      const p = await h.api.project({ plan: 'pro' });
+      const integration = (await p.post('/api/v1/integrations', { name: 'slow line', configJson: { url: `${h.sink.url}/line` }, eventSubscriptionsJson: ['segment.created'] })).body;
+      // (hanging-2 is left to its lease; the file's queue prefix goes when the harness closes.)
+      expect([await holders.tryAcquire(integration.id, 'hanging-1'), await holders.tryAcquire(integration.id, 'hanging-2')]).toEqual([true, true]);
+      await p.post('/api/v1/segments', { key: 'l', name: 'L', conditions: [] });
+      const parked = async (timesTaken: number) =>
+        h.eventually(async () => {
+          const [job] = (await h.api.server.queue.getJobs(['delayed'])).filter((j) => j.data.integrationId === integration.id);
+          return job?.attemptsStarted === timesTaken && job;
+        });
+      // WEBHOOK_TIMEOUT_MS 3000: a lease of 18 s, a safety delay of 23 s the first time.
+      const delays: number[] = [];
+      for (let taken = 1; taken <= 6; taken++) {
+        const job = await parked(taken);
+        delays.push(Math.round(job.delay / 1000));
+        await job.promote(); // as its safety delay running out would: the worker takes it, finds no slot, parks it again
+      }
+      expect(delays).toEqual([23, 46, 92, 184, 368, 368]);
+      expect(h.sink.requests.filter((r) => r.path === '/line')).toEqual([]);
+
+      // A slot frees: the release wakes the job at once, whatever its safety delay.
+      holders.release(integration.id, 'hanging-1');
+      await holders.flush();
+      await h.eventually(() => h.sink.requests.some((r) => r.path === '/line'), 5_000);
+    } finally {
+      await holders.flush().catch(() => undefined);
+      redis.disconnect();
     }
   });
 });

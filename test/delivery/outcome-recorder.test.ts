@@ -53,6 +53,23 @@ it('sets lastError from the newest failure of a batch', async () => {
   expect((await rows(kept)).map((r) => r.event_id)).toEqual([1, 2, 3, 4]);
 });
 
+it('keeps the newer lastError when another worker\'s batch with an older failure commits after it', async () => {
+  const p = await api.project();
+  const id = await integrationOf(p, 'two workers');
+  const other = new OutcomeRecorder(api.server.db, createLogger('silent'), { retention: 100 });
+  try {
+    const older = { ...outcome(id, 1, { ...failure, error: 'HTTP 500 (older)' }), at: new Date('2026-01-01T00:00:00Z') };
+    const newer = { ...outcome(id, 2, { ...failure, error: 'HTTP 502 (newer)' }), at: new Date('2026-01-01T00:00:01Z') };
+    await recorder.record(newer);
+    await other.record(older); // finished first, saved last
+    const row = await api.server.db('integrations').where('id', id).first();
+    expect(row).toMatchObject({ last_error: 'HTTP 502 (newer)', last_error_at: newer.at });
+    expect((await rows(id)).map((r) => r.event_id)).toEqual([2, 1]);
+  } finally {
+    await other.close();
+  }
+});
+
 it('leaves out the outcomes of an integration deleted meanwhile and saves the rest of the batch', async () => {
   await api.server.db('integrations').where('id', gone).delete();
   await Promise.all([recorder.record(outcome(gone, 5, success)), recorder.record(outcome(kept, 5, success))]);

@@ -59,7 +59,7 @@ const CONFIG_VARIABLES = configVariables();
 /** entrypoint.sh: role → the compiled file it runs, e.g. api → dist/src/api.js. */
 function entrypointRoles(): Map<string, string> {
   const roles = new Map<string, string>();
-  for (const match of read('docker/entrypoint.sh').matchAll(/^\s*([a-z-]+)\)\s*(?:shift;\s*)?exec node (\S+)/gm)) {
+  for (const match of read('docker/entrypoint.sh').matchAll(/^\s*([a-z-]+)\)\s*(?:shift;\s*|export [A-Z_]+="[^"]*";\s*)?exec node (\S+)/gm)) {
     roles.set(match[1]!, match[2]!);
   }
   return roles;
@@ -299,6 +299,11 @@ function yamlFilesUnder(dir: string): string[] {
 describe('what the checks rely on', () => {
   it('loadConfig reads every variable of SPEC §8', () => {
     for (const name of SPEC_VARIABLES) expect(CONFIG_VARIABLES, name).toContain(name);
+  });
+
+  it('starts workers with a libuv pool of 64 threads unless told otherwise, as npm run worker does', () => {
+    expect(read('docker/entrypoint.sh')).toMatch(/^\s*worker\) export UV_THREADPOOL_SIZE="\$\{UV_THREADPOOL_SIZE:-64\}"; exec node /m);
+    expect(pkg.scripts.worker).toMatch(/^UV_THREADPOOL_SIZE=\$\{UV_THREADPOOL_SIZE:-64\} tsx /);
   });
 
   it('entrypoint.sh runs api, worker, migrate and cli, each a file `npm run build` produces from the source its npm script runs', () => {

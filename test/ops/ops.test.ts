@@ -1,6 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
+import { startDeliveryWorker } from '../../src/delivery/worker.js';
 import { startMetricsServer } from '../../src/ops/metrics-server.js';
 import { startTestApi } from '../support/api.js';
 import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
@@ -66,7 +67,7 @@ describe('health', () => {
     try {
       const ready = await fetch(`${api.server.url}/readyz`);
       expect(ready.status).toBe(503);
-      expect(await ready.json()).toEqual({ status: 'unavailable', postgres: 'ok', redis: expect.stringMatching(/^unreachable: /) });
+      expect(await ready.json()).toEqual({ status: 'unavailable', postgres: 'ok', redis: 'unreachable: ECONNREFUSED' });
       expect((await fetch(`${api.server.url}/healthz`)).status).toBe(200);
     } finally {
       await api.close();
@@ -93,6 +94,49 @@ describe('metrics', () => {
     for (const state of ['waiting', 'active', 'delayed', 'failed']) expect(text).toMatch(new RegExp(`^mozhno_jobs\\{state="${state}"\\} \\d+`, 'm'));
     expect(text).toMatch(/^mozhno_relay_lag_seconds \d/m);
     expect(text).toMatch(/^process_resident_memory_bytes \d/m);
+  });
+
+  it('the api exposes deliveries by result and code and the duration histogram, summed over every worker process', async () => {
+    // A second worker beside the harness's: the api's figures are the two workers' together.
+    const second = startDeliveryWorker(h.api.config, createLogger('silent'));
+    try {
+      await second.worker.waitUntilReady();
+      const p = await h.api.project();
+      await p.post('/api/v1/integrations', { name: 'fleet', configJson: { url: `${h.sink.url}/fleet` }, eventSubscriptionsJson: ['flag.created', 'flag.updated'] });
+      h.sink.respond((req, res) => res.writeHead(req.url === '/fleet' ? 503 : 200).end());
+      const flag = (await p.post('/api/v1/flags', { key: 'fleet', name: 'Fleet' })).body;
+      for (let i = 0; i < 9; i++) await p.put(`/api/v1/flags/${flag.id}`, { name: `Fleet ${i}` });
+      const byWorkers = async () => {
+        let failures = 0;
+        let all = 0;
+        for (const worker of [h.worker, second]) {
+          for (const v of (await worker.metrics.deliveries.get()).values) {
+            all += v.value;
+            if (v.labels.code === 'E_HTTP') failures += v.value;
+          }
+        }
+        return { failures, all };
+      };
+      await h.eventually(async () => (await byWorkers()).failures >= 10 || undefined, 15_000);
+      const { failures, all } = await byWorkers();
+      const sample = (text: string, line: RegExp) => Number(line.exec(text)?.[1] ?? NaN);
+      const text = await h.eventually(async () => {
+        const body = await (await fetch(`${h.api.server.url}/metrics`)).text();
+        return sample(body, /^mozhno_deliveries_total\{result="failure",code="E_HTTP"\} (\d+)$/m) === failures && body;
+      }, 5_000);
+      expect(text).toMatch(/^# TYPE mozhno_deliveries_total counter$/m);
+      expect(text).toMatch(/^# TYPE mozhno_delivery_duration_seconds histogram$/m);
+      const counted = [...text.matchAll(/^mozhno_deliveries_total\{result="\w+",code="\w+"\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+      expect(counted).toBe(all);
+      const infinity = sample(text, /^mozhno_delivery_duration_seconds_bucket\{le="\+Inf",result="failure"\} (\d+)$/m);
+      expect(infinity).toBe(failures);
+      expect(sample(text, /^mozhno_delivery_duration_seconds_count\{result="failure"\} (\d+)$/m)).toBe(failures);
+      expect(sample(text, /^mozhno_delivery_duration_seconds_bucket\{le="0.005",result="failure"\} (\d+)$/m)).toBeLessThanOrEqual(infinity);
+      expect(sample(text, /^mozhno_delivery_duration_seconds_sum\{result="failure"\} ([\d.e-]+)$/m)).toBeGreaterThan(0);
+    } finally {
+      await second.close();
+      h.sink.reset();
+    }
   });
 
   it('the worker exposes deliveries by result and code, and the duration histogram, on its own port', async () => {

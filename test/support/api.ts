@@ -98,7 +98,7 @@ function createClient(baseUrl: string, authorization?: string): Client {
 }
 
 /** Leaves nothing behind in the shared Redis: every key under this file's queue prefix. */
-async function deleteQueueKeys(redisUrl: string, prefix: string): Promise<void> {
+export async function deleteQueueKeys(redisUrl: string, prefix: string): Promise<void> {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => null });
   redis.on('error', () => undefined); // a test that stopped its Redis on purpose
   try {

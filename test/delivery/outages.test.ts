@@ -1,0 +1,126 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InFlightLimit } from '../../src/delivery/in-flight-limit.js';
+import { startDeliveryWorker, type DeliveryWorker } from '../../src/delivery/worker.js';
+import { createLogger } from '../../src/logger.js';
+import { startTestApi, type TestApi } from '../support/api.js';
+import { eventually } from '../support/delivery.js';
+import { freePort } from '../support/ports.js';
+import { startSink, testCaFile, type Sink } from '../support/sink.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+
+/**
+ * The worker reaches this file's PostgreSQL through a TCP proxy the tests cut and
+ * restore; the api reaches it directly, so events keep being committed and queued.
+ */
+let api: TestApi;
+let sink: Sink;
+let proxy: TcpProxy;
+let worker: DeliveryWorker;
+
+beforeAll(async () => {
+  sink = await startSink();
+  api = await startTestApi({ WEBHOOK_CA_FILE: testCaFile() });
+  proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(api.config.databaseUrl).port || 5432) });
+  const proxied = new URL(api.config.databaseUrl);
+  proxied.hostname = '127.0.0.1';
+  proxied.port = String(proxy.port);
+  worker = startDeliveryWorker({ ...api.config, databaseUrl: proxied.toString() }, createLogger('silent'), { readRetryMs: 300 });
+  await worker.worker.waitUntilReady();
+});
+afterAll(async () => {
+  proxy.restore();
+  await worker?.close();
+  await proxy?.close();
+  await api?.close();
+  await sink?.close();
+});
+
+const counter = async (metric: { get(): Promise<{ values: Array<{ value: number }> }> }) => (await metric.get()).values.reduce((sum, v) => sum + v.value, 0);
+
+async function connect(name: string) {
+  const p = await api.project();
+  const integration = (await p.post('/api/v1/integrations', { name, configJson: { url: `${sink.url}/${name}` }, eventSubscriptionsJson: ['flag.created'] })).body;
+  const deliveries = async () => (await p.get(`/api/v1/integrations/${integration.id}/deliveries`)).body as Array<{ status: string; eventId: number }>;
+  return { p, integration, deliveries };
+}
+
+describe('PostgreSQL unreachable from the worker', () => {
+  it('a job whose integration cannot be read waits, unsent, and goes out once PostgreSQL is back', async () => {
+    const { p, deliveries } = await connect('before-read');
+    const deferredBefore = await counter(worker.metrics.deferred);
+    proxy.cut();
+    try {
+      await p.post('/api/v1/flags', { key: 'during-outage', name: 'During the outage' });
+      await eventually(async () => (await counter(worker.metrics.deferred)) >= deferredBefore + 2 || undefined);
+      expect(sink.requests.filter((r) => r.path === '/before-read')).toEqual([]);
+      expect(await api.server.queue.getJobCounts('failed')).toEqual({ failed: 0 });
+    } finally {
+      proxy.restore();
+    }
+    const [record] = await eventually(async () => {
+      const log = await deliveries();
+      return log.length > 0 && log;
+    }, 15_000);
+    expect(record).toMatchObject({ status: 'success' });
+    expect(sink.requests.filter((r) => r.path === '/before-read')).toHaveLength(1);
+    expect(await api.server.queue.getJobCounts('failed')).toEqual({ failed: 0 });
+  });
+
+  it('an outcome waits for PostgreSQL when it went away during the POST, and is saved once it is back', async () => {
+    const { p, integration, deliveries } = await connect('during-post');
+    sink.respond((req, res) => {
+      if (req.url === '/during-post') {
+        proxy.cut();
+        setTimeout(() => proxy.restore(), 1_500);
+      }
+      res.writeHead(200).end();
+    });
+    try {
+      await p.post('/api/v1/flags', { key: 'cut-mid-delivery', name: 'Cut mid delivery' });
+      const [record] = await eventually(async () => {
+        const log = await deliveries();
+        return log.length > 0 && log;
+      }, 15_000);
+      expect(record).toMatchObject({ status: 'success', httpStatus: 200 });
+      expect((await p.get(`/api/v1/integrations/${integration.id}`)).body).toMatchObject({ lastDeliveryStatus: 'success' });
+      expect(sink.requests.filter((r) => r.path === '/during-post')).toHaveLength(1);
+      expect(await api.server.queue.getJobCounts('failed')).toEqual({ failed: 0 });
+    } finally {
+      sink.reset();
+      proxy.restore();
+    }
+  });
+});
+
+describe('Redis refusing writes (a replica after a failover)', () => {
+  let server: ChildProcess;
+  let redis: Redis;
+  beforeAll(async () => {
+    const port = await freePort();
+    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    redis = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: null });
+    await eventually(async () => (await redis.ping().catch(() => '')) === 'PONG' || undefined);
+  });
+  afterAll(() => {
+    redis?.disconnect();
+    server?.kill('SIGKILL');
+  });
+
+  it('a slot release Redis refuses (READONLY) is kept and sent again, never an unhandled rejection', async () => {
+    const limit = new InFlightLimit(redis, 'mozhno-test-readonly', 2, 60_000, () => undefined, 2);
+    expect(await limit.tryAcquire(1, 'job-a')).toBe(true);
+    expect(await limit.inFlight(1)).toBe(1);
+
+    await redis.replicaof('127.0.0.1', String(await freePort())); // now read-only
+    await expect(redis.set('probe', '1')).rejects.toThrow(/READONLY/);
+    limit.release(1, 'job-a'); // its timer's flush fails: the release must survive it
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await limit.inFlight(1)).toBe(1);
+
+    await redis.replicaof('NO', 'ONE');
+    await eventually(async () => (await limit.inFlight(1)) === 0 || undefined, 5_000);
+    expect(await limit.tryAcquire(1, 'job-b')).toBe(true);
+  });
+});
