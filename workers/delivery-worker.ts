@@ -10,7 +10,12 @@ await runProcess('worker', async (config, log) => {
     config.workerMetricsPort === 0
       ? null
       : await startMetricsServer(config.workerMetricsPort, worker.metrics.registry, () => !stopping && worker.worker.isRunning());
-  log.info({ concurrency: config.workerConcurrency, queuePrefix: config.queuePrefix, metricsPort: metrics?.port ?? null }, 'worker started');
+  // libuv's pool (DNS lookups among its uses) is sized from UV_THREADPOOL_SIZE when the process starts: 4 without it.
+  const threadPool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  log.info({ concurrency: config.workerConcurrency, queuePrefix: config.queuePrefix, metricsPort: metrics?.port ?? null, threadPool }, 'worker started');
+  if (threadPool < 16) {
+    log.warn({ threadPool }, 'UV_THREADPOOL_SIZE is small: lookups stuck on one slow nameserver can hold up every delivery; npm run worker and the image set 64');
+  }
   return async () => {
     stopping = true;
     await worker.close();
