@@ -59,6 +59,13 @@ const DEFAULT_PLAN_LIMITS: Record<Plan, number> = { free: 3, pro: 20, enterprise
  * per worker.
  */
 export const DEFAULT_WORKER_CONCURRENCY = 200;
+/**
+ * libuv threads a worker process starts with (UV_THREADPOOL_SIZE, read once at start; also
+ * set by package.json's worker script and docker/entrypoint.sh): each DNS lookup holds one
+ * until its resolver answers, and 4, the default, let one slow nameserver stall everyone.
+ */
+export const WORKER_THREAD_POOL_SIZE = 64;
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 type Env = Readonly<Record<string, string | undefined>>;

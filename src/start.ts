@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { loadConfig } from './config.js';
+import { loadConfig, WORKER_THREAD_POOL_SIZE } from './config.js';
 import { assertDatabaseReachable, createDb } from './db/knex.js';
 import { ensureDatabase, migrateLatest } from './db/migrate.js';
 import { exitOnStartupError, unreachable } from './lifecycle.js';
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   }
   await assertRedisReachable(config.redisUrl);
 
-  const children = [spawn('../src/api.ts'), spawn('../workers/delivery-worker.ts', { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '64' })];
+  const children = [spawn('../src/api.ts'), spawn('../workers/delivery-worker.ts', { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(WORKER_THREAD_POOL_SIZE) })];
   say(`api on http://localhost:${config.port}  ·  dashboard http://localhost:${config.port}/  ·  Ctrl-C stops`);
 
   let stopping = false;

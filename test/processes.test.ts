@@ -1,8 +1,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { WORKER_THREAD_POOL_SIZE } from '../src/config.js';
 import { deleteQueueKeys } from './support/api.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { eventually } from './support/delivery.js';
 import { REDIS_URL } from './support/env.js';
 import { adminQuery } from './support/postgres-admin.js';
@@ -117,7 +118,7 @@ describe('npm run worker', () => {
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
     try {
       const started = await eventually(() => out.split('\n').filter(Boolean).map((line) => JSON.parse(line)).find((l) => l.msg === 'worker started'), 20_000);
-      expect(started.threadPool).toBe(64);
+      expect(started.threadPool).toBe(WORKER_THREAD_POOL_SIZE);
       expect(out).not.toContain('UV_THREADPOOL_SIZE is small');
     } finally {
       process.kill(-child.pid!, 'SIGTERM');

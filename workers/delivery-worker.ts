@@ -1,3 +1,4 @@
+import { WORKER_THREAD_POOL_SIZE } from '../src/config.js';
 import { startDeliveryWorker } from '../src/delivery/worker.js';
 import { runProcess } from '../src/lifecycle.js';
 import { startMetricsServer } from '../src/ops/metrics-server.js';
@@ -14,7 +15,7 @@ await runProcess('worker', async (config, log) => {
   const threadPool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
   log.info({ concurrency: config.workerConcurrency, queuePrefix: config.queuePrefix, metricsPort: metrics?.port ?? null, threadPool }, 'worker started');
   if (threadPool < 16) {
-    log.warn({ threadPool }, 'UV_THREADPOOL_SIZE is small: lookups stuck on one slow nameserver can hold up every delivery; npm run worker and the image set 64');
+    log.warn({ threadPool }, `UV_THREADPOOL_SIZE is small: lookups stuck on one slow nameserver can hold up every delivery; npm run worker and the image set ${WORKER_THREAD_POOL_SIZE}`);
   }
   return async () => {
     stopping = true;

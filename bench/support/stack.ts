@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Pool } from 'undici';
+import { WORKER_THREAD_POOL_SIZE } from '../../src/config.js';
 import { QUEUE_NAME } from '../../src/delivery/queue.js';
 import { freePort as unusedPort } from '../../test/support/ports.js';
 import { ApiClient } from './api-client.js';
@@ -70,7 +71,8 @@ export class Stack {
       this.workers.push(
         new Child(`worker ${this.workers.length + 1} (${this.prefix})`, 'workers/delivery-worker.ts', {
           kind: 'worker',
-          env: { ...this.env, WORKER_METRICS_PORT: String(metricsPort) },
+          // Started as `npm run worker` starts it.
+          env: { UV_THREADPOOL_SIZE: String(WORKER_THREAD_POOL_SIZE), ...this.env, WORKER_METRICS_PORT: String(metricsPort) },
           nodeArgs: this.bench.settings.nodeArgs,
         }),
       );

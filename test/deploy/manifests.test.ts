@@ -8,7 +8,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { loadConfig, type Config } from '../../src/config.js';
+import { loadConfig, WORKER_THREAD_POOL_SIZE, type Config } from '../../src/config.js';
 import { QUEUE_NAME } from '../../src/delivery/queue.js';
 import { startTestApi, type TestApi } from '../support/api.js';
 import { REDIS_URL } from '../support/env.js';
@@ -301,9 +301,10 @@ describe('what the checks rely on', () => {
     for (const name of SPEC_VARIABLES) expect(CONFIG_VARIABLES, name).toContain(name);
   });
 
-  it('starts workers with a libuv pool of 64 threads unless told otherwise, as npm run worker does', () => {
-    expect(read('docker/entrypoint.sh')).toMatch(/^\s*worker\) export UV_THREADPOOL_SIZE="\$\{UV_THREADPOOL_SIZE:-64\}"; exec node /m);
-    expect(pkg.scripts.worker).toMatch(/^UV_THREADPOOL_SIZE=\$\{UV_THREADPOOL_SIZE:-64\} tsx /);
+  it('starts workers with a libuv pool of WORKER_THREAD_POOL_SIZE threads unless told otherwise, as npm run worker does', () => {
+    const size = String(WORKER_THREAD_POOL_SIZE);
+    expect(read('docker/entrypoint.sh')).toMatch(new RegExp(`^\\s*worker\\) export UV_THREADPOOL_SIZE="\\$\\{UV_THREADPOOL_SIZE:-${size}\\}"; exec node `, 'm'));
+    expect(pkg.scripts.worker).toMatch(new RegExp(`^UV_THREADPOOL_SIZE=\\$\\{UV_THREADPOOL_SIZE:-${size}\\} tsx `));
   });
 
   it('entrypoint.sh runs api, worker, migrate and cli, each a file `npm run build` produces from the source its npm script runs', () => {
