@@ -52,7 +52,7 @@ export interface ApiServerOptions {
 }
 
 export async function startApiServer(config: Readonly<Config>, log: Logger, options: ApiServerOptions = {}): Promise<ApiServer> {
-  const db = createDb(config.databaseUrl);
+  const db = createDb(config.databaseUrl, { log });
   await assertDatabaseReachable(db, config.databaseUrl);
   const redis = createProducerConnection(config);
   let redisDown = false;

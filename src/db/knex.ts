@@ -2,6 +2,7 @@ import { userInfo } from 'node:os';
 import knex, { type Knex } from 'knex';
 import pg from 'pg';
 import { StartupError, unreachable } from '../lifecycle.js';
+import type { Logger } from '../logger.js';
 
 // int8 columns (bigserial ids, counts) are read as numbers: ids stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
@@ -11,6 +12,8 @@ export type Db = Knex;
 export interface DbOptions {
   /** Largest number of connections this process opens. */
   poolMax?: number;
+  /** Where knex's own messages go, as JSON lines like every other; without it, knex prints them to the console. */
+  log?: Logger;
 }
 
 /**
@@ -32,7 +35,27 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
     // A failed query's message carries its SQL with placeholders, not the values bound to them:
     // those can be an integration's secret or header values, and errors are logged.
     compileSqlOnError: false,
+    ...(options.log ? { log: knexLog(options.log) } : {}),
   });
+}
+
+/**
+ * knex's messages as log lines: the first line only (some carry a stack). A failed
+ * connection attempt is debug: the api and workers report an outage once themselves,
+ * where knex would repeat it for every attempt.
+ */
+function knexLog(log: Logger) {
+  const line = (message: unknown) => String(message).split('\n', 1)[0] ?? '';
+  return {
+    warn: (message: unknown) => {
+      const text = line(message);
+      if (text.startsWith('Acquire connection error')) log.debug({ knex: text }, 'database connection attempt failed');
+      else log.warn({ knex: text }, 'knex warning');
+    },
+    error: (message: unknown) => log.error({ knex: line(message) }, 'knex error'),
+    deprecate: (message: unknown) => log.warn({ knex: line(message) }, 'knex deprecation'),
+    debug: (message: unknown) => log.debug({ knex: line(message) }, 'knex debug'),
+  };
 }
 
 /** A pooled pg connection, for what knex cannot do: name a statement, hold a session lock. */

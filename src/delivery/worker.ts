@@ -32,7 +32,7 @@ export interface DeliveryWorker {
 
 /** The worker process's composition root. */
 export function startDeliveryWorker(config: Readonly<Config>, log: Logger, options: DeliveryWorkerOptions = {}): DeliveryWorker {
-  const db = createDb(config.databaseUrl, { poolMax: 10 });
+  const db = createDb(config.databaseUrl, { poolMax: 10, log });
   const client = new WebhookClient({
     timeoutMs: config.webhookTimeoutMs,
     policy: new AddressPolicy(config.webhookAllowedCidrs),

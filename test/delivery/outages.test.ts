@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { PassThrough } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InFlightLimit } from '../../src/delivery/in-flight-limit.js';
@@ -18,6 +19,11 @@ let api: TestApi;
 let sink: Sink;
 let proxy: TcpProxy;
 let worker: DeliveryWorker;
+/** The worker's log lines. */
+const logged: string[] = [];
+const logStream = new PassThrough();
+logStream.on('data', (chunk: Buffer) => logged.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
+const logLines = () => logged.map((line) => JSON.parse(line) as { level: number; msg: string; knex?: string; deferred?: number });
 
 beforeAll(async () => {
   sink = await startSink();
@@ -26,7 +32,7 @@ beforeAll(async () => {
   const proxied = new URL(api.config.databaseUrl);
   proxied.hostname = '127.0.0.1';
   proxied.port = String(proxy.port);
-  worker = startDeliveryWorker({ ...api.config, databaseUrl: proxied.toString() }, createLogger('silent'), { readRetryMs: 300 });
+  worker = startDeliveryWorker({ ...api.config, databaseUrl: proxied.toString() }, createLogger('debug', { destination: logStream }), { readRetryMs: 300 });
   await worker.worker.waitUntilReady();
 });
 afterAll(async () => {
@@ -66,6 +72,12 @@ describe('PostgreSQL unreachable from the worker', () => {
     expect(record).toMatchObject({ status: 'success' });
     expect(sink.requests.filter((r) => r.path === '/before-read')).toHaveLength(1);
     expect(await api.server.queue.getJobCounts('failed')).toEqual({ failed: 0 });
+
+    // Said once when it starts and once when it ends, not per job; knex's own messages are JSON lines too (debug).
+    const lines = logLines();
+    expect(lines.filter((l) => l.msg.startsWith('integrations cannot be read'))).toHaveLength(1);
+    expect(lines.find((l) => l.msg === 'integrations can be read again')?.deferred).toBeGreaterThanOrEqual(2);
+    expect(lines.some((l) => l.msg === 'database connection attempt failed' && l.level === 20 && !l.knex!.includes('\n'))).toBe(true);
   });
 
   it('an outcome waits for PostgreSQL when it went away during the POST, and is saved once it is back', async () => {
@@ -101,6 +113,7 @@ describe('Redis refusing writes (a replica after a failover)', () => {
     const port = await freePort();
     server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
     redis = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: null });
+    redis.on('error', () => undefined); // until the server listens, and after it is killed
     await eventually(async () => (await redis.ping().catch(() => '')) === 'PONG' || undefined);
   });
   afterAll(() => {
