@@ -521,3 +521,32 @@ describe('strategy PUT without segmentIds', () => {
     expect((await p.get(path)).body.segmentIds).toEqual([]);
   });
 });
+
+describe('bodies nested without end', () => {
+  it('answers 400 naming the depth, not 500, however deep', async () => {
+    const p = await api.project();
+    // Written out: JSON.stringify itself cannot go this deep.
+    const raw = `{"key":"deep","name":"Deep","description":${'['.repeat(5000)}"x"${']'.repeat(5000)}}`;
+    const answer = await p.send('POST', '/api/v1/flags', raw, { 'content-type': 'application/json' });
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.details).toEqual([{ path: '', message: 'the request body nests arrays and objects more than 32 levels deep' }]);
+    expect((await p.get('/api/v1/flags')).body).toEqual([]);
+  });
+});
+
+describe('a change racing a delete', () => {
+  it('a strategy saved for an environment deleted meanwhile is 409, not 500', async () => {
+    const p = await api.project();
+    const flag = (await p.post('/api/v1/flags', { key: 'race', name: 'Race' })).body;
+    const env = (await p.post('/api/v1/environments', { key: 'doomed', name: 'Doomed' })).body;
+    // The delete has not committed when the PUT reads the environment; the PUT's insert then waits for it.
+    const trx = await api.server.db.transaction();
+    await trx('environments').where('id', env.id).delete();
+    const put = p.put(`/api/v1/flags/${flag.id}/strategies/${env.id}`, { enabled: true, rolloutPercentage: 5 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await trx.commit();
+    const answer = await put;
+    expect(answer.status).toBe(409);
+    expect(answer.body.error).toEqual({ code: 'conflict', message: 'something this request refers to was deleted meanwhile; read it again and retry' });
+  });
+});

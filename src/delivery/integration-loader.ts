@@ -62,6 +62,9 @@ export class IntegrationLoader {
       {
         notify: (payload) => this.evict(Number(payload)),
         down: () => this.evictAll(),
+        // A read that started while nobody listened may predate a change whose NOTIFY was lost:
+        // counting an eviction when LISTEN is back keeps it out of the cache.
+        up: () => this.evictAll(),
       },
       log,
     );

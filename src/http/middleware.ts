@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 import { ValidationError } from 'yup';
 import type { Logger } from '../logger.js';
-import { PG_CHARACTER_NOT_IN_REPERTOIRE, pgErrorCode } from '../db/errors.js';
+import { PG_CHARACTER_NOT_IN_REPERTOIRE, PG_FOREIGN_KEY_VIOLATION, pgErrorCode } from '../db/errors.js';
 import { AppError, validationFailed } from './errors.js';
 import { detailsOf } from './validation.js';
 
@@ -43,6 +43,10 @@ function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   if (err instanceof ValidationError) return new AppError('validation_failed', 'invalid request', detailsOf(err));
   const status = (err as { status?: number }).status;
+  // A row this change refers to (an environment, a segment) was deleted by a request that committed first.
+  if (pgErrorCode(err) === PG_FOREIGN_KEY_VIOLATION) {
+    return new AppError('conflict', 'something this request refers to was deleted meanwhile; read it again and retry');
+  }
   // Text PostgreSQL cannot store; the schemas refuse it by field first, this catches what they miss.
   if (pgErrorCode(err) === PG_CHARACTER_NOT_IN_REPERTOIRE) {
     return validationFailed([{ path: '', message: 'a text value holds the NUL character (\\u0000), which cannot be stored' }]);

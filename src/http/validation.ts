@@ -21,6 +21,7 @@ export function parseBody<T extends AnyObject>(schema: ObjectSchema<T>, body: un
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw validationFailed([{ path: '', message: 'the request body must be a JSON object' }]);
   }
+  if (nestedDeeperThan(body, MAX_DEPTH)) throw tooDeep('');
   const value = knownFields(schema, body);
   const details = nulCharacters(value);
   try {
@@ -50,9 +51,35 @@ function knownFields(schema: Schema | unknown, value: unknown): unknown {
   return value;
 }
 
+/** Deeper than any request of the API needs; checked before anything walks a body. */
+export const MAX_DEPTH = 32;
+
+/**
+ * Whether JSON nests arrays and objects more than `max` levels deep. Walks with a
+ * list, not by recursion: a body of `[[[[…` thousands deep must answer 400, not
+ * overflow the stack of whatever walks it next (JSON.stringify among them).
+ */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  let level: unknown[] = [value];
+  for (let depth = 0; level.length > 0; depth++) {
+    const next: unknown[] = [];
+    for (const item of level) {
+      if (Array.isArray(item)) next.push(...item);
+      else if (isRecord(item)) next.push(...Object.values(item));
+    }
+    if (next.length > 0 && depth + 1 > max) return true;
+    level = next;
+  }
+  return false;
+}
+
+export const tooDeep = (path: string) =>
+  validationFailed([{ path, message: `${path || 'the request body'} nests arrays and objects more than ${MAX_DEPTH} levels deep` }]);
+
 /**
  * One detail per text that holds U+0000: PostgreSQL cannot store it in text, so it
- * is refused here, by field, rather than failing the write.
+ * is refused here, by field, rather than failing the write. (The value is at most
+ * MAX_DEPTH deep: see `nestedDeeperThan`.)
  */
 export function nulCharacters(value: unknown, path = ''): ErrorDetail[] {
   if (typeof value === 'string') return value.includes('\0') ? [{ path, message: `${path || 'the value'} must not contain the NUL character (\\u0000)` }] : [];

@@ -4,7 +4,7 @@ import { isValidSecret } from '../delivery/signature.js';
 import { EVENT_CODES, isEventCode, type EventCode } from '../events/codes.js';
 import { validationFailed, type ErrorDetail } from '../http/errors.js';
 import { nameField } from '../http/schemas.js';
-import { detailsOf, nulCharacters } from '../http/validation.js';
+import { detailsOf, MAX_DEPTH, nestedDeeperThan, nulCharacters, tooDeep } from '../http/validation.js';
 import { checkTemplate } from './template.js';
 
 export const SECRET_MASK = '********';
@@ -71,6 +71,7 @@ export function parseIntegration(body: unknown, policy: AddressPolicy, mode: 'cr
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw validationFailed([{ path: '', message: 'the request body must be a JSON object' }]);
   }
+  if (nestedDeeperThan(body, MAX_DEPTH)) throw tooDeep('');
   const raw = body as Record<string, unknown>;
   const details: ErrorDetail[] = [];
   collect(details, () => topLevel.validateSync(raw, { abortEarly: false, strict: true }));
@@ -116,6 +117,10 @@ function parseJsonField(value: unknown, path: string, kind: 'object' | 'array', 
       parsed = JSON.parse(value);
     } catch (err) {
       details.push({ path, message: `${path} is not valid JSON: ${(err as Error).message}` });
+      return null;
+    }
+    if (nestedDeeperThan(parsed, MAX_DEPTH)) {
+      details.push(...(tooDeep(path).details ?? []));
       return null;
     }
   }
@@ -246,8 +251,10 @@ function checkEvents(list: unknown[], details: ErrorDetail[]): EventCode[] {
 function maskSecret(text: string, secret: SecretChange): string {
   if (secret.kind !== 'set') return text;
   const literal = JSON.stringify(secret.secret);
-  if (text.includes(literal)) return text.split(literal).join(JSON.stringify(SECRET_MASK));
-  // Written with escapes (e.g. "\/"): give up the client's formatting rather than the secret.
+  const masked = text.split(literal).join(JSON.stringify(SECRET_MASK));
+  if ((JSON.parse(masked) as { secret?: unknown }).secret === SECRET_MASK) return masked;
+  // The secret field written with escapes (e.g. "\/", while the same text appears plainly
+  // elsewhere): give up the client's formatting rather than the secret.
   return JSON.stringify({ ...(JSON.parse(text) as object), secret: SECRET_MASK });
 }
 

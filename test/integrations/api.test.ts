@@ -109,6 +109,28 @@ describe('CRUD', () => {
     expect(masked.body.error.details[0].path).toBe('configJson.secret');
   });
 
+  it('answers 400, not 500, to a body nested thousands deep (the depth is checked before anything walks it)', async () => {
+    const p = await api.project();
+    const raw = `{"name":"deep","configJson":{"url":"https://hooks.example.com/"},"eventSubscriptionsJson":${'['.repeat(5000)}"flag.created"${']'.repeat(5000)}}`;
+    const answer = await p.send('POST', '/api/v1/integrations', raw, { 'content-type': 'application/json' });
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.details).toEqual([{ path: '', message: 'the request body nests arrays and objects more than 32 levels deep' }]);
+    expect(await storedCount(p.projectId)).toBe(0);
+  });
+
+  it('masks the secret written with escapes while the same text appears plainly elsewhere', async () => {
+    const p = await api.project();
+    const slashy = `whsec_${Buffer.alloc(32, 0xff).toString('base64')}`; // "whsec_/////…8="
+    expect(slashy).toContain('/');
+    const configJson = `{"url":"https://hooks.example.com/x","headers":{"X-Key":"${slashy}"},"secret":"${slashy.replaceAll('/', '\\/')}"}`;
+    const created = await p.post('/api/v1/integrations', { ...seedBody(), configJson });
+    expect(created.status).toBe(201);
+    for (const answer of [created, await p.get(`/api/v1/integrations/${created.body.id}`)]) {
+      expect(JSON.parse(answer.body.configJson).secret).toBe('********');
+    }
+    expect((await api.server.db('integrations').where('id', created.body.id).first()).secret).toBe(slashy);
+  });
+
   it('reports integration usage on the project', async () => {
     const p = await api.project({ plan: 'pro' });
     await p.post('/api/v1/integrations', seedBody());
@@ -122,6 +144,7 @@ describe('validation: every failure is 400 validation_failed naming the field, n
     ['empty name', () => ({ ...seedBody(), name: '' }), ['name']],
     ['long name', () => ({ ...seedBody(), name: 'n'.repeat(101) }), ['name']],
     ['name with NUL', () => ({ ...seedBody(), name: 'a\u0000b' }), ['name']],
+    ['configJson nested without end', () => ({ ...seedBody(), configJson: `{"url":"https://hooks.example.com/","x":${'['.repeat(5000)}${']'.repeat(5000)}}` }), ['configJson']],
     ['url with NUL', () => withConfig({ url: 'https://hooks.example.com/a\u0000' }), ['configJson.url']],
     ['plain-text body with NUL', () => withConfig({ headers: { 'Content-Type': 'text/plain' }, body: 'x\u0000y' }), ['configJson.body']],
     ['enabled not boolean', () => ({ ...seedBody(), enabled: 'yes' }), ['enabled']],
