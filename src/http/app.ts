@@ -21,6 +21,13 @@ export interface AppParts {
 export function createApp(parts: AppParts): Koa {
   const app = new Koa({ proxy: false });
   app.silent = true; // errorAnswers logs what matters; Koa's default stderr dump would print stacks.
+  app.use(async (ctx, next) => {
+    // Every answer is what its Content-Type says (an error repeats the path it was asked for).
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    // API answers are per token and can hold one (a new API key's): never kept by a cache.
+    if (ctx.path.startsWith('/api/')) ctx.set('Cache-Control', 'no-store');
+    await next();
+  });
   app.use(requestLog(parts.log, parts.onRequest));
   app.use(errorAnswers(parts.log));
   for (const middleware of parts.middleware ?? []) app.use(middleware);

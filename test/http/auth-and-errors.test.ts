@@ -89,6 +89,20 @@ describe('error answers (SPEC §9)', () => {
     expect(wrong.status).toBe(405);
   });
 
+  it('every answer says nosniff; API answers, a new key\'s token among them, are never cached', async () => {
+    const p = await api.project();
+    const created = await p.post('/api/v1/apikeys', { name: 'cached?' });
+    expect(created.body.token).toMatch(/^mzk_/);
+    for (const answer of [created, await p.get('/api/v1/flags'), await api.client().get('/api/v1/flags'), await p.get('/api/v1/nothing-here')]) {
+      expect(answer.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(answer.headers.get('cache-control')).toBe('no-store');
+    }
+    const outside = await fetch(`${api.server.url}/no-such-page`);
+    expect(outside.status).toBe(404);
+    expect(outside.headers.get('x-content-type-options')).toBe('nosniff');
+    expect((await fetch(`${api.server.url}/healthz`)).headers.get('x-content-type-options')).toBe('nosniff');
+  });
+
   it('500 internal hides SQL and stacks', async () => {
     const p = await api.project();
     // Break the schema under the running server: the error must not leak what failed.
