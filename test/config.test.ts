@@ -1,9 +1,20 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { testCa } from './support/sink.js';
+
+const dirs: string[] = [];
+/** A temporary directory, removed when the file is done. */
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mozhno-config-'));
+  dirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('loadConfig', () => {
   it('has a working default for every variable of SPEC §8', () => {
@@ -27,7 +38,7 @@ describe('loadConfig', () => {
   });
 
   it('reads every variable', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mozhno-config-'));
+    const dir = tempDir();
     writeFileSync(join(dir, 'ca.pem'), testCa());
     const config = loadConfig({
       DATABASE_URL: 'postgresql://u:p@db:5432/x',
@@ -93,7 +104,7 @@ describe('loadConfig', () => {
   });
 
   it('refuses a WEBHOOK_CA_FILE whose certificates cannot be read, which TLS would skip without a word', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mozhno-config-'));
+    const dir = tempDir();
     const [body] = testCa().split('-----END CERTIFICATE-----');
     const files = {
       'garbled.pem': '-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n',

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApi, type TestApi } from './support/api.js';
+import { eventually } from './support/delivery.js';
 import { eventsDuring } from './support/events.js';
 
 let api: TestApi;
@@ -543,7 +544,10 @@ describe('a change racing a delete', () => {
     const trx = await api.server.db.transaction();
     await trx('environments').where('id', env.id).delete();
     const put = p.put(`/api/v1/flags/${flag.id}/strategies/${env.id}`, { enabled: true, rolloutPercentage: 5 });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await eventually(async () => {
+      const { rows } = await api.server.db.raw(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+      return rows.length > 0 || undefined;
+    });
     await trx.commit();
     const answer = await put;
     expect(answer.status).toBe(409);

@@ -116,13 +116,22 @@ describe('npm run worker', () => {
     });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    /** Whole lines only: the last one may still be arriving. */
+    const lines = () => out.split('\n').slice(0, -1).flatMap((line) => {
+      try {
+        return [JSON.parse(line) as { msg: string; threadPool?: number }];
+      } catch {
+        return [];
+      }
+    });
     try {
-      const started = await eventually(() => out.split('\n').filter(Boolean).map((line) => JSON.parse(line)).find((l) => l.msg === 'worker started'), 20_000);
+      const started = await eventually(() => lines().find((l) => l.msg === 'worker started'), 20_000);
       expect(started.threadPool).toBe(WORKER_THREAD_POOL_SIZE);
       expect(out).not.toContain('UV_THREADPOOL_SIZE is small');
     } finally {
-      process.kill(-child.pid!, 'SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
+      if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGTERM');
+      await exited;
       await deleteQueueKeys(REDIS_URL, prefix);
     }
   });

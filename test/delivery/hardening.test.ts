@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import type { ResolvedAddress } from '../../src/delivery/http-client.js';
-import { InFlightLimit } from '../../src/delivery/in-flight-limit.js';
+import { Parking } from '../../src/delivery/parking.js';
+import { createLogger } from '../../src/logger.js';
 import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
 import { startSink, type Sink } from '../support/sink.js';
 import { REDIS_URL } from '../support/env.js';
@@ -133,8 +134,10 @@ describe('a backlog for a slow endpoint', () => {
 describe('a long line for a hanging endpoint', () => {
   it('a job taken again after its safety delay, its line still waiting, parks for twice as long (up to 16×)', async () => {
     // Both slots of the integration held for minutes, as two deliveries to a hanging endpoint would hold them.
-    const redis = new Redis(REDIS_URL);
-    const holders = new InFlightLimit(redis, `${h.api.config.queuePrefix}:limit`, 2, 600_000, () => undefined);
+    // Through a Parking of its own, so the releases below wake the line as a worker's would.
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const parking = new Parking(redis, h.api.server.queue, { ...h.api.config, webhookTimeoutMs: 600_000 }, createLogger('silent'));
+    const holders = parking.limit;
     try {
       const p = await h.api.project({ plan: 'pro' });
       const integration = (await p.post('/api/v1/integrations', { name: 'slow line', configJson: { url: `${h.sink.url}/line` }, eventSubscriptionsJson: ['segment.created'] })).body;
@@ -156,12 +159,13 @@ describe('a long line for a hanging endpoint', () => {
       expect(delays).toEqual([23, 46, 92, 184, 368, 368]);
       expect(h.sink.requests.filter((r) => r.path === '/line')).toEqual([]);
 
-      // A slot frees: the release wakes the job at once, whatever its safety delay.
+      // Parked for 368 s now; a slot frees: the release wakes the job at once, whatever its safety delay.
+      await parked(7);
       holders.release(integration.id, 'hanging-1');
       await holders.flush();
       await h.eventually(() => h.sink.requests.some((r) => r.path === '/line'), 5_000);
     } finally {
-      await holders.flush().catch(() => undefined);
+      await parking.close().catch(() => undefined);
       redis.disconnect();
     }
   });

@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +10,6 @@ import { startDeliveryWorker, type DeliveryWorker } from '../../src/delivery/wor
 import { createLogger } from '../../src/logger.js';
 import { startTestApi, type TestApi } from '../support/api.js';
 import { eventually } from '../support/delivery.js';
-import { freePort } from '../support/ports.js';
 import { startSink, testCaFile, type Sink } from '../support/sink.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
@@ -96,6 +98,11 @@ describe('PostgreSQL unreachable from the worker', () => {
         return log.length > 0 && log;
       }, 15_000);
       expect(record).toMatchObject({ status: 'success', httpStatus: 200 });
+      // It was saved after waiting, not before the cut.
+      const messages = logLines().map((l) => l.msg);
+      const waited = messages.indexOf('PostgreSQL unreachable; delivery outcomes wait for it');
+      expect(waited).toBeGreaterThanOrEqual(0);
+      expect(messages.indexOf('PostgreSQL is back; delivery outcomes are saved again', waited)).toBeGreaterThan(waited);
       expect((await p.get(`/api/v1/integrations/${integration.id}`)).body).toMatchObject({ lastDeliveryStatus: 'success' });
       expect(sink.requests.filter((r) => r.path === '/during-post')).toHaveLength(1);
       expect(await api.server.queue.getJobCounts('failed')).toEqual({ failed: 0 });
@@ -109,16 +116,19 @@ describe('PostgreSQL unreachable from the worker', () => {
 describe('Redis refusing writes (a replica after a failover)', () => {
   let server: ChildProcess;
   let redis: Redis;
+  const dir = mkdtempSync(join(tmpdir(), 'mozhno-readonly-'));
   beforeAll(async () => {
-    const port = await freePort();
-    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    redis = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: null });
+    // On a unix socket of its own: no TCP port another file could take meanwhile.
+    const socket = join(dir, 'redis.sock');
+    server = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    redis = new Redis({ path: socket, maxRetriesPerRequest: null });
     redis.on('error', () => undefined); // until the server listens, and after it is killed
     await eventually(async () => (await redis.ping().catch(() => '')) === 'PONG' || undefined);
   });
   afterAll(() => {
     redis?.disconnect();
     server?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('a slot release Redis refuses (READONLY) is kept and sent again, never an unhandled rejection', async () => {
@@ -126,10 +136,10 @@ describe('Redis refusing writes (a replica after a failover)', () => {
     expect(await limit.tryAcquire(1, 'job-a')).toBe(true);
     expect(await limit.inFlight(1)).toBe(1);
 
-    await redis.replicaof('127.0.0.1', String(await freePort())); // now read-only
+    await redis.replicaof('127.0.0.1', '1'); // a master nobody runs: read-only from now on
     await expect(redis.set('probe', '1')).rejects.toThrow(/READONLY/);
-    limit.release(1, 'job-a'); // its timer's flush fails: the release must survive it
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    limit.release(1, 'job-a'); // its timer's flush may fail first: the release must survive that too
+    await expect(limit.flush()).rejects.toThrow(/READONLY/);
     expect(await limit.inFlight(1)).toBe(1);
 
     await redis.replicaof('NO', 'ONE');
