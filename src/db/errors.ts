@@ -23,9 +23,16 @@ export function uniqueViolationAs(err: unknown, replacement: Error): unknown {
  */
 export function isConnectionError(err: unknown): boolean {
   const code = pgErrorCode(err);
-  // No code: the driver's own errors ("Connection terminated unexpectedly"), knex's pool timeout.
-  if (code === undefined) return true;
+  if (code === undefined) {
+    // No code: knex's pool timeout, or pg's own words for a connection that went away. Anything
+    // else without a code (a TypeError, say) is a bug, not an outage.
+    const { name, message } = (err ?? {}) as { name?: unknown; message?: unknown };
+    return name === 'KnexTimeoutError' || DRIVER_CONNECTION_MESSAGES.test(String(message));
+  }
+  // A system error (no SQLSTATE class starts with E): ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE, …
+  if (/^E[A-Z]+$/.test(code)) return true;
   // A SQLSTATE: only connection exceptions, operator intervention (shutdown) and insufficient resources.
-  if (/^[0-9A-Z]{5}$/.test(code)) return code.startsWith('08') || code.startsWith('57P') || code.startsWith('53');
-  return true; // a system error: ECONNREFUSED, ECONNRESET, ETIMEDOUT, …
+  return code.startsWith('08') || code.startsWith('57P') || code.startsWith('53');
 }
+
+const DRIVER_CONNECTION_MESSAGES = /Connection terminated|Client has encountered a connection error|Client was closed|timeout exceeded when trying to connect|Timeout acquiring a connection/i;

@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 import { ValidationError } from 'yup';
 import type { Logger } from '../logger.js';
-import { PG_CHARACTER_NOT_IN_REPERTOIRE, PG_FOREIGN_KEY_VIOLATION, pgErrorCode } from '../db/errors.js';
+import { isConnectionError, PG_CHARACTER_NOT_IN_REPERTOIRE, PG_FOREIGN_KEY_VIOLATION, pgErrorCode } from '../db/errors.js';
 import { AppError, validationFailed } from './errors.js';
 import { detailsOf } from './validation.js';
 
@@ -43,6 +43,8 @@ function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   if (err instanceof ValidationError) return new AppError('validation_failed', 'invalid request', detailsOf(err));
   const status = (err as { status?: number }).status;
+  // PostgreSQL unreachable (a restart, a failover): the request may be tried again, as /readyz says.
+  if (status === undefined && isConnectionError(err)) return new AppError('unavailable', 'the database cannot be reached; try again shortly');
   // A row this change refers to (an environment, a segment) was deleted by a request that committed first.
   if (pgErrorCode(err) === PG_FOREIGN_KEY_VIOLATION) {
     return new AppError('conflict', 'something this request refers to was deleted meanwhile; read it again and retry');

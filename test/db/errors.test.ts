@@ -39,4 +39,9 @@ it('tells PostgreSQL being unreachable from a wrong statement', async () => {
   expect(isConnectionError(shutdown)).toBe(true);
   const unique = Object.assign(new Error('duplicate key'), { code: '23505' });
   expect(isConnectionError(unique)).toBe(false);
+  expect(isConnectionError(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))).toBe(true);
+  expect(isConnectionError(new Error('Connection terminated unexpectedly'))).toBe(true);
+  expect(isConnectionError(Object.assign(new Error('Knex: Timeout acquiring a connection.'), { name: 'KnexTimeoutError' }))).toBe(true);
+  // A bug is not an outage: nothing waits it out, and the api answers 500 for it.
+  expect(isConnectionError(new TypeError("Cannot read properties of undefined (reading 'id')"))).toBe(false);
 });

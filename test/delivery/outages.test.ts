@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApiServer } from '../../src/api-server.js';
 import { InFlightLimit } from '../../src/delivery/in-flight-limit.js';
 import { startDeliveryWorker, type DeliveryWorker } from '../../src/delivery/worker.js';
 import { createLogger } from '../../src/logger.js';
@@ -76,6 +77,7 @@ describe('PostgreSQL unreachable from the worker', () => {
     expect(await api.server.queue.getJobCounts('failed')).toEqual({ failed: 0 });
 
     // Said once when it starts and once when it ends, not per job; knex's own messages are JSON lines too (debug).
+    await eventually(() => logLines().some((l) => l.msg === 'integrations can be read again'));
     const lines = logLines();
     expect(lines.filter((l) => l.msg.startsWith('integrations cannot be read'))).toHaveLength(1);
     expect(lines.find((l) => l.msg === 'integrations can be read again')?.deferred).toBeGreaterThanOrEqual(2);
@@ -98,11 +100,13 @@ describe('PostgreSQL unreachable from the worker', () => {
         return log.length > 0 && log;
       }, 15_000);
       expect(record).toMatchObject({ status: 'success', httpStatus: 200 });
-      // It was saved after waiting, not before the cut.
-      const messages = logLines().map((l) => l.msg);
-      const waited = messages.indexOf('PostgreSQL unreachable; delivery outcomes wait for it');
-      expect(waited).toBeGreaterThanOrEqual(0);
-      expect(messages.indexOf('PostgreSQL is back; delivery outcomes are saved again', waited)).toBeGreaterThan(waited);
+      // It was saved after waiting, not before the cut. (The record can be read a moment before the
+      // worker, told its write committed, logs that PostgreSQL is back.)
+      await eventually(() => {
+        const messages = logLines().map((l) => l.msg);
+        const waited = messages.indexOf('PostgreSQL unreachable; delivery outcomes wait for it');
+        return waited >= 0 && messages.indexOf('PostgreSQL is back; delivery outcomes are saved again', waited) > waited;
+      });
       expect((await p.get(`/api/v1/integrations/${integration.id}`)).body).toMatchObject({ lastDeliveryStatus: 'success' });
       expect(sink.requests.filter((r) => r.path === '/during-post')).toHaveLength(1);
       expect(await api.server.queue.getJobCounts('failed')).toEqual({ failed: 0 });
@@ -145,5 +149,29 @@ describe('Redis refusing writes (a replica after a failover)', () => {
     await redis.replicaof('NO', 'ONE');
     await eventually(async () => (await limit.inFlight(1)) === 0 || undefined, 5_000);
     expect(await limit.tryAcquire(1, 'job-b')).toBe(true);
+  });
+});
+
+describe('PostgreSQL unreachable from the api', () => {
+  it('answers 503 unavailable, not 500, and 200 again once it is back', async () => {
+    const apiProxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(api.config.databaseUrl).port || 5432) });
+    const proxied = new URL(api.config.databaseUrl);
+    proxied.port = String(apiProxy.port);
+    const second = await startApiServer({ ...api.config, databaseUrl: proxied.toString(), port: 0 }, createLogger('silent'), { host: '127.0.0.1' });
+    try {
+      const p = await api.project();
+      const get = () => fetch(`${second.url}/api/v1/flags`, { headers: { authorization: `Bearer ${p.token}` } });
+      expect((await get()).status).toBe(200);
+      apiProxy.cut();
+      const down = await get();
+      expect(down.status).toBe(503);
+      expect(await down.json()).toEqual({ error: { code: 'unavailable', message: 'the database cannot be reached; try again shortly' } });
+      apiProxy.restore();
+      await eventually(async () => (await get()).status === 200 || undefined);
+    } finally {
+      apiProxy.restore();
+      await second.close();
+      await apiProxy.close();
+    }
   });
 });
