@@ -350,6 +350,24 @@ describe('an integration', () => {
     await expect.poll(async () => (await p.get(`/api/v1/integrations/${integration.id}`)).body.enabled).toBe(true);
   });
 
+  it('its toggle changes only enabled, even when the list shown is older than a change made elsewhere', async () => {
+    const p = await h.api.project();
+    const integration = await seed(p, 'Changed elsewhere', { headers: null });
+    await openDashboard(p.token);
+    // A teammate changes the URL and events after this list was loaded.
+    const elsewhere = {
+      name: 'Changed elsewhere',
+      configJson: JSON.stringify({ url: `${h.sink.url}/moved` }),
+      eventSubscriptionsJson: JSON.stringify(['flag.updated']),
+    };
+    expect((await p.put(`/api/v1/integrations/${integration.id}`, elsewhere)).status).toBe(200);
+    await cardOf('Changed elsewhere').getByRole('switch').click();
+    await expect.poll(async () => (await p.get(`/api/v1/integrations/${integration.id}`)).body.enabled).toBe(false);
+    const after = (await p.get(`/api/v1/integrations/${integration.id}`)).body;
+    expect(JSON.parse(after.configJson).url).toBe(`${h.sink.url}/moved`);
+    expect(JSON.parse(after.eventSubscriptionsJson)).toEqual(['flag.updated']);
+  });
+
   it('is edited in the same form, filled, and a masked secret stays stored', async () => {
     const p = await h.api.project();
     const integration = await seed(p, 'Before', { secret: SECRET, headers: { 'X-Team': 'core' } }, ['flag.created', 'project.updated']);

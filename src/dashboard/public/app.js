@@ -107,6 +107,9 @@ function describe(err) {
   if (!(err instanceof ApiError)) return `Something went wrong: ${err instanceof Error ? err.message : String(err)}`;
   if (err.code === 'integration_limit_reached') return `Integration limit reached: ${err.message}.`;
   if (err.code === 'not_found') return 'That integration no longer exists; it may have been deleted elsewhere.';
+  // Outside the form (the list's switch) nothing shows the details by field: say them here.
+  const details = (err.details ?? []).map((d) => d.message).filter(Boolean);
+  if (err.code === 'validation_failed' && details.length > 0) return `${details.join('; ')}. Open Edit to fix it.`;
   return err.message;
 }
 
@@ -256,7 +259,7 @@ function card(integration) {
       fact('URL host', hostOf(config.url)),
       fact('Events', Array.isArray(events) && events.length === ALL_EVENTS.length ? `all ${ALL_EVENTS.length} events` : [events].flat().join(', ')),
       fact('Last delivery', ...(integration.lastDeliveryAt ? [time(integration.lastDeliveryAt), ' ', badge(integration.lastDeliveryStatus)] : ['never'])),
-      fact('Last error', ...(integration.lastError ? [time(integration.lastErrorAt), h('span', { class: 'error-text' }, integration.lastError)] : ['none']))),
+      fact('Last error', ...(integration.lastError ? [time(integration.lastErrorAt), h('span', { class: 'error-text', title: integration.lastError }, integration.lastError)] : ['none']))),
     h('div', { class: 'actions' },
       h('a', { class: 'button', href: `#edit/${integration.id}` }, ...named('Edit', integration)),
       h('button', { type: 'button', onclick: () => sendTestFromList(integration) }, ...named('Send test', integration)),
@@ -282,7 +285,10 @@ async function toggleEnabled(integration, input) {
   input.dataset.busy = 'true';
   input.setAttribute('aria-busy', 'true');
   try {
-    const updated = await request('PUT', `/integrations/${integration.id}`, wholeIntegration(integration, { enabled }));
+    // Read it again first: the list may be an hour old, and the PUT takes the whole integration,
+    // so sending the copy shown would undo a change made elsewhere since.
+    const current = await request('GET', `/integrations/${integration.id}`);
+    const updated = await request('PUT', `/integrations/${integration.id}`, wholeIntegration(current, { enabled }));
     Object.assign(integration, updated);
     input.checked = updated.enabled;
     input.closest('li')?.classList.toggle('off', !updated.enabled);
@@ -290,6 +296,7 @@ async function toggleEnabled(integration, input) {
   } catch (err) {
     input.checked = !enabled;
     fail(err, '#list-message');
+    if (!$('#list-message').hidden) $('#list-message').scrollIntoView({ block: 'nearest' }); // above the cards, maybe far off
   } finally {
     delete input.dataset.busy;
     input.removeAttribute('aria-busy');
@@ -354,7 +361,7 @@ function fillForm(integration) {
   const events = integration ? [parseJson(integration.eventSubscriptionsJson, [])].flat() : [];
   $('#f-name').value = integration?.name ?? '';
   $('#f-url').value = typeof config.url === 'string' ? config.url : '';
-  $('#f-headers').value = !integration ? DEFAULT_HEADERS : config.headers === undefined ? '' : formatHeaders(config.headers);
+  $('#f-headers').value = !integration ? DEFAULT_HEADERS : config.headers === undefined || config.headers === null ? '' : formatHeaders(config.headers);
   $('#f-body').value = typeof config.body === 'string' ? config.body : '';
   for (const box of eventBoxes()) box.checked = events.includes(box.value);
   $('#f-enabled').checked = integration ? integration.enabled : true;

@@ -21,9 +21,9 @@ export function $(selector) {
   return element;
 }
 
-/** A <time> with the local date and time, the ISO instant as its machine value. */
+/** A <time> with the local date and time and its zone, the ISO instant as its machine value. */
 export function time(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return h('span', {}, String(iso));
-  return h('time', { datetime: date.toISOString(), title: date.toISOString() }, date.toLocaleString());
+  return h('time', { datetime: date.toISOString(), title: date.toISOString() }, date.toLocaleString(undefined, { timeZoneName: 'short' }));
 }
