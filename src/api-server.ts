@@ -62,7 +62,10 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
     redisDown = true;
     redisError = err.code ?? err.message;
   });
-  redis.on('ready', () => (redisDown = false));
+  redis.on('ready', () => {
+    redisDown = false;
+    redisError = 'not connected'; // what a later close without an error will say
+  });
   const queue = createDeliveryQueue(redis, config.queuePrefix);
   queue.on('error', () => undefined); // reported once through the connection above
   const metrics = new ApiMetrics({

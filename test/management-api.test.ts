@@ -533,6 +533,13 @@ describe('bodies nested without end', () => {
     expect(answer.body.error.details).toEqual([{ path: '', message: 'the request body nests arrays and objects more than 32 levels deep' }]);
     expect((await p.get('/api/v1/flags')).body).toEqual([]);
   });
+
+  it('answers 400 naming the field to a very wide array (too many items to spread into one call)', async () => {
+    const p = await api.project();
+    const answer = await p.post('/api/v1/flags', { key: 'wide', name: 'Wide', description: new Array(400_000).fill(0) });
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.details.map((d: any) => d.path)).toEqual(['description']);
+  });
 });
 
 describe('a change racing a delete', () => {

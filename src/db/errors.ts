@@ -29,10 +29,13 @@ export function isConnectionError(err: unknown): boolean {
     const { name, message } = (err ?? {}) as { name?: unknown; message?: unknown };
     return name === 'KnexTimeoutError' || DRIVER_CONNECTION_MESSAGES.test(String(message));
   }
-  // A system error (no SQLSTATE class starts with E): ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE, …
-  if (/^E[A-Z]+$/.test(code)) return true;
-  // A SQLSTATE: only connection exceptions, operator intervention (shutdown) and insufficient resources.
-  return code.startsWith('08') || code.startsWith('57P') || code.startsWith('53');
+  // A system error (no SQLSTATE class starts with E): ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE,
+  // EAI_AGAIN (a name that briefly fails to resolve during a failover), …
+  if (/^E[A-Z_]+$/.test(code)) return true;
+  // A SQLSTATE: connection exceptions but a protocol violation (08P01, a bug of ours), operator
+  // intervention (a shutdown) and insufficient resources.
+  return (code.startsWith('08') && code !== '08P01') || code.startsWith('57P') || code.startsWith('53');
 }
 
-const DRIVER_CONNECTION_MESSAGES = /Connection terminated|Client has encountered a connection error|Client was closed|timeout exceeded when trying to connect|Timeout acquiring a connection/i;
+// Not "Client was closed": that is a released client used again, a bug.
+const DRIVER_CONNECTION_MESSAGES = /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Timeout acquiring a connection/i;

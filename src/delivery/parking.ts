@@ -44,8 +44,10 @@ export class Parking {
    * anyway, and a long line is then taken up in full every few minutes at most, not every `delayMs`.
    */
   async park(job: Job<DeliveryJobData>, token: string | undefined): Promise<void> {
-    const doublings = Math.min(Math.max((job.attemptsStarted ?? 1) - 1, 0), 4);
-    await job.moveToDelayed(Date.now() + this.delayMs * 2 ** doublings, token);
+    // Counted in the job's data, not by BullMQ's attemptsStarted, which also counts deferrals.
+    const parks = job.data.parks ?? 0;
+    await job.updateData({ ...job.data, parks: parks + 1 });
+    await job.moveToDelayed(Date.now() + this.delayMs * 2 ** Math.min(parks, 4), token);
     if ((await this.limit.park(job.data.integrationId, job.id!, placeInLine(job.data))) === 'retry') await job.promote();
   }
 

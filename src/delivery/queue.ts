@@ -16,6 +16,8 @@ export interface DeliveryJobData {
   vars: EventVariables;
   /** ms since epoch when the change committed (events) or the test was asked for; for the latency metric */
   committedAt: number;
+  /** How many times a worker took the job and parked it (no in-flight slot free): its safety delay doubles with each. */
+  parks?: number;
 }
 
 /** Fire-and-forget (SPEC §6): one attempt; finished jobs kept a while for Bull Board, bounded by age and count. */

@@ -1,5 +1,6 @@
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Config } from '../config.js';
+import { isConnectionError } from '../db/errors.js';
 import { createDb } from '../db/knex.js';
 import { SelfVacuum } from '../db/vacuum.js';
 import type { Logger } from '../logger.js';
@@ -72,8 +73,10 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
       try {
         target = await deliverer.target(job.data);
       } catch (err) {
-        // The integration could not be read (PostgreSQL unreachable). Nothing was sent: the job
-        // waits a moment and runs again, its one attempt still to make, rather than failing unsent.
+        // The integration could not be read because PostgreSQL cannot be reached. Nothing was sent:
+        // the job waits a moment and runs again, its one attempt still to make, rather than failing
+        // unsent. Any other error (a broken schema, a bug) fails the job, as it should be seen.
+        if (!isConnectionError(err)) throw err;
         metrics.deferred.inc();
         outage.report(err);
         await job.moveToDelayed(Date.now() + readRetryMs, token);

@@ -32,6 +32,9 @@ export function errorAnswers(log: Logger) {
     } catch (err) {
       const answer = toAppError(err);
       if (answer.code === 'internal') log.error({ err, method: ctx.method, path: ctx.path }, 'request failed');
+      else if (answer.code === 'unavailable' && !(err instanceof AppError)) {
+        log.warn({ err: (err as Error).message, method: ctx.method, path: ctx.path }, 'request failed: PostgreSQL unreachable');
+      }
       ctx.status = answer.status;
       ctx.body = answer.toJSON();
       if (answer.status === 401) ctx.set('WWW-Authenticate', 'Bearer');

@@ -55,10 +55,10 @@ export class DeliveryTally {
   /** The last flush, bounded: a worker shutting down while Redis is unreachable does not wait for it. */
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.flushing;
     let timer: NodeJS.Timeout | undefined;
     const gaveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_FLUSH_TIMEOUT_MS)));
-    await Promise.race([this.flush(), gaveUp]);
+    // A flush under way first (it may hang on a Redis that is down), then one for what came since.
+    await Promise.race([(this.flushing ?? Promise.resolve()).then(() => this.flush()), gaveUp]);
     clearTimeout(timer);
   }
 
@@ -69,17 +69,20 @@ export class DeliveryTally {
     this.counts = new Map();
     this.sums = new Map();
     const multi = this.redis.multi();
+    const sent = [...[...counts].map((entry) => ({ entry, map: this.counts })), ...[...sums].map((entry) => ({ entry, map: this.sums }))];
     for (const [field, n] of counts) multi.hincrby(this.key, field, n);
     for (const [field, seconds] of sums) multi.hincrbyfloat(this.key, field, seconds);
+    let replies: Array<[Error | null, unknown]> | null = null;
     try {
-      const replies = await multi.exec();
-      const failed = replies?.find(([err]) => err)?.[0];
-      if (!replies || failed) throw failed ?? new Error('transaction aborted');
+      replies = await multi.exec();
     } catch (err) {
-      for (const [field, n] of counts) increment(this.counts, field, n);
-      for (const [field, seconds] of sums) increment(this.sums, field, seconds);
       this.log.debug({ err: (err as Error).message }, 'could not add delivery counts to Redis; adding them with the next flush');
     }
+    // What Redis did not add goes with the next flush: all of it, or (a MULTI is not rolled back)
+    // only the commands that failed.
+    sent.forEach(({ entry: [field, value], map }, i) => {
+      if (!replies || replies[i]?.[0]) increment(map, field, value);
+    });
   }
 }
 

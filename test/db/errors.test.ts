@@ -42,6 +42,9 @@ it('tells PostgreSQL being unreachable from a wrong statement', async () => {
   expect(isConnectionError(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))).toBe(true);
   expect(isConnectionError(new Error('Connection terminated unexpectedly'))).toBe(true);
   expect(isConnectionError(Object.assign(new Error('Knex: Timeout acquiring a connection.'), { name: 'KnexTimeoutError' }))).toBe(true);
+  expect(isConnectionError(Object.assign(new Error('getaddrinfo EAI_AGAIN db'), { code: 'EAI_AGAIN' }))).toBe(true);
   // A bug is not an outage: nothing waits it out, and the api answers 500 for it.
   expect(isConnectionError(new TypeError("Cannot read properties of undefined (reading 'id')"))).toBe(false);
+  expect(isConnectionError(Object.assign(new Error('bind message supplies 1 parameters, but prepared statement requires 2'), { code: '08P01' }))).toBe(false);
+  expect(isConnectionError(new Error('Client was closed and is not queryable'))).toBe(false);
 });

@@ -84,8 +84,26 @@ describe('PostgreSQL unreachable from the worker', () => {
     expect(lines.some((l) => l.msg === 'database connection attempt failed' && l.level === 20 && !l.knex!.includes('\n'))).toBe(true);
   });
 
+  it('a job whose integration cannot be read for another reason (a broken schema) fails, and is not put back', async () => {
+    const { p } = await connect('bad-schema');
+    const deferredBefore = await counter(worker.metrics.deferred);
+    const failedBefore = (await api.server.queue.getJobCounts('failed')).failed!;
+    await api.server.db.raw('ALTER TABLE integrations RENAME COLUMN body_template TO body_template_gone');
+    try {
+      await p.post('/api/v1/flags', { key: 'broken-schema', name: 'Broken schema' });
+      await eventually(async () => (await api.server.queue.getJobCounts('failed')).failed! > failedBefore || undefined);
+    } finally {
+      await api.server.db.raw('ALTER TABLE integrations RENAME COLUMN body_template_gone TO body_template');
+    }
+    const [failed] = (await api.server.queue.getJobs(['failed'])).filter((j) => j.data.vars.resourceName === 'broken-schema');
+    expect(failed!.failedReason).toMatch(/body_template/);
+    expect(await counter(worker.metrics.deferred)).toBe(deferredBefore);
+    expect(sink.requests.filter((r) => r.path === '/bad-schema')).toEqual([]);
+  });
+
   it('an outcome waits for PostgreSQL when it went away during the POST, and is saved once it is back', async () => {
     const { p, integration, deliveries } = await connect('during-post');
+    const failedBefore = (await api.server.queue.getJobCounts('failed')).failed;
     sink.respond((req, res) => {
       if (req.url === '/during-post') {
         proxy.cut();
@@ -109,7 +127,7 @@ describe('PostgreSQL unreachable from the worker', () => {
       });
       expect((await p.get(`/api/v1/integrations/${integration.id}`)).body).toMatchObject({ lastDeliveryStatus: 'success' });
       expect(sink.requests.filter((r) => r.path === '/during-post')).toHaveLength(1);
-      expect(await api.server.queue.getJobCounts('failed')).toEqual({ failed: 0 });
+      expect(await api.server.queue.getJobCounts('failed')).toEqual({ failed: failedBefore });
     } finally {
       sink.reset();
       proxy.restore();
