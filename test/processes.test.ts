@@ -132,6 +132,8 @@ describe('npm run worker', () => {
     } finally {
       if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGTERM');
       await exited;
+      // npm may exit before the worker it started: its keys are deleted once the worker itself has stopped.
+      await eventually(() => lines().some((l) => l.msg === 'worker stopped'), 20_000).catch(() => undefined);
       await deleteQueueKeys(REDIS_URL, prefix);
     }
   });
