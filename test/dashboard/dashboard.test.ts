@@ -144,6 +144,31 @@ describe('token', () => {
   });
 });
 
+describe('a token that stops working while the form is filled', () => {
+  it('keeps what was typed: a new token opens the same form with it, nothing saved in between', async () => {
+    const p = await h.api.project();
+    const key = (await p.post('/api/v1/apikeys', { name: 'short-lived' })).body;
+    await openDashboard(key.token);
+    await page.getByRole('link', { name: 'Connect' }).click();
+    await fillConnectForm({ name: 'Typed before the 401', url: `${h.sink.url}/typed`, events: ['flag.deleted'] });
+    await page.getByLabel('Body').fill('{"typed": "[[events.action]]"}');
+    expect((await p.delete(`/api/v1/apikeys/${key.id}`)).status).toBe(204);
+
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    await page.getByLabel('API token').waitFor();
+    expect(await page.locator('#token-error').textContent()).toContain('401');
+    expect(await integrationsOf(p)).toEqual([]);
+
+    await page.getByLabel('API token').fill(p.token);
+    await page.getByRole('button', { name: 'Open' }).click();
+    await expect.poll(() => page.getByLabel('Name', { exact: true }).inputValue()).toBe('Typed before the 401');
+    expect(await page.getByLabel('URL', { exact: true }).inputValue()).toBe(`${h.sink.url}/typed`);
+    expect(await page.getByLabel('Body').inputValue()).toBe('{"typed": "[[events.action]]"}');
+    expect(await page.getByRole('checkbox', { name: 'flag.deleted', exact: true }).isChecked()).toBe(true);
+    expect(await page.locator('#form-message').textContent()).toContain('nothing was saved yet');
+  });
+});
+
 describe('Integrations → Connect', () => {
   it('connects a webhook: it appears in the list and exists in the API', async () => {
     const p = await h.api.project({ email: 'deploys@example.com' });

@@ -33,6 +33,8 @@ const state = {
   busy: false,
   /** List loads under way; the list is marked aria-busy while there are any. */
   listLoads: 0,
+  /** What the form held when a 401 ended the session: put back when a new token opens the same form. */
+  draft: null,
 };
 
 // ---------------------------------------------------------------- navigation
@@ -356,6 +358,28 @@ function formatHeaders(headers) {
   return `{${entries.join(', ')}}`;
 }
 
+function readDraft() {
+  const value = (selector) => $(selector).value;
+  return {
+    hash: location.hash,
+    fields: { '#f-name': value('#f-name'), '#f-url': value('#f-url'), '#f-headers': value('#f-headers'), '#f-body': value('#f-body'), '#f-secret': value('#f-secret') },
+    events: eventBoxes().filter((box) => box.checked).map((box) => box.value),
+    enabled: $('#f-enabled').checked,
+  };
+}
+
+/** Puts back what was typed before a 401, if this is the form it was typed into. */
+function restoreDraft() {
+  const draft = state.draft;
+  state.draft = null;
+  if (!draft || draft.hash !== location.hash) return;
+  for (const [selector, value] of Object.entries(draft.fields)) $(selector).value = value;
+  for (const box of eventBoxes()) box.checked = draft.events.includes(box.value);
+  $('#f-enabled').checked = draft.enabled;
+  $('#advanced').open = draft.fields['#f-secret'] !== '';
+  showMessage('#form-message', 'What you typed before the token stopped working is back; nothing was saved yet.');
+}
+
 function fillForm(integration) {
   const config = integration ? parseJson(integration.configJson, {}) : {};
   const events = integration ? [parseJson(integration.eventSubscriptionsJson, [])].flat() : [];
@@ -378,6 +402,7 @@ async function openForm(id, navigation) {
   if (id === undefined) {
     state.editing = null;
     fillForm(null);
+    restoreDraft();
     showView('form');
     if (!state.project) refreshProject().catch((err) => fail(err, '#form-message'));
     return;
@@ -387,6 +412,7 @@ async function openForm(id, navigation) {
     if (!isCurrent(navigation)) return;
     state.editing = integration;
     fillForm(integration);
+    restoreDraft();
     showView('form');
     if (!state.project) await refreshProject();
   } catch (err) {
@@ -513,7 +539,10 @@ async function submitForm(event) {
 
 function showSaveErrors(err) {
   if (!(err instanceof ApiError)) return showMessage('#form-message', describe(err));
-  if (err.status === 401) return signOut(UNAUTHORIZED);
+  if (err.status === 401) {
+    state.draft = readDraft(); // the token stopped working, not the user's typing
+    return signOut(UNAUTHORIZED);
+  }
   const general = [];
   const marked = [];
   for (const detail of err.details) {
@@ -653,6 +682,7 @@ function start() {
   buildForm();
   $('#token-form').addEventListener('submit', submitToken);
   $('#sign-out').addEventListener('click', () => {
+    state.draft = null; // forgotten on purpose: nothing typed comes back either
     signOut(null);
     announce('Token forgotten.');
   });
