@@ -11,7 +11,7 @@ import type { Queue } from 'bullmq';
 import { createDeliveryQueue, createProducerConnection, type DeliveryJobData } from './delivery/queue.js';
 import { EventLog } from './events/event-log.js';
 import { Parking } from './delivery/parking.js';
-import { EventRelay, type RelayOptions } from './events/relay.js';
+import { EventRelay, RelayedEvents, type RelayOptions } from './events/relay.js';
 import { unqueuedAgeSeconds } from './events/store.js';
 import { bullBoard } from './http/bull-board.js';
 import { healthRoutes } from './ops/health-routes.js';
@@ -74,7 +74,7 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
     fleetDeliveries: () => fleetDeliveryMetrics(redis, config.queuePrefix),
   });
   const parking = new Parking(redis, queue, config, log);
-  const relay = new EventRelay(db, queue, parking, config.databaseUrl, log, {
+  const relay = new EventRelay(db, queue, parking, new RelayedEvents(redis, `${config.queuePrefix}:relayed`), config.databaseUrl, log, {
     ...options.relay,
     onRelayed: (events, jobs, parked) => {
       metrics.eventsRelayed.inc(events);

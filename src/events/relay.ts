@@ -1,10 +1,10 @@
-import type { Queue } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import { groupBy } from '../collections.js';
 import type { Db } from '../db/knex.js';
 import { PgListener } from '../db/listener.js';
 import type { QueuedParked } from '../delivery/in-flight-limit.js';
 import { placeInLine, type Parking } from '../delivery/parking.js';
-import { deliveryJobId, JOB_OPTIONS, webhookIdFor, type DeliveryJobData } from '../delivery/queue.js';
+import { deliveryJobId, JOB_OPTIONS, webhookIdFor, type DeliveryJobData, type RedisConnection } from '../delivery/queue.js';
 import type { Logger } from '../logger.js';
 import { eventVariables, type EventRow } from './store.js';
 
@@ -28,9 +28,12 @@ export interface RelayOptions {
  * Locking the event rows (FOR UPDATE SKIP LOCKED) for the length of the enqueue
  * lets any number of api processes relay side by side; marking them queued in the
  * same transaction means an event whose enqueue failed stays unqueued and is
- * tried again. Should the process die between enqueue and COMMIT, the next relay
- * enqueues again under the same job ids, which BullMQ ignores while the first
- * jobs are still known.
+ * tried again. Should the batch fail between enqueue and COMMIT (Redis refusing a
+ * later slice, PostgreSQL going away, the process dying), its next try skips the
+ * events whose jobs were added already: each slice of jobs holds whole events, and
+ * once added, its events are noted in Redis (see RelayedEvents). The job ids alone
+ * would not do: BullMQ forgets finished jobs (it keeps 10 000), after seconds
+ * under load.
  *
  * The new jobs of an integration that has jobs waiting for an in-flight slot (a
  * hanging or slow endpoint) are queued parked, in line behind those, so a backlog
@@ -54,6 +57,7 @@ export class EventRelay {
     private readonly db: Db,
     private readonly queue: Queue<DeliveryJobData>,
     private readonly parking: Parking,
+    private readonly relayed: RelayedEvents,
     databaseUrl: string,
     private readonly log: Logger,
     options: RelayOptions = {},
@@ -132,9 +136,12 @@ export class EventRelay {
       // rather than each taken by a worker only to find the integration full (a hanging endpoint).
       const congested = await this.parking.congested(integrations.map((i) => i.id));
       const parked: QueuedParked[] = [];
-      const jobs = events.flatMap((event) => {
+      // A batch tried before may have added some events' jobs already: not again.
+      const added = await this.relayed.which(events.map((e) => e.id));
+      const perEvent = events.map((event) => {
+        if (added.has(event.id)) return { eventId: event.id, jobs: [] };
         const vars = eventVariables(event);
-        return (byProject.get(event.project_id) ?? [])
+        const eventJobs = (byProject.get(event.project_id) ?? [])
           .filter((i) => i.events.includes(event.action))
           .map((i) => {
             const data: DeliveryJobData = {
@@ -152,15 +159,23 @@ export class EventRelay {
             const opts = waits ? Object.assign({ jobId, delay: this.parking.delayMs }, JOB_OPTIONS) : Object.assign({ jobId }, JOB_OPTIONS);
             return { name: event.action, data, opts };
           });
+        return { eventId: event.id, jobs: eventJobs };
       });
       // In slices, so workers start on the first jobs while the rest are still being added; each
       // addBulk is one MULTI that holds Redis while it runs, so a small slice keeps the workers'
       // own commands from waiting behind it (100 against 500: first delivery of a burst ~50 ms
       // sooner on the bench, throughput the same; two slices in flight at once measured no better).
-      for (let start = 0; start < jobs.length; start += ADD_BULK_SLICE) await this.queue.addBulk(jobs.slice(start, start + ADD_BULK_SLICE));
+      // A slice holds whole events (one MULTI: all of an event's jobs are added, or none), and its
+      // events are noted as added once it is.
+      let jobs = 0;
+      for (const slice of wholeEventSlices(perEvent, ADD_BULK_SLICE)) {
+        await this.queue.addBulk(slice.jobs);
+        await this.relayed.note(slice.eventIds);
+        jobs += slice.jobs.length;
+      }
       // In line only once they are in the delayed set, where a wake-up can find them.
       await this.parking.parkQueued(parked);
-      return { events: events.length, jobs: jobs.length, parked: parked.length };
+      return { events: events.length, jobs, parked: parked.length };
     });
     if (relayed === 0) return 0;
     this.onRelayed(relayed.events, relayed.jobs, relayed.parked);
@@ -176,5 +191,61 @@ export class EventRelay {
 
   private backoff(): number {
     return Math.min(250 * 2 ** Math.min(this.failures - 1, 10), this.maxBackoffMs);
+  }
+}
+
+type RelayJob = { name: string; data: DeliveryJobData; opts: JobsOptions };
+
+/** Slices of about `size` jobs, never splitting an event's jobs; events without jobs need no slice. */
+function* wholeEventSlices(perEvent: Array<{ eventId: number; jobs: RelayJob[] }>, size: number): Generator<{ jobs: RelayJob[]; eventIds: number[] }> {
+  let slice: { jobs: RelayJob[]; eventIds: number[] } = { jobs: [], eventIds: [] };
+  for (const { eventId, jobs } of perEvent) {
+    if (jobs.length === 0) continue;
+    for (const job of jobs) slice.jobs.push(job);
+    slice.eventIds.push(eventId);
+    if (slice.jobs.length >= size) {
+      yield slice;
+      slice = { jobs: [], eventIds: [] };
+    }
+  }
+  if (slice.jobs.length > 0) yield slice;
+}
+
+// KEYS: the set. ARGV: event ids. Answers 1 or 0 per id: noted or not.
+const NOTED = `
+local noted = {}
+for i, id in ipairs(ARGV) do noted[i] = redis.call('ZSCORE', KEYS[1], id) and 1 or 0 end
+return noted`;
+
+/**
+ * The events whose jobs the relay has added, as a sorted set in Redis (event id,
+ * scored by when), so that a batch tried again adds none of them twice. Ids older
+ * than a day are dropped as new ones are noted: a batch is tried again within
+ * minutes.
+ */
+export class RelayedEvents {
+  private static readonly KEEP_MS = 24 * 3600 * 1000;
+
+  constructor(
+    private readonly redis: RedisConnection,
+    private readonly key: string,
+  ) {
+    // ZMSCORE would do, but needs Redis 6.2; BullMQ runs on 5.
+    if (!('mozhnoNoted' in redis)) redis.defineCommand('mozhnoNoted', { numberOfKeys: 1, lua: NOTED });
+  }
+
+  async which(eventIds: number[]): Promise<Set<number>> {
+    if (eventIds.length === 0) return new Set();
+    const noted = await (this.redis as unknown as { mozhnoNoted(key: string, ...ids: string[]): Promise<number[]> }).mozhnoNoted(this.key, ...eventIds.map(String));
+    return new Set(eventIds.filter((_, i) => noted[i] === 1));
+  }
+
+  async note(eventIds: number[]): Promise<void> {
+    const now = Date.now();
+    await this.redis
+      .multi()
+      .zadd(this.key, ...eventIds.flatMap((id) => [now, String(id)]))
+      .zremrangebyscore(this.key, '-inf', now - RelayedEvents.KEEP_MS)
+      .exec();
   }
 }

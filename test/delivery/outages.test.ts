@@ -193,3 +193,34 @@ describe('PostgreSQL unreachable from the api', () => {
     }
   });
 });
+
+describe('a relay batch that fails after its jobs were added', () => {
+  it('is tried again without adding them twice, even once BullMQ has forgotten the finished jobs', async () => {
+    const { p } = await connect('relay-retry');
+    const db = api.server.db;
+    // The relay's COMMIT refused while fail_relay has a row: its jobs are in Redis, its events stay unqueued.
+    await db.raw(`CREATE TABLE fail_relay (refuse boolean)`);
+    await db.raw(`CREATE FUNCTION fail_relay() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF EXISTS (SELECT 1 FROM fail_relay) THEN RAISE EXCEPTION 'relay commit refused (test)'; END IF; RETURN NULL; END $$`);
+    await db.raw(`CREATE CONSTRAINT TRIGGER fail_relay AFTER UPDATE ON events DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_relay()`);
+    await db('fail_relay').insert({ refuse: true });
+    try {
+      await p.post('/api/v1/flags', { key: 'relayed-once', name: 'Relayed once' });
+      const arrived = () => sink.requests.filter((r) => r.path === '/relay-retry').length;
+      await eventually(() => arrived() === 1 || undefined);
+      expect((await p.get('/api/v1/events')).body[0]).toMatchObject({ action: 'flag.created', queued: false });
+      // BullMQ keeps finished jobs only so long (10 000 of them: seconds under load).
+      await eventually(async () => (await api.server.queue.getJobCounts('completed')).completed! > 0 || undefined);
+      await api.server.queue.clean(0, 100_000, 'completed');
+
+      await db('fail_relay').delete();
+      await eventually(async () => (await p.get('/api/v1/events')).body[0].queued === true || undefined, 15_000);
+      await new Promise((resolve) => setTimeout(resolve, 1_500)); // time for a second delivery, were there one
+      expect(arrived()).toBe(1);
+    } finally {
+      await db.raw('DROP TRIGGER IF EXISTS fail_relay ON events');
+      await db.raw('DROP FUNCTION IF EXISTS fail_relay()');
+      await db.raw('DROP TABLE IF EXISTS fail_relay');
+    }
+  });
+});
