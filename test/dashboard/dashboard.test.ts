@@ -167,6 +167,26 @@ describe('a token that stops working while the form is filled', () => {
     expect(await page.getByRole('checkbox', { name: 'flag.deleted', exact: true }).isChecked()).toBe(true);
     expect(await page.locator('#form-message').textContent()).toContain('nothing was saved yet');
   });
+
+  it('never puts it into another project\'s form', async () => {
+    const p = await h.api.project();
+    const other = await h.api.project();
+    const key = (await p.post('/api/v1/apikeys', { name: 'short-lived' })).body;
+    await openDashboard(key.token);
+    await page.getByRole('link', { name: 'Connect' }).click();
+    await fillConnectForm({ name: 'For project one only', url: `${h.sink.url}/one` });
+    expect((await p.delete(`/api/v1/apikeys/${key.id}`)).status).toBe(204);
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    await page.getByLabel('API token').waitFor();
+
+    await page.getByLabel('API token').fill(other.token);
+    await page.getByRole('button', { name: 'Open' }).click();
+    const otherName = (await other.get('/api/v1/project')).body.name as string;
+    await expect.poll(() => page.locator('#project-name').textContent()).toContain(otherName);
+    await page.getByRole('heading', { name: 'Connect a webhook' }).waitFor();
+    expect(await page.getByLabel('Name', { exact: true }).inputValue()).toBe('');
+    expect(await page.getByLabel('URL', { exact: true }).inputValue()).toBe('');
+  });
 });
 
 describe('Integrations → Connect', () => {

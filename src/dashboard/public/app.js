@@ -362,18 +362,20 @@ function readDraft() {
   const value = (selector) => $(selector).value;
   return {
     hash: location.hash,
+    projectId: state.project?.id ?? null,
     fields: { '#f-name': value('#f-name'), '#f-url': value('#f-url'), '#f-headers': value('#f-headers'), '#f-body': value('#f-body'), '#f-secret': value('#f-secret') },
     events: eventBoxes().filter((box) => box.checked).map((box) => box.value),
     enabled: $('#f-enabled').checked,
   };
 }
 
-/** Puts back what was typed before a 401, if this is the form it was typed into. */
+/** Puts back what was typed before a 401, if this is the form, and the project, it was typed into. */
 function restoreDraft() {
   const draft = state.draft;
   state.draft = null;
-  if (!draft || draft.hash !== location.hash) return;
+  if (!draft || draft.hash !== location.hash || draft.projectId === null || draft.projectId !== state.project?.id) return;
   for (const [selector, value] of Object.entries(draft.fields)) $(selector).value = value;
+  $('#f-secret-kept').hidden = draft.fields['#f-secret'] !== SECRET_MASK;
   for (const box of eventBoxes()) box.checked = draft.events.includes(box.value);
   $('#f-enabled').checked = draft.enabled;
   $('#advanced').open = draft.fields['#f-secret'] !== '';
@@ -402,9 +404,11 @@ async function openForm(id, navigation) {
   if (id === undefined) {
     state.editing = null;
     fillForm(null);
-    restoreDraft();
     showView('form');
-    if (!state.project) refreshProject().catch((err) => fail(err, '#form-message'));
+    // The draft goes back only into the project it was typed for: known once the project is read.
+    (state.project ? Promise.resolve() : refreshProject())
+      .then(() => isCurrent(navigation) && restoreDraft())
+      .catch((err) => fail(err, '#form-message'));
     return;
   }
   try {
@@ -412,9 +416,9 @@ async function openForm(id, navigation) {
     if (!isCurrent(navigation)) return;
     state.editing = integration;
     fillForm(integration);
-    restoreDraft();
     showView('form');
     if (!state.project) await refreshProject();
+    if (isCurrent(navigation)) restoreDraft();
   } catch (err) {
     if (isCurrent(navigation)) await showListInstead(err, navigation);
   }
