@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { insertEvent } from '../src/events/store.js';
 import { startTestApi, type TestApi } from './support/api.js';
 import { eventually } from './support/delivery.js';
 import { eventsDuring } from './support/events.js';
@@ -559,5 +560,34 @@ describe('a change racing a delete', () => {
     const answer = await put;
     expect(answer.status).toBe(409);
     expect(answer.body.error).toEqual({ code: 'conflict', message: 'something this request refers to was deleted meanwhile; read it again and retry' });
+  });
+});
+
+describe('event rows', () => {
+  it('cut long details between characters, never inside an emoji', async () => {
+    const p = await api.project();
+    for (const [i, pad] of ['', 'a'].entries()) {
+      const description = pad + '😀'.repeat(999);
+      await p.post('/api/v1/flags', { key: `emoji-${i}`, name: 'E', description });
+    }
+    const rows = (await p.get('/api/v1/events')).body as Array<{ details: string }>;
+    expect(rows).toHaveLength(2);
+    for (const { details } of rows) {
+      expect(details.endsWith('…')).toBe(true);
+      expect(details.length).toBeLessThanOrEqual(2000);
+      expect(details).not.toContain('\uFFFD');
+    }
+  });
+
+  it('are timed when written, not when their transaction began', async () => {
+    const p = await api.project();
+    const actor = { projectId: p.projectId, apiKeyId: p.apiKeyId, user: { id: p.userId, name: 'Ada', email: 'ada@example.com' } };
+    const { began, id } = await api.server.db.transaction(async (trx) => {
+      const { rows } = await trx.raw('SELECT now() AS began');
+      await trx.raw('SELECT pg_sleep(0.3)');
+      return { began: rows[0].began as Date, id: await insertEvent(trx, actor, { action: 'flag.updated', resourceType: 'flag', resourceId: 1, resourceName: 'f', details: 'd' }) };
+    });
+    const row = await api.server.db('events').where('id', id).first();
+    expect(row.created_at.getTime() - began.getTime()).toBeGreaterThanOrEqual(250);
   });
 });

@@ -18,7 +18,14 @@ export class EventLog {
 
 const MAX_DETAILS = 2000;
 
-/** Details of a huge change (a segment with a thousand values) are cut, so one event cannot bloat every delivery. */
+/**
+ * Details of a huge change (a segment with a thousand values) are cut, so one event cannot bloat
+ * every delivery; never between the two halves of a character such as an emoji.
+ */
 function clip(details: string): string {
-  return details.length <= MAX_DETAILS ? details : `${details.slice(0, MAX_DETAILS - 1)}…`;
+  if (details.length <= MAX_DETAILS) return details;
+  let end = MAX_DETAILS - 1;
+  const last = details.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1; // a high surrogate: its low half is past the cut
+  return `${details.slice(0, end)}…`;
 }

@@ -45,6 +45,10 @@ export async function insertEvent(trx: Knex.Transaction, actor: Actor, event: Ne
       user_id: actor.user.id,
       user_name: actor.user.name,
       user_email: actor.user.email,
+      // When the row is written, after the change's locks were taken, not when its transaction began
+      // (now()): two changes to one resource, the second waiting for the first, get their times in
+      // the order they commit, which a receiver keeping the newest by `events.timestamp` relies on.
+      created_at: trx.raw('clock_timestamp()'),
     })
     .returning('id')) as Array<{ id: number }>;
   return row!.id;
