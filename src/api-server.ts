@@ -35,6 +35,9 @@ import { SegmentService } from './segments/service.js';
 import { strategyRoutes } from './strategies/routes.js';
 import { StrategyService } from './strategies/service.js';
 
+/** How long requests under way may take to finish when the api stops. */
+const CLOSE_DEADLINE_MS = 5_000;
+
 export interface ApiServer {
   /** Where the API listens, e.g. http://127.0.0.1:8080 */
   url: string;
@@ -125,7 +128,10 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
     async close() {
       server.close();
       server.closeIdleConnections();
+      // Requests under way get a few seconds; a client that keeps its connection busy does not hold the stop.
+      const cut = setTimeout(() => server.closeAllConnections(), CLOSE_DEADLINE_MS);
       await once(server, 'close');
+      clearTimeout(cut);
       await relay.stop();
       await parking.close();
       await queue.close();

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { PLANS, type Plan, loadConfig } from './config.js';
 import { assertDatabaseReachable, createDb } from './db/knex.js';
 import { ensureDatabase, migrateLatest } from './db/migrate.js';
-import { exitOnStartupError, unreachable } from './lifecycle.js';
+import { exitOnStartupError, StartupError, unreachable } from './lifecycle.js';
 import { bootstrap, setPlan } from './projects/bootstrap.js';
 
 const USAGE = `usage:
@@ -38,7 +38,7 @@ async function runSetPlan(args: string[]): Promise<void> {
   const plan = parsePlan(values.plan);
   await withDatabase(async (db) => {
     const result = await setPlan(db, projectId, plan);
-    if (!result) throw new UsageError(`project ${projectId} does not exist`);
+    if (!result) throw new StartupError(`project ${projectId} does not exist`);
     print(result);
   });
 }

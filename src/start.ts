@@ -6,9 +6,13 @@ import { assertDatabaseReachable, createDb } from './db/knex.js';
 import { ensureDatabase, migrateLatest } from './db/migrate.js';
 import { exitOnStartupError, unreachable } from './lifecycle.js';
 
+/** Longer than a delivery's timeout plus saving it (see the worker's drain); then the children are killed. */
+const STOP_DEADLINE_MS = 60_000;
+
 /**
  * `npm start`: everything a laptop needs. Creates the database when missing,
- * migrates, checks Redis, then runs one api and one worker process until Ctrl-C.
+ * migrates, checks Redis, then runs one api and one worker process until Ctrl-C
+ * (a second Ctrl-C stops them at once).
  */
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -31,13 +35,26 @@ async function main(): Promise<void> {
   say(`api on http://localhost:${config.port}  ·  dashboard http://localhost:${config.port}/  ·  Ctrl-C stops`);
 
   let stopping = false;
-  const stopAll = (signal: NodeJS.Signals) => {
+  const killAll = () => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  const stopAll = () => {
     if (stopping) return;
     stopping = true;
-    for (const child of children) if (child.exitCode === null) child.kill(signal);
+    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+    // A drain that hangs (say, on a Redis stopped first) ends here at the latest.
+    setTimeout(() => {
+      say(`still stopping after ${STOP_DEADLINE_MS / 1000} s: killing`);
+      killAll();
+    }, STOP_DEADLINE_MS).unref();
   };
-  process.on('SIGINT', () => stopAll('SIGTERM'));
-  process.on('SIGTERM', () => stopAll('SIGTERM'));
+  const onSignal = () => {
+    if (!stopping) return stopAll();
+    say('stopping now, without waiting for deliveries in flight');
+    killAll();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
   const codes = await Promise.all(
     children.map(
@@ -46,7 +63,7 @@ async function main(): Promise<void> {
           child.on('exit', (code, signal) => {
             // One process gone means the product is down: stop the other too.
             if (!stopping) say(`${child.spawnargs.at(-1)} exited (${signal ?? code}); stopping`);
-            stopAll('SIGTERM');
+            stopAll();
             resolve(code ?? 1);
           }),
         ),

@@ -76,6 +76,27 @@ describe('npm run cli -- bootstrap', () => {
     expect(out.code).toBe(0);
     expect(JSON.parse(out.stdout)).toEqual({ projectId: created.projectId, plan: 'enterprise' });
   });
+
+  it('set-plan of a project that does not exist says so in one line, exit 1, not as a usage mistake', async () => {
+    const out = await runEntry('src/cli.ts', ['set-plan', '--project-id', '999999', '--plan', 'pro'], { DATABASE_URL: db.url });
+    expect(out.code).toBe(1);
+    expect(out.stdout).toBe('');
+    expect(out.stderr.trim().split('\n')).toEqual(['mozhno: project 999999 does not exist']);
+  });
+
+  it('three migrations started at once on a fresh database all succeed, one of them applying everything', async () => {
+    const url = db.url.replace(/\/[^/]+$/, `/${db.name}_race`);
+    try {
+      await adminQuery(`CREATE DATABASE ${db.name}_race`);
+      const runs = await Promise.all([1, 2, 3].map(() => runEntry('src/db/migrate-cli.ts', [], { DATABASE_URL: url })));
+      expect(runs.map((r) => [r.code, r.stderr])).toEqual([[0, ''], [0, ''], [0, '']]);
+      // One applied them all; the others, having waited their turn, found nothing left to do.
+      const said = runs.map((r) => r.stdout.trim().replace(/: .*/, '')).sort();
+      expect(said).toEqual(['applied 7 migration(s)', 'database is up to date', 'database is up to date']);
+    } finally {
+      await adminQuery(`DROP DATABASE IF EXISTS ${db.name}_race WITH (FORCE)`);
+    }
+  });
 });
 
 describe('start-up errors are one line, naming the cause, without a stack', () => {

@@ -2,10 +2,26 @@ import pg from 'pg';
 import { migrationSource } from '../../migrations/index.js';
 import { pgConnection, type Db } from './knex.js';
 
-/** Applies pending migrations; returns the names applied. Safe to run from several processes (knex locks). */
+/** pg_advisory_lock key of migrations ('mzmig' in ASCII). */
+const MIGRATION_LOCK = 0x6d7a6d6967;
+
+/**
+ * Applies pending migrations; returns the names applied. Safe to run from several
+ * processes at once (`npm start` beside a migrate Job): they take turns under a
+ * session lock, held on a connection of its own, which also covers knex creating
+ * its bookkeeping tables on a fresh database (outside knex's own lock).
+ */
 export async function migrateLatest(db: Db): Promise<string[]> {
-  const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
-  return applied;
+  // Not from the pool, which migrations may need whole (`npm start` and the CLI give it two).
+  const lock = new pg.Client(db.client.config.connection as pg.ClientConfig);
+  await lock.connect();
+  try {
+    await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
+    return applied;
+  } finally {
+    await lock.end(); // ending the session releases its lock
+  }
 }
 
 /** Creates the database named in `databaseUrl` when it does not exist yet; returns whether it did. */

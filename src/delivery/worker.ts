@@ -53,6 +53,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
 
   // Where parked jobs are woken from; shares the connection.
   const queue = new Queue<DeliveryJobData>(QUEUE_NAME, { connection, prefix: config.queuePrefix });
+  queue.on('error', () => undefined); // reported once through the worker's own 'error' event (BullMQ would print each to the console)
   const parking = new Parking(connection, queue, config, log);
   const { limit } = parking;
 
