@@ -12,7 +12,7 @@ export type Db = Knex;
 export interface DbOptions {
   /** Largest number of connections this process opens. */
   poolMax?: number;
-  /** Where knex's own messages go, as JSON lines like every other; without it, knex prints them to the console. */
+  /** Where knex's own messages go, as JSON lines like every other; without it (the CLI, migrate), one plain line each on stderr. */
   log?: Logger;
 }
 
@@ -35,8 +35,14 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
     // A failed query's message carries its SQL with placeholders, not the values bound to them:
     // those can be an integration's secret or header values, and errors are logged.
     compileSqlOnError: false,
-    ...(options.log ? { log: knexLog(options.log) } : {}),
+    log: options.log ? knexLog(options.log) : knexToStderr(),
   });
+}
+
+/** For commands whose stdout is their answer (knex would print to stdout, in colour, with stacks). */
+function knexToStderr() {
+  const say = (message: unknown) => void process.stderr.write(`mozhno: knex: ${String(message).split('\n', 1)[0] ?? ''}\n`);
+  return { warn: say, error: say, deprecate: say, debug: () => undefined };
 }
 
 /**
