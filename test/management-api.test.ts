@@ -342,6 +342,21 @@ describe('API keys', () => {
     expect((await p.put(`/api/v1/apikeys/${env.id}`, { name: 'x' })).body.error.details[0].path).toBe('enabled');
   });
 
+  it('an environment with keys scoped to it is not deleted (409 naming them) until they are', async () => {
+    const p = await api.project();
+    const env = (await p.post('/api/v1/environments', { key: 'staging', name: 'Staging' })).body;
+    const key = (await p.post('/api/v1/apikeys', { name: 'staging deployer', environmentId: env.id })).body;
+    const rows = await eventsDuring(api, p.projectId, async () => {
+      const refused = await p.delete(`/api/v1/environments/${env.id}`);
+      expect(refused.status).toBe(409);
+      expect(refused.body.error).toEqual({ code: 'conflict', message: 'environment "staging" has API keys scoped to it ("staging deployer"); delete them first' });
+    });
+    expect(rows).toEqual([]);
+    expect((await p.get(`/api/v1/apikeys/${key.id}`)).body.environmentId).toBe(env.id);
+    expect((await p.delete(`/api/v1/apikeys/${key.id}`)).status).toBe(204);
+    expect((await p.delete(`/api/v1/environments/${env.id}`)).status).toBe(204);
+  });
+
   it('keeps one enabled key: disabling or deleting the last one is 409', async () => {
     const p = await api.project();
     const rows = await eventsDuring(api, p.projectId, async () => {

@@ -40,3 +40,9 @@ export async function countEnabledKeys(trx: Knex.Transaction, projectId: number)
   const row = (await trx('api_keys').where({ project_id: projectId, enabled: true }).count({ n: '*' }).first()) as { n: number };
   return row.n;
 }
+
+/** Names of the project's API keys scoped to an environment. */
+export async function keysScopedTo(trx: Knex.Transaction, environmentId: number): Promise<string[]> {
+  const rows = (await trx('api_keys').where('environment_id', environmentId).orderBy('id').select('name')) as Array<{ name: string }>;
+  return rows.map((r) => r.name);
+}

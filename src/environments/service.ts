@@ -5,6 +5,7 @@ import type { Actor } from '../events/actor.js';
 import { describeChanges, describeFields } from '../events/details.js';
 import type { EventLog } from '../events/event-log.js';
 import { conflict, notFound, validationFailed } from '../http/errors.js';
+import { keysScopedTo } from '../apikeys/store.js';
 import type { EnvironmentModel } from './model.js';
 import { environmentStore as store } from './store.js';
 
@@ -71,6 +72,11 @@ export class EnvironmentService {
   async remove(actor: Actor, id: number): Promise<void> {
     await transact(this.db, async (tx) => {
       const env = (await store.lock(tx.trx, actor.projectId, id)) ?? notFoundError();
+      // Their scope would fall back to null, every environment, without a word: the keys go first.
+      const scoped = await keysScopedTo(tx.trx, env.id);
+      if (scoped.length > 0) {
+        throw conflict(`environment "${env.key}" has API keys scoped to it (${scoped.map((name) => `"${name}"`).join(', ')}); delete them first`);
+      }
       await store.delete(tx.trx, env.id);
       await this.events.record(tx, actor, {
         action: 'environment.deleted',
