@@ -1,10 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { startDeliveryWorker } from '../../src/delivery/worker.js';
+import { DeliveryTally, deliveryTallyKey } from '../../src/ops/delivery-tally.js';
 import { startMetricsServer } from '../../src/ops/metrics-server.js';
 import { startTestApi } from '../support/api.js';
 import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
+import { REDIS_URL } from '../support/env.js';
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
@@ -136,6 +140,32 @@ describe('metrics', () => {
     } finally {
       await second.close();
       h.sink.reset();
+    }
+  });
+
+  it('a worker\'s counts that Redis refused are added with the next flush, and only those', async () => {
+    const redis = new Redis(REDIS_URL);
+    const prefix = `mozhno-test-tally-${randomBytes(4).toString('hex')}`;
+    const tally = new DeliveryTally(redis, prefix, createLogger('silent'));
+    const key = deliveryTallyKey(prefix);
+    try {
+      // A field that is not a number: HINCRBY on it fails inside the MULTI, the other commands succeed.
+      await redis.hset(key, 'total|failure|E_HTTP', 'not a number');
+      tally.add('success', 'none', 0.02);
+      tally.add('failure', 'E_HTTP', 0.03);
+      await tally.flush();
+      expect(await redis.hget(key, 'total|success|none')).toBe('1');
+      expect(await redis.hget(key, 'total|failure|E_HTTP')).toBe('not a number');
+
+      await redis.hdel(key, 'total|failure|E_HTTP');
+      await tally.flush();
+      expect(await redis.hget(key, 'total|failure|E_HTTP')).toBe('1');
+      expect(await redis.hget(key, 'total|success|none')).toBe('1'); // not added twice
+      expect(await redis.hget(key, 'bucket|failure|0.05')).toBe('1');
+    } finally {
+      await tally.close();
+      await redis.del(key);
+      redis.disconnect();
     }
   });
 
