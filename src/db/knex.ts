@@ -39,9 +39,14 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
   });
 }
 
+/** The first line of a knex message: some carry a stack after it. */
+function firstLine(message: unknown): string {
+  return String(message).split('\n', 1)[0] ?? '';
+}
+
 /** For commands whose stdout is their answer (knex would print to stdout, in colour, with stacks). */
 function knexToStderr() {
-  const say = (message: unknown) => void process.stderr.write(`mozhno: knex: ${String(message).split('\n', 1)[0] ?? ''}\n`);
+  const say = (message: unknown) => void process.stderr.write(`mozhno: knex: ${firstLine(message)}\n`);
   return { warn: say, error: say, deprecate: say, debug: () => undefined };
 }
 
@@ -51,16 +56,15 @@ function knexToStderr() {
  * where knex would repeat it for every attempt.
  */
 function knexLog(log: Logger) {
-  const line = (message: unknown) => String(message).split('\n', 1)[0] ?? '';
   return {
     warn: (message: unknown) => {
-      const text = line(message);
+      const text = firstLine(message);
       if (text.startsWith('Acquire connection error')) log.debug({ knex: text }, 'database connection attempt failed');
       else log.warn({ knex: text }, 'knex warning');
     },
-    error: (message: unknown) => log.error({ knex: line(message) }, 'knex error'),
-    deprecate: (message: unknown) => log.warn({ knex: line(message) }, 'knex deprecation'),
-    debug: (message: unknown) => log.debug({ knex: line(message) }, 'knex debug'),
+    error: (message: unknown) => log.error({ knex: firstLine(message) }, 'knex error'),
+    deprecate: (message: unknown) => log.warn({ knex: firstLine(message) }, 'knex deprecation'),
+    debug: (message: unknown) => log.debug({ knex: firstLine(message) }, 'knex debug'),
   };
 }
 

@@ -40,7 +40,7 @@ export function parseBody<T extends AnyObject>(schema: ObjectSchema<T>, body: un
  * `projectId` in a body from reaching an insert or update.
  */
 function knownFields(schema: Schema | unknown, value: unknown): unknown {
-  if (schema instanceof ObjectSchema && isRecord(value)) {
+  if (schema instanceof ObjectSchema && isPlainObject(value)) {
     const fields = Object.entries(schema.fields as Record<string, unknown>);
     if (fields.length === 0) return value; // a free-form object
     const out: Record<string, unknown> = {};
@@ -66,7 +66,7 @@ export function nestedDeeperThan(value: unknown, max: number): boolean {
     for (const item of level) {
       // A loop, not push(...item): a spread of 200 000 elements overflows the stack by itself.
       if (Array.isArray(item)) for (const child of item) next.push(child);
-      else if (isRecord(item)) for (const child of Object.values(item)) next.push(child);
+      else if (isPlainObject(item)) for (const child of Object.values(item)) next.push(child);
     }
     if (next.length > 0 && depth + 1 > max) return true;
     level = next;
@@ -85,11 +85,12 @@ export const tooDeep = (path: string) =>
 export function nulCharacters(value: unknown, path = ''): ErrorDetail[] {
   if (typeof value === 'string') return value.includes('\0') ? [{ path, message: `${path || 'the value'} must not contain the NUL character (\\u0000)` }] : [];
   if (Array.isArray(value)) return value.flatMap((item, i) => nulCharacters(item, `${path}[${i}]`));
-  if (isRecord(value)) return Object.entries(value).flatMap(([key, item]) => nulCharacters(item, path ? `${path}.${key}` : key));
+  if (isPlainObject(value)) return Object.entries(value).flatMap(([key, item]) => nulCharacters(item, path ? `${path}.${key}` : key));
   return [];
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+/** A JSON object: not null, not an array. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

@@ -4,7 +4,7 @@ import { isValidSecret } from '../delivery/signature.js';
 import { EVENT_CODES, isEventCode, type EventCode } from '../events/codes.js';
 import { validationFailed, type ErrorDetail } from '../http/errors.js';
 import { nameField } from '../http/schemas.js';
-import { detailsOf, MAX_DEPTH, nestedDeeperThan, nulCharacters, tooDeep } from '../http/validation.js';
+import { detailsOf, isPlainObject, MAX_DEPTH, nestedDeeperThan, nulCharacters, tooDeep } from '../http/validation.js';
 import { checkTemplate } from './template.js';
 
 export const SECRET_MASK = '********';
@@ -256,8 +256,4 @@ function maskSecret(text: string, secret: SecretChange): string {
   // The secret field written with escapes (e.g. "\/", while the same text appears plainly
   // elsewhere): give up the client's formatting rather than the secret.
   return JSON.stringify({ ...(JSON.parse(text) as object), secret: SECRET_MASK });
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
