@@ -9,11 +9,11 @@ import type { AddressPolicy } from '../delivery/address-rules.js';
 import type { Db } from '../db/knex.js';
 import { transact } from '../db/transaction.js';
 import type { Actor } from '../events/actor.js';
-import { AppError, notFound } from '../http/errors.js';
+import { AppError, notFound, validationFailed } from '../http/errors.js';
 import { lockProject } from '../projects/store.js';
 import type { IntegrationModel } from './model.js';
 import { countIntegrations, integrationStore as store } from './store.js';
-import { parseIntegration, type IntegrationInput } from './validation.js';
+import { nothingToKeep, parseIntegration, type IntegrationInput } from './validation.js';
 
 export class IntegrationService {
   constructor(
@@ -50,6 +50,7 @@ export class IntegrationService {
     const input = parseIntegration(body, this.policy, 'update');
     return transact(this.db, async ({ trx }) => {
       const current = (await store.lock(trx, actor.projectId, id)) ?? notFoundError();
+      if (input.secret.kind === 'keep' && current.secret === null) throw validationFailed([nothingToKeep('this integration')]);
       const secret = input.secret.kind === 'keep' ? current.secret : input.secret.kind === 'set' ? input.secret.secret : null;
       await store.patch(trx, current.id, { ...columns(input), secret, version: raw('version + 1') });
       return (await store.get(trx, actor.projectId, current.id))!;

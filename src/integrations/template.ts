@@ -20,6 +20,13 @@ export interface TemplateProblem {
 /** SPEC §4: `configJson.body` is at most 64 KiB, counted in UTF-8 bytes. */
 export const MAX_TEMPLATE_BYTES = 65_536;
 
+/**
+ * Bounds the rendered body: 64 KiB of `[[events.details]]` would render to megabytes per
+ * delivery, and a worker renders hundreds at once. 100 placeholders of the longest values
+ * (details of 2 000 characters, escaped) stay near 1 MiB.
+ */
+export const MAX_PLACEHOLDERS = 100;
+
 const VARIABLE_PREFIX = 'events.';
 const KNOWN_VARIABLES: ReadonlySet<string> = new Set(TEMPLATE_VARIABLES);
 
@@ -27,7 +34,8 @@ const KNOWN_VARIABLES: ReadonlySet<string> = new Set(TEMPLATE_VARIABLES);
 const JSON_LITERALS: ReadonlySet<string> = new Set(['true', 'false', 'null']);
 
 const PATH = String.raw`[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*`;
-const SPACE = String.raw`[ \t\r\n]*`;
+// Any white space, as JavaScript's \s knows it (a no-break space typed by an editor too).
+const SPACE = String.raw`\s*`;
 // Either `{{ path }}` or `[[ path ]]`; the closing pair must match the opening one.
 const PLACEHOLDER = new RegExp(String.raw`\{\{${SPACE}(${PATH})${SPACE}\}\}|\[\[${SPACE}(${PATH})${SPACE}\]\]`, 'g');
 
@@ -70,7 +78,7 @@ export function compileTemplate(text: string): { template: CompiledTemplate; pro
 
 // An opening pair followed by `events.` outside any placeholder is a slip (`{{events.user-name}}`,
 // `[[events.action}}`); sent as it is, it would reach the receiver unexpanded.
-const MALFORMED_START = /(?:\{\{|\[\[)[ \t\r\n]*events\./g;
+const MALFORMED_START = /(?:\{\{|\[\[)\s*events\./g;
 const EXCERPT_LENGTH = 40;
 
 function findMalformedPlaceholders(literalText: string): string[] {
@@ -195,11 +203,24 @@ export function checkTemplate(text: string | undefined, contentType: string): Te
   }
   const { template, problems: variableProblems } = compileTemplate(text);
   problems.push(...variableProblems);
+  if (template.variables.length > MAX_PLACEHOLDERS) {
+    problems.push({ message: `template uses ${template.variables.length} placeholders; the limit is ${MAX_PLACEHOLDERS}` });
+  }
   if (variableProblems.length === 0 && isJsonContentType(contentType)) {
-    const jsonProblem = checkRendersToJson(template);
+    const jsonProblem = afterBackslash(template) ?? checkRendersToJson(template);
     if (jsonProblem !== undefined) problems.push(jsonProblem);
   }
   return problems;
+}
+
+/**
+ * `"\[[events.action]]"` makes the value's first character an escape: valid JSON for
+ * `flag.…` (`\f`), invalid for `segment.…`. The samples cannot tell, so it is refused by shape.
+ */
+function afterBackslash(template: CompiledTemplate): TemplateProblem | undefined {
+  const index = template.variables.findIndex((_, i) => /(?<!\\)(?:\\\\)*\\$/.test(template.parts[i] ?? ''));
+  if (index < 0) return undefined;
+  return { message: `placeholder events.${template.variables[index]} follows a backslash, which would turn the value's first character into an escape` };
 }
 
 /** Reports only the first failing sample: the others would usually repeat it. */

@@ -40,10 +40,11 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Headers mozhno sets itself, or that would break the request framing (SPEC §4), compared lower-case.
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'upgrade']);
 const RESERVED_PREFIXES = ['proxy-', 'webhook-'];
-// Also refused, beyond SPEC §4: both are set (or deliberately not sent) by mozhno, so a configured value would be dropped silently.
+// Also refused, beyond SPEC §4: these are set (or deliberately not sent) by mozhno, so a configured value would be dropped silently.
 const MOZHNO_HEADERS: Record<string, string> = {
   'user-agent': 'is set by mozhno (mozhno-webhooks/<version>)',
   'accept-encoding': 'is never sent: responses are not decompressed',
+  expect: 'is never sent: mozhno sends the body at once and does not wait for 100 Continue',
 };
 // Header values go on the wire as bytes: tabs and visible Latin-1 only.
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -134,11 +135,9 @@ function parseJsonField(value: unknown, path: string, kind: 'object' | 'array', 
 
 function checkConfig(config: Record<string, unknown>, policy: AddressPolicy, mode: 'create' | 'update', details: ErrorDetail[]) {
   const before = details.length;
+  // A field holding NUL is reported for that alone; every other field is still checked.
   const nul = nulCharacters(config, 'configJson');
-  if (nul.length > 0) {
-    details.push(...nul);
-    return undefined;
-  }
+  const nulPaths = new Set(nul.map((detail) => detail.path));
   for (const key of Object.keys(config)) {
     if (!CONFIG_KEYS.has(key)) details.push({ path: `configJson.${key}`, message: `unknown field "${key}" (configJson holds url, headers, body and secret)` });
   }
@@ -148,7 +147,8 @@ function checkConfig(config: Record<string, unknown>, policy: AddressPolicy, mod
     if (!detail.path.startsWith('configJson')) detail.path = detail.path ? `configJson.${detail.path}` : 'configJson';
   }
 
-  const url = typeof config.url === 'string' ? checkUrl(config.url, policy, details) : '';
+  const urlReported = details.some((detail) => detail.path === 'configJson.url');
+  const url = typeof config.url === 'string' && !urlReported ? checkUrl(config.url, policy, details) : String(config.url ?? '');
   const headers = isPlainObject(config.headers) ? checkHeaders(config.headers, details) : {};
   const contentType = contentTypeHeader(headers)?.[1] ?? DEFAULT_CONTENT_TYPE;
   const body = typeof config.body === 'string' && config.body !== '' ? config.body : null;
@@ -156,6 +156,10 @@ function checkConfig(config: Record<string, unknown>, policy: AddressPolicy, mod
     for (const problem of checkTemplate(body, contentType)) details.push({ path: 'configJson.body', message: problem.message });
   }
   const secret = checkSecret(config.secret, mode, details);
+  if (nul.length > 0) {
+    const others = details.splice(before).filter((detail) => !nulPaths.has(detail.path));
+    details.push(...nul, ...others);
+  }
   return { url, headers, body, secret };
 }
 
@@ -165,6 +169,8 @@ function checkUrl(text: string, policy: AddressPolicy, details: ErrorDetail[]): 
     return text;
   };
   if (text.length > MAX_URL_LENGTH) return fail(`configJson.url must be at most ${MAX_URL_LENGTH} characters`);
+  // The URL parser would drop these silently, and the URL is stored and shown as sent.
+  if (/[\s\u0000-\u001f\u007f]/.test(text)) return fail('configJson.url must not contain spaces, tabs, line breaks or control characters'); // eslint-disable-line no-control-regex
   let url: URL;
   try {
     url = new URL(text);
@@ -172,6 +178,7 @@ function checkUrl(text: string, policy: AddressPolicy, details: ErrorDetail[]): 
     return fail('configJson.url must be an absolute https:// URL');
   }
   if (url.protocol !== 'https:') return fail(`configJson.url must use https, not ${url.protocol.replace(':', '')}`);
+  if (!/^https:\/\//i.test(text)) return fail('configJson.url must be an absolute https:// URL'); // `https:host` parses too
   if (url.username || url.password) return fail('configJson.url must not contain a user name or password; send credentials in a header');
   const verdict = policy.checkHost(url.hostname);
   if (!verdict.allowed) return fail(`configJson.url host is not allowed: ${verdict.reason}`);
@@ -204,12 +211,15 @@ function headerProblem(name: string, value: unknown, seen: Map<string, string>):
   if (RESERVED_HEADERS.has(lower) || RESERVED_PREFIXES.some((prefix) => lower.startsWith(prefix))) {
     return 'is reserved and cannot be configured';
   }
-  if (MOZHNO_HEADERS[lower]) return MOZHNO_HEADERS[lower];
+  if (Object.hasOwn(MOZHNO_HEADERS, lower)) return MOZHNO_HEADERS[lower]!;
+  if (lower === '__proto__') return 'cannot be a header name here (a JavaScript object would drop it)';
   if (seen.has(lower)) return `repeats "${seen.get(lower)}" (header names are case-insensitive)`;
   if (typeof value !== 'string') return 'must be a string';
   if (/[\r\n\0]/.test(value)) return 'must not contain CR, LF or NUL';
   if (!HEADER_VALUE.test(value)) return 'must be printable text (Latin-1; no control characters)';
-  if (Buffer.byteLength(value) > MAX_HEADER_VALUE_BYTES) return `must be at most ${MAX_HEADER_VALUE_BYTES} bytes`;
+  // Latin-1 (checked above) goes on the wire one byte per character.
+  if (value.length > MAX_HEADER_VALUE_BYTES) return `must be at most ${MAX_HEADER_VALUE_BYTES} bytes`;
+  if (lower === 'content-type' && value.trim() === '') return 'must name a media type, e.g. application/json';
   return null;
 }
 
@@ -218,7 +228,7 @@ function checkSecret(value: unknown, mode: 'create' | 'update', details: ErrorDe
   if (typeof value !== 'string') return { kind: 'none' }; // the shape check reported it
   if (value === SECRET_MASK) {
     if (mode === 'update') return { kind: 'keep' };
-    details.push({ path: 'configJson.secret', message: `configJson.secret "${SECRET_MASK}" keeps a stored secret, and a new integration has none` });
+    details.push(nothingToKeep('a new integration'));
     return { kind: 'none' };
   }
   if (!isValidSecret(value)) {
@@ -226,6 +236,11 @@ function checkSecret(value: unknown, mode: 'create' | 'update', details: ErrorDe
     return { kind: 'none' };
   }
   return { kind: 'set', secret: value };
+}
+
+/** The mask sent where no secret is stored: the answer would claim a secret while deliveries go unsigned. */
+export function nothingToKeep(subject: string): ErrorDetail {
+  return { path: 'configJson.secret', message: `configJson.secret "${SECRET_MASK}" keeps a stored secret, and ${subject} has none` };
 }
 
 function checkEvents(list: unknown[], details: ErrorDetail[]): EventCode[] {
@@ -247,13 +262,21 @@ function checkEvents(list: unknown[], details: ErrorDetail[]): EventCode[] {
   return codes;
 }
 
-/** The configJson text to store and answer: the secret never leaves, its place reads "********". */
+/**
+ * The configJson text to store and answer: the secret never leaves, its place reads "********".
+ * Only the `secret` member is masked: a header holding the same text keeps its value, so what
+ * GET answers can be sent back by PUT unchanged.
+ */
 function maskSecret(text: string, secret: SecretChange): string {
   if (secret.kind !== 'set') return text;
   const literal = JSON.stringify(secret.secret);
-  const masked = text.split(literal).join(JSON.stringify(SECRET_MASK));
-  if ((JSON.parse(masked) as { secret?: unknown }).secret === SECRET_MASK) return masked;
-  // The secret field written with escapes (e.g. "\/", while the same text appears plainly
-  // elsewhere): give up the client's formatting rather than the secret.
-  return JSON.stringify({ ...(JSON.parse(text) as object), secret: SECRET_MASK });
+  const original = JSON.parse(text) as Record<string, unknown>;
+  const expected = JSON.stringify({ ...original, secret: SECRET_MASK });
+  // Client formatting is kept when exactly one occurrence of the literal is the secret member.
+  for (let at = text.indexOf(literal); at >= 0; at = text.indexOf(literal, at + 1)) {
+    const masked = text.slice(0, at) + JSON.stringify(SECRET_MASK) + text.slice(at + literal.length);
+    if (JSON.stringify(JSON.parse(masked)) === expected) return masked;
+  }
+  // The secret written with escapes (e.g. "\/"): give up the client's formatting rather than the secret.
+  return expected;
 }

@@ -194,6 +194,18 @@ describe('validation: every failure is 400 validation_failed naming the field, n
     ['unknown event', () => ({ ...seedBody(), eventSubscriptionsJson: '["flag.created","flag.exploded"]' }), ['eventSubscriptionsJson[1]']],
     ['test event not subscribable', () => ({ ...seedBody(), eventSubscriptionsJson: ['integration.test'] }), ['eventSubscriptionsJson[0]']],
     ['duplicate event', () => ({ ...seedBody(), eventSubscriptionsJson: ['flag.created', 'segment.created', 'flag.created'] }), ['eventSubscriptionsJson[2]']],
+    ['url with spaces around it', () => withConfig({ url: ' https://hooks.example.com/x ' }), ['configJson.url']],
+    ['url with a tab inside', () => withConfig({ url: 'https://hooks.exa\tmple.com/x' }), ['configJson.url']],
+    ['url without //', () => withConfig({ url: 'https:hooks.example.com/x' }), ['configJson.url']],
+    ['empty url', () => withConfig({ url: '' }), ['configJson.url']],
+    ['empty Content-Type', () => withConfig({ headers: { 'Content-Type': ' ' } }), ['configJson.headers.Content-Type']],
+    ['Expect', () => withConfig({ headers: { Expect: '100-continue' } }), ['configJson.headers.Expect']],
+    ['__proto__ header', () => ({ ...seedBody(), configJson: '{"url":"https://hooks.example.com/x","headers":{"__proto__":"v"}}' }), ['configJson.headers.__proto__']],
+    ['Latin-1 header value over 4096 bytes', () => withConfig({ headers: { 'X-Foo': 'é'.repeat(4097) } }), ['configJson.headers.X-Foo']],
+    ['placeholder after a backslash', () => withConfig({ body: '{"a":"\\[[events.action]]\\[[events.action]]"}' }), ['configJson.body']],
+    ['101 placeholders', () => withConfig({ body: JSON.stringify({ a: '[[events.details]]'.repeat(101) }) }), ['configJson.body']],
+    ['name of 101 emoji', () => ({ ...seedBody(), name: '🚀'.repeat(101) }), ['name']],
+    ['NUL beside other faults', () => withConfig({ url: 'http://hooks.example.com/', body: 'a\u0000', headers: { 'X-A': 'a\r\nb' } }), ['configJson.url', 'configJson.body', 'configJson.headers.X-A']],
     ['several at once', () => ({ name: '', configJson: { url: 'ftp://x', headers: { Host: 'y' } }, eventSubscriptionsJson: ['nope'] }), ['name', 'configJson.url', 'configJson.headers.Host', 'eventSubscriptionsJson[0]']],
   ];
 
@@ -212,6 +224,15 @@ describe('validation: every failure is 400 validation_failed naming the field, n
     const existing = (await p.post('/api/v1/integrations', seedBody())).body;
     expectRefused(await p.put(`/api/v1/integrations/${existing.id}`, body()), paths);
     expect((await p.get('/api/v1/integrations')).body).toEqual([existing]);
+  });
+
+  it('gives one detail per fault: an empty url is not also "not an https URL", a body with NUL is not also "not JSON"', async () => {
+    const p = await api.project();
+    const answer = await p.post('/api/v1/integrations', withConfig({ url: '', body: '{"a":\u0000' }));
+    expect(answer.body.error.details).toEqual([
+      { path: 'configJson.body', message: 'configJson.body must not contain the NUL character (\\u0000)' },
+      { path: 'configJson.url', message: 'configJson.url is required' },
+    ]);
   });
 
   it('names unknown template variables in the message', async () => {
@@ -236,6 +257,39 @@ describe('validation: every failure is 400 validation_failed naming the field, n
       const answer = await p.post('/api/v1/integrations', body);
       expect(answer.status, JSON.stringify(answer.body)).toBe(201);
     }
+  });
+});
+
+describe('round trips and edge cases the rules allow', () => {
+  it('masks only the secret member: a header holding the same text keeps its value through GET → PUT', async () => {
+    const p = await api.project();
+    const created = await p.post('/api/v1/integrations', withConfig({ headers: { Authorization: SECRET }, secret: SECRET }));
+    expect(created.status).toBe(201);
+    expect(JSON.parse(created.body.configJson)).toEqual({ url: 'https://hooks.example.com/x', headers: { Authorization: SECRET }, secret: '********' });
+    const id = created.body.id;
+    const read = (await p.get(`/api/v1/integrations/${id}`)).body;
+    expect((await p.put(`/api/v1/integrations/${id}`, { ...read, enabled: false })).status).toBe(200);
+    const row = await api.server.db('integrations').where('id', id).first();
+    expect(row.headers).toEqual({ Authorization: SECRET });
+    expect(row.secret).toBe(SECRET);
+  });
+
+  it('refuses the mask on an integration that has no secret, keeping it as it was', async () => {
+    const p = await api.project();
+    const created = (await p.post('/api/v1/integrations', withConfig({}))).body;
+    const answer = await p.put(`/api/v1/integrations/${created.id}`, withConfig({ secret: '********' }, { name: 'changed' }));
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.details).toEqual([{ path: 'configJson.secret', message: 'configJson.secret "********" keeps a stored secret, and this integration has none' }]);
+    expect((await p.get(`/api/v1/integrations/${created.id}`)).body).toEqual(created);
+  });
+
+  it('accepts a header named constructor, 4096 Latin-1 characters, a name of 100 emoji and placeholders spaced with a no-break space', async () => {
+    const p = await api.project({ plan: 'pro' });
+    const body = withConfig({ headers: { constructor: 'v', 'X-Latin': 'é'.repeat(4096) }, body: '{"a":"{{\u00a0events.action\u00a0}}"}' }, { name: '🚀'.repeat(100) });
+    const answer = await p.post('/api/v1/integrations', body);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    const row = await api.server.db('integrations').where('id', answer.body.id).first();
+    expect(Object.keys(row.headers).sort()).toEqual(['X-Latin', 'constructor']);
   });
 });
 

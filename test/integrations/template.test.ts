@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { TEMPLATE_VARIABLES } from '../../src/events/variables.js';
 import type { EventVariables, TemplateVariable } from '../../src/events/variables.js';
 import {
+  MAX_PLACEHOLDERS,
   MAX_TEMPLATE_BYTES,
   SAMPLE_VARIABLES,
   checkTemplate,
@@ -81,6 +82,13 @@ describe('compileTemplate and renderTemplate', () => {
     );
     expect(render('{{{events.action}}}')).toBe('{flag.created}');
     expect(render('[[[events.resourceId]]]')).toBe('[101]');
+  });
+
+  it('takes any white space inside the brackets, a no-break space or a form feed too', () => {
+    expect(render('<{{\u00a0events.action\u00a0}}|[[\fevents.resourceId\v]]>')).toBe('<flag.created|101>');
+    expect(checkTemplate('{"a":"{{\u00a0events.nope}}"}', 'application/json')).toEqual([
+      { message: 'unknown variable "events.nope"', variable: 'events.nope' },
+    ]);
   });
 
   it('renders a template without placeholders unchanged, in both modes', () => {
@@ -284,6 +292,21 @@ describe('checkTemplate', () => {
     const messages = problemMessages(text);
     expect(messages).toHaveLength(1);
     expect(messages[0]).toMatch(/^renders to invalid JSON: .+ \(with (?:\w+ )?sample values\)$/);
+  });
+
+  it('refuses a string placeholder right after a backslash, which the sample values cannot catch', () => {
+    // `\f` + "lag.updated" is valid JSON; `\s` + "egment.created" is not.
+    expect(problemMessages('{"a":"\\[[events.action]]\\[[events.action]]"}')).toEqual([
+      "placeholder events.action follows a backslash, which would turn the value's first character into an escape",
+    ]);
+    expect(problemMessages('{"a":"\\\\[[events.action]]"}')).toEqual([]); // an escaped backslash, then the value
+  });
+
+  it('allows at most MAX_PLACEHOLDERS placeholders, so a rendered body stays near 1 MiB', () => {
+    expect(problemMessages(JSON.stringify({ a: '[[events.details]]'.repeat(MAX_PLACEHOLDERS) }))).toEqual([]);
+    expect(problemMessages(JSON.stringify({ a: '[[events.details]]'.repeat(MAX_PLACEHOLDERS + 1) }))).toEqual([
+      `template uses ${MAX_PLACEHOLDERS + 1} placeholders; the limit is ${MAX_PLACEHOLDERS}`,
+    ]);
   });
 
   it('renders with empty sample values too, not only realistic ones', () => {
