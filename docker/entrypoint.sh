@@ -6,8 +6,8 @@
 set -e
 case "${1:-api}" in
   api) exec node dist/src/api.js ;;
-  # DNS lookups take a thread of libuv's pool each (4 by default), read once at start: 64 so that
-  # lookups stuck on one endpoint's slow nameserver cannot hold up every other endpoint's.
+  # getaddrinfo lookups take a thread of libuv's pool each (4 by default), read once at start: 64 so
+  # that the delivery client's fallback lookups (at most 8) never hold up PostgreSQL's and Redis's.
   worker) export UV_THREADPOOL_SIZE="${UV_THREADPOOL_SIZE:-64}"; exec node dist/workers/delivery-worker.js ;;
   migrate) exec node dist/src/db/migrate-cli.js ;;
   cli) shift; exec node dist/src/cli.js "$@" ;;

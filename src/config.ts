@@ -61,8 +61,9 @@ const DEFAULT_PLAN_LIMITS: Record<Plan, number> = { free: 3, pro: 20, enterprise
 export const DEFAULT_WORKER_CONCURRENCY = 200;
 /**
  * libuv threads a worker process starts with (UV_THREADPOOL_SIZE, read once at start; also
- * set by package.json's worker script and docker/entrypoint.sh): each DNS lookup holds one
- * until its resolver answers, and 4, the default, let one slow nameserver stall everyone.
+ * set by package.json's worker script and docker/entrypoint.sh). Endpoint names go to c-ares,
+ * which needs none; getaddrinfo holds one until its resolver answers: up to 8 fallback lookups
+ * of the delivery client (names DNS does not know), plus PostgreSQL's and Redis's own.
  */
 export const WORKER_THREAD_POOL_SIZE = 64;
 

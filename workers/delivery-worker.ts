@@ -11,11 +11,11 @@ await runProcess('worker', async (config, log) => {
     config.workerMetricsPort === 0
       ? null
       : await startMetricsServer(config.workerMetricsPort, worker.metrics.registry, () => !stopping && worker.worker.isRunning());
-  // libuv's pool (DNS lookups among its uses) is sized from UV_THREADPOOL_SIZE when the process starts: 4 without it.
+  // libuv's pool (getaddrinfo lookups among its uses) is sized from UV_THREADPOOL_SIZE when the process starts: 4 without it.
   const threadPool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
   log.info({ concurrency: config.workerConcurrency, queuePrefix: config.queuePrefix, metricsPort: metrics?.port ?? null, threadPool }, 'worker started');
   if (threadPool < 16) {
-    log.warn({ threadPool }, `UV_THREADPOOL_SIZE is small: lookups stuck on one slow nameserver can hold up every delivery; npm run worker and the image set ${WORKER_THREAD_POOL_SIZE}`);
+    log.warn({ threadPool }, `UV_THREADPOOL_SIZE is small: the up to 8 system lookups of names DNS does not know, stuck on a slow resolver, could hold up PostgreSQL and Redis; npm run worker and the image set ${WORKER_THREAD_POOL_SIZE}`);
   }
   return async () => {
     stopping = true;

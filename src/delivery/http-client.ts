@@ -1,5 +1,5 @@
-import { promises as dns } from 'node:dns';
 import type { LookupAddress, LookupOptions } from 'node:dns';
+import { getServers, lookup as lookupWithGetaddrinfo, Resolver } from 'node:dns/promises';
 import { STATUS_CODES } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
@@ -53,8 +53,10 @@ export interface WebhookClientOptions {
   policy: AddressPolicy;
   /** Extra trusted CA certificates (PEM); the default roots stay trusted. */
   ca: string | null;
-  /** Resolves a host name to all its addresses; default dns.lookup with all and verbatim. */
+  /** Resolves a host name to all its addresses; default createHostResolver's (c-ares, then getaddrinfo for names DNS does not know). */
   lookup?: HostResolver;
+  /** Nameservers (`address` or `address:port`) the default resolver asks instead of the system's; for tests. */
+  dnsServers?: readonly string[];
   /** At most this many response body bytes are read, default 65536. */
   maxResponseBytes?: number;
   /** Sent when the request headers name no User-Agent; default none. */
@@ -270,7 +272,7 @@ export class WebhookClient {
   constructor(options: WebhookClientOptions) {
     this.timeoutMs = options.timeoutMs;
     this.policy = options.policy;
-    this.resolve = options.lookup ?? resolveWithDns;
+    this.resolve = options.lookup ?? createHostResolver({ timeoutMs: this.timeoutMs, servers: options.dnsServers });
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.userAgent = options.userAgent ?? null;
     // One context for every connection: building it per connection would parse the whole root store each time.
@@ -282,6 +284,8 @@ export class WebhookClient {
       headersTimeout: this.timeoutMs + 1000,
       bodyTimeout: this.timeoutMs + 1000,
       keepAliveTimeout: 4000,
+      // Else an endpoint's `Keep-Alive: timeout=600` would hold each idle socket of it for 10 minutes.
+      keepAliveMaxTimeout: 4000,
       factory: (origin, agentOptions) =>
         new Pool(origin, {
           ...(agentOptions as Pool.Options),
@@ -392,31 +396,36 @@ export class WebhookClient {
   ): { code: DeliveryErrorCode | null; error: string | null; address: string | null } {
     if (outcome.kind === 'timeout') return { code: 'E_TIMEOUT', error: `timeout after ${this.timeoutMs} ms`, address: attempt.address };
     if (outcome.kind === 'error') {
-      const failure = this.classifyError(outcome.error);
+      const failure = this.classifyError(outcome.error, attempt.status);
       return { code: failure.code, error: toErrorText(failure.message, secretValues(headers)), address: attempt.address ?? failure.address };
     }
 
     const status = attempt.status ?? 0;
     if (status >= 200 && status < 300) return { code: null, error: null, address: attempt.address };
+    const secrets = secretValues(headers);
     let text: string;
     let code: DeliveryErrorCode;
+    let cutAtEnd = false;
+    // The endpoint's texts are masked before they are cut, so that no part of a value survives a cut.
     if (status >= 300 && status < 400) {
       code = 'E_REDIRECT';
       text =
         attempt.location === null
           ? `redirect (HTTP ${status}) without a Location header not followed`
-          : `redirect to ${cutChars(oneLine(attempt.location), 400)} not followed`;
+          : `redirect to ${cutChars(maskSecrets(oneLine(attempt.location), secrets, false), 400)} not followed`;
     } else {
       code = 'E_HTTP';
-      const phrase = oneLine(attempt.statusText) || STATUS_CODES[status] || '';
+      const phrase = maskSecrets(oneLine(attempt.statusText), secrets, false) || STATUS_CODES[status] || '';
       const head = `HTTP ${status}${phrase ? ` ${cutChars(phrase, 100)}` : ''}`;
       const excerpt = oneLine(responseExcerpt ?? '');
       text = excerpt ? `${head}: ${excerpt}` : head;
+      // The body went on past its excerpt, which may end in the first part of a value.
+      cutAtEnd = excerpt !== '' && attempt.bodyBytes > RESPONSE_EXCERPT_BYTES;
     }
-    return { code, error: toErrorText(text, secretValues(headers)), address: attempt.address };
+    return { code, error: toErrorText(text, secrets, cutAtEnd), address: attempt.address };
   }
 
-  private classifyError(error: Error): { code: DeliveryErrorCode; message: string; address: string | null } {
+  private classifyError(error: Error, status: number | null): { code: DeliveryErrorCode; message: string; address: string | null } {
     const failure = connectFailures.get(error);
     const code = errorCode(error);
     const address = failure?.address ?? addressOf(error);
@@ -426,10 +435,17 @@ export class WebhookClient {
       return { code: 'E_TIMEOUT', message: `timeout after ${this.timeoutMs} ms`, address };
     }
     if (failure?.phase === 'tls' || isTlsErrorCode(code)) return { code: 'E_TLS', message: `TLS: ${describeTlsError(error)}`, address };
-    if (code.startsWith('HPE_') || INVALID_RESPONSE_CODES.has(code)) {
+    // undici's HTTPParserError has no code (llhttp's error numbers are not mapped to names); its name tells.
+    if (error.name === 'HTTPParserError' || INVALID_RESPONSE_CODES.has(code)) {
       return { code: 'E_HTTP', message: `invalid response: ${error.message}`, address };
     }
     if (code === 'UND_ERR_INVALID_ARG') return { code: 'E_HTTP', message: `request not sent: ${error.message}`, address };
+    // undici's words for a status it did not ask for: a final 100 Continue, a 101 Switching Protocols.
+    if (code === 'UND_ERR_SOCKET' && (error.message === 'bad response' || error.message === 'bad upgrade')) {
+      return { code: 'E_HTTP', message: `invalid response: unexpected status (${error.message})`, address };
+    }
+    // The answer had begun, so the connection was up: it broke off mid-response (closed, reset).
+    if (status !== null) return { code: 'E_HTTP', message: `invalid response: ${describeConnectError(error, code)}`, address };
     if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED') {
       return { code: 'E_CONNECT', message: 'connect: the delivery client is closed', address };
     }
@@ -541,17 +557,129 @@ export class WebhookClient {
   }
 }
 
+// ---------------------------------------------------------------- name resolution
+
+export interface HostResolverOptions {
+  /** The delivery deadline: the nameservers are waited for about half of it, a system lookup's turn at most all of it. */
+  timeoutMs: number;
+  /** Nameservers (`address` or `address:port`) asked instead of the system's. */
+  servers?: readonly string[];
+  /** Asked for names the nameservers know no address of; default getaddrinfo (dns.lookup). */
+  fallback?: HostResolver;
+}
+
+// c-ares's default: an unanswered question is asked again, the wait doubling each round (1 + 2 + 4 units).
+const DNS_TRIES = 3;
+const DNS_WAIT_UNITS = 7;
+// c-ares waits at least this long per try whatever it is told; less would only make Node's resolver timer tick faster.
+const MIN_DNS_TRY_MS = 250;
+
+// c-ares's codes for "no such name" and "no address of this family": only then may the system resolver know better.
+const NO_ADDRESS_CODES = new Set(['ENOTFOUND', 'ENODATA']);
+
+/**
+ * Resolves A and AAAA with c-ares, whose queries wait on sockets of the event loop, not in a
+ * thread: getaddrinfo holds a libuv thread until the system resolver gives up (~20 s when a
+ * nameserver never answers), so a few dead domains would take the whole pool and stall every
+ * other delivery and the PostgreSQL and Redis connections with it. Names only the system
+ * resolver knows (/etc/hosts, search domains) still resolve: when the nameservers say a name has
+ * no address, getaddrinfo is asked, a few lookups at a time per process.
+ */
+export function createHostResolver(options: HostResolverOptions): HostResolver {
+  const serverCount = Math.max(1, (options.servers ?? getServers()).length);
+  // Every server gets every try. All of it takes about half the deadline, so a family whose queries
+  // go unanswered (AAAA dropped by a middlebox) leaves time to connect to the other's addresses,
+  // and the query of a nameserver that never answers ends on its own. (With answers coming,
+  // c-ares adapts the wait to the latency it measures.)
+  const tryMs = Math.max(MIN_DNS_TRY_MS, Math.round(options.timeoutMs / 2 / DNS_WAIT_UNITS / serverCount));
+  const resolver = new Resolver({ timeout: tryMs, tries: DNS_TRIES });
+  if (options.servers) resolver.setServers(options.servers);
+  const fallback = options.fallback ?? lookupWithSystem;
+  const systemLookups = new Map<string, Promise<ResolvedAddress[]>>();
+
+  const askSystem = (hostname: string): Promise<ResolvedAddress[]> => {
+    let pending = systemLookups.get(hostname);
+    if (pending === undefined) {
+      pending = systemLookupSlots.run(() => fallback(hostname), options.timeoutMs);
+      systemLookups.set(hostname, pending);
+      const forget = (): void => {
+        systemLookups.delete(hostname);
+      };
+      pending.then(forget, forget);
+    }
+    return pending;
+  };
+
+  return async (hostname) => {
+    const [v4, v6] = await Promise.allSettled([resolver.resolve4(hostname), resolver.resolve6(hostname)]);
+    const addresses: ResolvedAddress[] = [];
+    let failure: Error | null = null;
+    // IPv4 first: net.connect tries the first address's family first (then alternates), and many hosts route no IPv6.
+    for (const [family, answer] of [[4, v4], [6, v6]] as const) {
+      if (answer.status === 'fulfilled') {
+        for (const address of answer.value) addresses.push({ address, family });
+      } else if (!NO_ADDRESS_CODES.has(errorCode(answer.reason as Error))) {
+        failure ??= answer.reason as Error;
+      }
+    }
+    // A family that failed (timeout, SERVFAIL) is never connected to; every address of the other is checked.
+    if (addresses.length > 0) return addresses;
+    if (failure !== null) throw failure;
+    return askSystem(hostname);
+  };
+}
+
+async function lookupWithSystem(hostname: string): Promise<ResolvedAddress[]> {
+  const answers: LookupAddress[] = await lookupWithGetaddrinfo(hostname, { all: true, verbatim: true });
+  return answers.map(({ address, family }) => ({ address, family: family === 6 ? 6 : 4 }));
+}
+
+/**
+ * Runs at most `size` tasks at once; the others wait their turn, each for at most `maxWaitMs`,
+ * so a lookup whose delivery has ended meanwhile never starts.
+ */
+class TaskSlots {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly size: number) {}
+
+  run<T>(task: () => Promise<T>, maxWaitMs: number): Promise<T> {
+    if (this.running < this.size) return this.start(task);
+    return new Promise<T>((resolve, reject) => {
+      const begin = (): void => {
+        clearTimeout(timer);
+        this.start(task).then(resolve, reject);
+      };
+      const timer = setTimeout(() => {
+        this.waiting.splice(this.waiting.indexOf(begin), 1);
+        reject(Object.assign(new Error(`no free lookup slot within ${maxWaitMs} ms`), { code: 'ETIMEOUT' }));
+      }, maxWaitMs);
+      this.waiting.push(begin);
+    });
+  }
+
+  private async start<T>(task: () => Promise<T>): Promise<T> {
+    this.running++;
+    try {
+      return await task();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+// The libuv pool is the process's, shared with PostgreSQL, Redis, fs and crypto: getaddrinfo gets a few threads of it.
+const MAX_SYSTEM_LOOKUPS = 8;
+const systemLookupSlots = new TaskSlots(MAX_SYSTEM_LOOKUPS);
+
 // ---------------------------------------------------------------- helpers
 
 /** "resolves to 10.0.0.5, which is a private address": the policy's reason names the address first. */
 function describeResolvedBlock(address: string, reason: string): string {
   const canonical = parseIpLiteral(address) ?? address;
   return reason.startsWith(`${canonical} `) ? `resolves to ${address}, which ${reason.slice(canonical.length + 1)}` : `resolves to ${address}; ${reason}`;
-}
-
-async function resolveWithDns(hostname: string): Promise<ResolvedAddress[]> {
-  const answers: LookupAddress[] = await dns.lookup(hostname, { all: true, verbatim: true });
-  return answers.map(({ address, family }) => ({ address, family: family === 6 ? 6 : 4 }));
 }
 
 /**
@@ -666,10 +794,20 @@ function describeConnectError(error: Error, code: string): string {
   return `${phrase} by ${where} (${code})`;
 }
 
+// getaddrinfo's and c-ares's codes for lookups that may succeed another time.
+const DNS_ERROR_PHRASES: Record<string, string> = {
+  EAI_AGAIN: 'temporary failure resolving',
+  ETIMEOUT: 'timeout resolving',
+  ESERVFAIL: 'nameserver failure resolving',
+  EREFUSED: 'nameserver refused to resolve',
+  ECONNREFUSED: 'no nameserver reachable to resolve',
+};
+
 function describeDnsError(hostname: string, err: unknown): string {
   const code = err instanceof Error ? errorCode(err) : '';
   if (code === 'ENOTFOUND' || code === 'ENODATA') return `DNS: ${hostname} not found (${code})`;
-  if (code === 'EAI_AGAIN') return `DNS: temporary failure resolving ${hostname} (${code})`;
+  const phrase = DNS_ERROR_PHRASES[code];
+  if (phrase !== undefined) return `DNS: ${phrase} ${hostname} (${code})`;
   const detail = code || (err instanceof Error ? err.message : String(err));
   return `DNS: cannot resolve ${hostname} (${detail})`;
 }
@@ -682,15 +820,43 @@ function secretValues(headers: Readonly<Record<string, string>>): string[] {
     .sort((a, b) => b.length - a.length);
 }
 
-/** One line of at most ERROR_TEXT_MAX_CHARS characters, with request header values masked. */
-function toErrorText(text: string, secrets: readonly string[]): string {
-  let line = oneLine(text);
+/**
+ * One line of at most ERROR_TEXT_MAX_CHARS characters, with request header values masked.
+ * `cutAtEnd`: the text was cut short at its end (see maskSecrets).
+ */
+function toErrorText(text: string, secrets: readonly string[], cutAtEnd = false): string {
+  return cutChars(maskSecrets(oneLine(text), secrets, cutAtEnd), ERROR_TEXT_MAX_CHARS);
+}
+
+/**
+ * Replaces each value with "***" in any letter case (endpoints echo them upper-cased too), also
+ * as oneLine collapsed it. `cutAtEnd`: the line stops where its source was cut, so a start of a
+ * value (4 characters or more) ending it is masked too.
+ */
+function maskSecrets(line: string, secrets: readonly string[], cutAtEnd: boolean): string {
+  let masked = line;
   for (const secret of secrets) {
-    line = line.split(secret).join('***');
     const collapsed = oneLine(secret);
-    if (collapsed !== secret && collapsed.length >= 4) line = line.split(collapsed).join('***');
+    const spellings = collapsed !== secret && collapsed.length >= 4 ? [secret, collapsed] : [secret];
+    for (const value of spellings) {
+      masked = masked.replace(new RegExp(value.replace(REGEXP_SYNTAX, '\\$&'), 'gi'), '***');
+      if (cutAtEnd) masked = maskCutStart(masked, value);
+    }
   }
-  return cutChars(line, ERROR_TEXT_MAX_CHARS);
+  return masked;
+}
+
+const REGEXP_SYNTAX = /[\\^$.*+?()[\]{}|]/g;
+
+/** `line` with its longest ending that is a start (≥ 4 characters, any letter case) of `value` masked. */
+function maskCutStart(line: string, value: string): string {
+  const first = value.charAt(0).toLowerCase();
+  for (let start = Math.max(0, line.length - value.length + 1); start <= line.length - 4; start++) {
+    if (line.charAt(start).toLowerCase() !== first) continue;
+    const ending = line.slice(start);
+    if (ending.toLowerCase() === value.slice(0, ending.length).toLowerCase()) return `${line.slice(0, start)}***`;
+  }
+  return line;
 }
 
 // Control characters, and the Unicode line and paragraph separators, end lines in some viewers.

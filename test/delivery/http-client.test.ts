@@ -1,12 +1,20 @@
+import { pbkdf2 } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer as createTcpServer } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import type { AddressInfo, Server as TcpServer, Socket } from 'node:net';
 import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AddressPolicy, parseCidrList } from '../../src/delivery/address-rules.js';
-import { utf8Excerpt, WebhookClient } from '../../src/delivery/http-client.js';
-import type { DeliveryResult, ResolvedAddress, WebhookClientOptions } from '../../src/delivery/http-client.js';
-import { startSink, testCa } from '../support/sink.js';
+import { createHostResolver, utf8Excerpt, WebhookClient } from '../../src/delivery/http-client.js';
+import type { DeliveryResult, HostResolver, ResolvedAddress, WebhookClientOptions } from '../../src/delivery/http-client.js';
+import { startSink, testCa, testCaFile, tlsDir } from '../support/sink.js';
 import type { Sink, SinkHandler } from '../support/sink.js';
 import { freePort } from '../support/ports.js';
 
@@ -95,6 +103,79 @@ async function startTcpCounter(host: string, port = 0): Promise<{ port: number; 
   };
 }
 
+/** A TLS endpoint with the sink's certificate that writes its answer straight onto the socket when a request arrives. */
+async function startRawEndpoint(answer: (socket: TLSSocket) => void): Promise<{ url: string }> {
+  const sockets = new Set<TLSSocket>();
+  const server = createTlsServer({ cert: readFileSync(join(tlsDir(), 'server.pem')), key: readFileSync(join(tlsDir(), 'server.key')) }, (socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+    socket.once('data', () => answer(socket));
+    socket.resume(); // reading is what lets it see the client's close
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+/** A list of addresses (empty: the name has none of this family), or a failure. */
+type NameAnswer = readonly string[] | 'nxdomain' | 'servfail' | 'silent';
+
+/** A nameserver on a loopback UDP port answering A and AAAA questions as told; `questions` holds "A name" entries. */
+async function startNameserver(answer: (name: string, type: 'A' | 'AAAA') => NameAnswer): Promise<{ server: string; questions: string[] }> {
+  const socket = createSocket('udp4');
+  const questions: string[] = [];
+  socket.on('message', (query, peer) => {
+    const { name, type, end } = readQuestion(query);
+    questions.push(`${type} ${name}`);
+    const reply = answer(name, type);
+    if (reply !== 'silent') socket.send(dnsReply(query, end, type, reply), peer.port, peer.address);
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise((resolve) => socket.close(() => resolve())));
+  return { server: `127.0.0.1:${socket.address().port}`, questions };
+}
+
+function readQuestion(query: Buffer): { name: string; type: 'A' | 'AAAA'; end: number } {
+  const labels: string[] = [];
+  let offset = 12; // past the header
+  while (query[offset] !== 0) {
+    const length = query[offset]!;
+    labels.push(query.toString('latin1', offset + 1, offset + 1 + length));
+    offset += 1 + length;
+  }
+  return { name: labels.join('.').toLowerCase(), type: query.readUInt16BE(offset + 1) === 28 ? 'AAAA' : 'A', end: offset + 5 };
+}
+
+function dnsReply(query: Buffer, questionEnd: number, type: 'A' | 'AAAA', answer: Exclude<NameAnswer, 'silent'>): Buffer {
+  const records = (typeof answer === 'string' ? [] : answer).map((address) => {
+    const data = type === 'A' ? Buffer.from(address.split('.').map(Number)) : ipv6Bytes(address);
+    const record = Buffer.alloc(12);
+    record.writeUInt16BE(0xc00c, 0); // the question's name
+    record.writeUInt16BE(type === 'A' ? 1 : 28, 2);
+    record.writeUInt16BE(1, 4); // class IN
+    record.writeUInt32BE(0, 6); // TTL 0: nothing is cached from one test to the next
+    record.writeUInt16BE(data.length, 10);
+    return Buffer.concat([record, data]);
+  });
+  const header = Buffer.alloc(12);
+  query.copy(header, 0, 0, 2); // the query's id
+  header.writeUInt16BE(0x8180 | (answer === 'nxdomain' ? 3 : answer === 'servfail' ? 2 : 0), 2); // a recursive answer, and its rcode
+  header.writeUInt16BE(1, 4);
+  header.writeUInt16BE(records.length, 6);
+  return Buffer.concat([header, query.subarray(12, questionEnd), ...records]);
+}
+
+/** Hex groups only, "::" allowed. */
+function ipv6Bytes(address: string): Buffer {
+  const [head = '', tail] = address.split('::');
+  const groups = (text: string) => (text === '' ? [] : text.split(':'));
+  const all = tail === undefined ? groups(head) : [...groups(head), ...Array<string>(8 - groups(head).length - groups(tail).length).fill('0'), ...groups(tail)];
+  return Buffer.from(all.flatMap((group) => [parseInt(group, 16) >> 8, parseInt(group, 16) & 0xff]));
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -280,6 +361,22 @@ describe('WebhookClient: connection reuse', () => {
     expect(sink.connections + sink2.connections).toBeLessThanOrEqual(8);
   });
 
+  it('closes an idle connection after 4 s even when the endpoint asks for 10 minutes', async () => {
+    let closedAt: number | null = null;
+    const endpoint = await startRawEndpoint((socket) => {
+      socket.once('close', () => {
+        closedAt = Date.now();
+      });
+      // The endpoint itself never closes.
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=600\r\n\r\nok');
+    });
+    const result = await makeClient().send({ url: endpoint.url, headers: {}, body: null });
+    const answeredAt = Date.now();
+    expect(result.ok).toBe(true);
+    await expect.poll(() => closedAt, { timeout: 4000 + SLACK_MS + 1000, interval: 100 }).not.toBeNull();
+    expect(closedAt! - answeredAt).toBeLessThan(4000 + SLACK_MS);
+  });
+
   it('close() closes the pooled connections, and a later send reports an error instead of throwing', async () => {
     const stats = { closedAt: null as number | null };
     sink.respond((_req, res) => {
@@ -376,6 +473,56 @@ describe('WebhookClient: failed answers', () => {
     expect(result.errorCode).toBe('E_HTTP');
     expect(result.error).toBe('HTTP 401 Unauthorized: bad token *** for ***');
     expect(result.error).not.toContain('sk_live');
+  });
+
+  it('masks a header value echoed in another letter case', async () => {
+    sink.respond((req, res) => res.writeHead(500).end(`NO SUCH TOKEN: ${req.headers.authorization!.toUpperCase()}, key ${String(req.headers['x-api-key']).toLowerCase()}`));
+    const result = await makeClient().send({ url: sink.url, headers: { Authorization: 'Bearer sk_live_0123456789abcdef', 'X-Api-Key': 'Key-ABCDEF' }, body: null });
+    expect(result.error).toBe('HTTP 500 Internal Server Error: NO SUCH TOKEN: ***, key ***');
+  });
+
+  it('masks the start of a header value that the response excerpt or a cut Location ends in', async () => {
+    const token = 'sk_live_0123456789abcdef';
+    // Newlines collapse to one space: the excerpt's last 14 bytes, the start of the echo, end the error text.
+    sink.respond((_req, res) => res.writeHead(500).end(`${'\n'.repeat(1010)}${token.toUpperCase()} was refused`));
+    const client = makeClient();
+    const cut = await client.send({ url: sink.url, headers: { 'X-Token': token }, body: null });
+    expect(cut.responseExcerpt).toBe(`${'\n'.repeat(1010)}${token.toUpperCase().slice(0, 14)}`);
+    expect(cut.error).toBe('HTTP 500 Internal Server Error: ***');
+
+    // The Location is cut at 400 characters, here 6 characters into the value.
+    const location = `https://x.example/${'p'.repeat(375)}${token}`;
+    sink.respond((_req, res) => res.writeHead(302, { location }).end());
+    const redirect = await client.send({ url: sink.url, headers: { 'X-Token': token }, body: null });
+    expect(redirect.error).toBe(`redirect to https://x.example/${'p'.repeat(375)}*** not followed`);
+  });
+});
+
+describe('WebhookClient: malformed answers', () => {
+  it.each([
+    ['a garbage status line', 'HTTQ/1.1 200 OK\r\n\r\n', 'invalid response: Response does not match the HTTP/1.1 protocol (Expected HTTP/, RTSP/ or ICE/)'],
+    ['an invalid header line', 'HTTP/1.1 200 OK\r\nX Bad: y\r\n\r\n', 'invalid response: Response does not match the HTTP/1.1 protocol (Invalid header token)'],
+    ['a final 100 Continue', 'HTTP/1.1 100 Continue\r\n\r\n', 'invalid response: unexpected status (bad response)'],
+  ])('reports %s as E_HTTP, not as a connection failure', async (_label, answer, error) => {
+    const endpoint = await startRawEndpoint((socket) => socket.end(answer));
+    const result = await makeClient().send({ url: endpoint.url, headers: {}, body: '{}' });
+    expect(result).toMatchObject({ ok: false, errorCode: 'E_HTTP', httpStatus: null, error, address: '127.0.0.1', responseExcerpt: null });
+  });
+
+  it('reports an answer whose body breaks off as E_HTTP with its status and what came of the body', async () => {
+    const endpoint = await startRawEndpoint((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789');
+      setTimeout(() => socket.end(), 50);
+    });
+    const result = await makeClient().send({ url: endpoint.url, headers: {}, body: '{}' });
+    expect(result).toMatchObject({
+      ok: false,
+      errorCode: 'E_HTTP',
+      httpStatus: 200,
+      error: 'invalid response: other side closed',
+      address: '127.0.0.1',
+      responseExcerpt: '0123456789',
+    });
   });
 });
 
@@ -625,6 +772,18 @@ describe('WebhookClient: TLS and connection failures', () => {
       error: 'DNS: cannot resolve x.test (resolver exploded)',
     });
   });
+
+  it.each([
+    ['ENODATA', 'DNS: x.test not found (ENODATA)'],
+    ['ETIMEOUT', 'DNS: timeout resolving x.test (ETIMEOUT)'],
+    ['ESERVFAIL', 'DNS: nameserver failure resolving x.test (ESERVFAIL)'],
+    ['EREFUSED', 'DNS: nameserver refused to resolve x.test (EREFUSED)'],
+    ['ECONNREFUSED', 'DNS: no nameserver reachable to resolve x.test (ECONNREFUSED)'],
+    ['EAI_AGAIN', 'DNS: temporary failure resolving x.test (EAI_AGAIN)'],
+  ])('reports the resolver code %s as E_DNS in words', async (code, error) => {
+    const lookup = () => Promise.reject(Object.assign(new Error(`query ${code} x.test`), { code }));
+    expect(await makeClient({ lookup }).send({ url: 'https://x.test/', headers: {}, body: null })).toMatchObject({ errorCode: 'E_DNS', error, address: null });
+  });
 });
 
 describe('WebhookClient: SSRF guard', () => {
@@ -749,5 +908,169 @@ describe('WebhookClient: SSRF guard', () => {
   ])('refuses %s without throwing', async (_label, url, error) => {
     const result = await makeClient().send({ url, headers: {}, body: null });
     expect(result).toMatchObject({ ok: false, errorCode: 'E_BLOCKED', error, address: null });
+  });
+});
+
+describe('WebhookClient: name resolution', () => {
+  const pbkdf2Async = promisify(pbkdf2);
+
+  it('resolves off the libuv threadpool: 50 names a nameserver never answers end by the deadline and hold up no other work', async () => {
+    const nameserver = await startNameserver(() => 'silent');
+    const client = makeClient({ timeoutMs: 1500, dnsServers: [nameserver.server] });
+    const finished: string[] = [];
+    const sends = Array.from({ length: 50 }, (_, i) =>
+      client.send({ url: `https://n${i}.silent.test:${sink.port}/`, headers: {}, body: null }).then((result) => {
+        finished.push('send');
+        return result;
+      }),
+    );
+    await sleep(200); // every lookup is under way: getaddrinfo would hold each of the pool's threads (4 here) now
+    const threadpoolWork = Promise.all([...Array.from({ length: 8 }, () => pbkdf2Async('x', 'salt', 1000, 32, 'sha256')), readFile(testCaFile())]).then(() => {
+      finished.push('threadpool');
+    });
+    const results = await Promise.all(sends);
+    await threadpoolWork;
+
+    expect(finished[0]).toBe('threadpool');
+    for (const result of results) {
+      expect(['E_DNS', 'E_TIMEOUT']).toContain(result.errorCode);
+      expect(result.durationMs).toBeLessThan(1500 + SLACK_MS);
+    }
+    for (let i = 0; i < 50; i++) expect(nameserver.questions).toContain(`A n${i}.silent.test`);
+    expect(sink.connections).toBe(0);
+  });
+
+  it('gives up on a nameserver that never answers before the deadline (E_DNS), and delivers when only AAAA goes unanswered', async () => {
+    const nameserver = await startNameserver((name, type) => (name === 'v4.sink.test' && type === 'A' ? ['127.0.0.1'] : 'silent'));
+    const client = makeClient({ timeoutMs: 6000, dnsServers: [nameserver.server] });
+    const [silent, v4] = await Promise.all([
+      client.send({ url: `https://quiet.silent.test:${sink.port}/`, headers: {}, body: null }),
+      client.send({ url: `https://v4.sink.test:${sink.port}/`, headers: {}, body: 'v4' }),
+    ]);
+    expect(silent).toMatchObject({ ok: false, errorCode: 'E_DNS', error: 'DNS: timeout resolving quiet.silent.test (ETIMEOUT)', address: null });
+    expect(silent.durationMs).toBeLessThan(6000);
+    expect(v4).toMatchObject({ ok: true, address: '127.0.0.1' });
+    expect(v4.durationMs).toBeLessThan(6000);
+    expect(nameserver.questions).toContain('AAAA v4.sink.test');
+  });
+
+  it("delivers to the nameserver's addresses, checking both families and the certificate against the name", async () => {
+    const answers: Record<string, { A: NameAnswer; AAAA: NameAnswer }> = {
+      'dns.sink.test': { A: ['127.0.0.1'], AAAA: [] },
+      'v6-failed.sink.test': { A: ['127.0.0.1'], AAAA: 'servfail' },
+      'v6-loopback.sink.test': { A: ['127.0.0.1'], AAAA: ['::1'] },
+      'v4-failed.sink.test': { A: 'servfail', AAAA: ['fd00::5'] },
+      'both-failed.sink.test': { A: 'servfail', AAAA: 'servfail' },
+    };
+    const nameserver = await startNameserver((name, type) => answers[name]?.[type] ?? 'nxdomain');
+    const client = makeClient({ dnsServers: [nameserver.server] });
+    const send = (host: string) => client.send({ url: `https://${host}:${sink.port}/`, headers: {}, body: host });
+
+    expect(await send('dns.sink.test')).toMatchObject({ ok: true, address: '127.0.0.1' });
+    expect(sink.requests[0]).toMatchObject({ servername: 'dns.sink.test', body: 'dns.sink.test' });
+    expect(nameserver.questions).toEqual(expect.arrayContaining(['A dns.sink.test', 'AAAA dns.sink.test']));
+    // A family that failed is not connected to; the one that answered is, after its check.
+    expect(await send('v6-failed.sink.test')).toMatchObject({ ok: true, address: '127.0.0.1' });
+    // Any blocked address of either family blocks (the policy allows 127/8 only).
+    expect(await send('v6-loopback.sink.test')).toMatchObject({ errorCode: 'E_BLOCKED', error: 'blocked: resolves to ::1, which is a loopback address', address: '::1' });
+    const v6Private = await send('v4-failed.sink.test');
+    expect(v6Private).toMatchObject({ errorCode: 'E_BLOCKED', address: 'fd00::5' });
+    expect(v6Private.error).toMatch(/^blocked: resolves to fd00::5, /);
+    expect(await send('both-failed.sink.test')).toMatchObject({ errorCode: 'E_DNS', error: 'DNS: nameserver failure resolving both-failed.sink.test (ESERVFAIL)' });
+    expect(sink.requests.map((request) => request.body)).toEqual(['dns.sink.test', 'v6-failed.sink.test']);
+  });
+
+  /** A system lookup stand-in whose answers the test releases; it counts the lookups running at once. */
+  function heldFallback() {
+    const calls: string[] = [];
+    const held: Array<() => void> = [];
+    let running = 0;
+    let mostRunning = 0;
+    const fallback: HostResolver = (hostname) => {
+      calls.push(hostname);
+      mostRunning = Math.max(mostRunning, ++running);
+      return new Promise((resolve) => {
+        held.push(() => {
+          running--;
+          resolve([{ address: '192.0.2.7', family: 4 }]);
+        });
+      });
+    };
+    const releaseAll = (): void => {
+      for (const release of held.splice(0)) release();
+    };
+    cleanups.push(async () => releaseAll()); // the slots are the process's: free them for the next test
+    return { fallback, calls, releaseAll, get running() { return running; }, get mostRunning() { return mostRunning; } };
+  }
+
+  it('asks the system resolver only about names the nameservers know no address of', async () => {
+    const answers: Record<string, { A: NameAnswer; AAAA: NameAnswer }> = {
+      'empty.test': { A: [], AAAA: [] },
+      'half.test': { A: 'nxdomain', AAAA: [] },
+      'listed.test': { A: ['192.0.2.1'], AAAA: ['2001:db8::1'] },
+      'broken.test': { A: 'servfail', AAAA: 'servfail' },
+    };
+    const nameserver = await startNameserver((name, type) => answers[name]?.[type] ?? 'nxdomain');
+    const calls: string[] = [];
+    const resolve = createHostResolver({
+      timeoutMs: 1500,
+      servers: [nameserver.server],
+      fallback: async (hostname) => {
+        calls.push(hostname);
+        return [{ address: '192.0.2.9', family: 4 }];
+      },
+    });
+    for (const name of ['gone.test', 'empty.test', 'half.test']) expect(await resolve(name)).toEqual([{ address: '192.0.2.9', family: 4 }]);
+    expect(await resolve('listed.test')).toEqual([
+      { address: '192.0.2.1', family: 4 },
+      { address: '2001:db8::1', family: 6 },
+    ]);
+    await expect(resolve('broken.test')).rejects.toMatchObject({ code: 'ESERVFAIL' });
+    expect(calls).toEqual(['gone.test', 'empty.test', 'half.test']);
+
+    // By default that is getaddrinfo, which reads /etc/hosts.
+    const system = await createHostResolver({ timeoutMs: 1500, servers: [nameserver.server] })('localhost');
+    expect(system.length).toBeGreaterThan(0);
+    for (const { address } of system) expect(['127.0.0.1', '::1']).toContain(address);
+  });
+
+  it('shares one system lookup among requests for a name, and runs at most 8 at once', async () => {
+    const nameserver = await startNameserver(() => 'nxdomain');
+    const system = heldFallback();
+    const resolve = createHostResolver({ timeoutMs: 5000, servers: [nameserver.server], fallback: system.fallback });
+
+    const same = Array.from({ length: 20 }, () => resolve('same.test'));
+    await expect.poll(() => system.calls.length).toBe(1);
+    await sleep(100);
+    system.releaseAll();
+    for (const answer of await Promise.all(same)) expect(answer).toEqual([{ address: '192.0.2.7', family: 4 }]);
+    expect(system.calls).toEqual(['same.test']);
+
+    const distinct = Array.from({ length: 12 }, (_, i) => resolve(`d${i}.test`));
+    await expect.poll(() => system.running).toBe(8);
+    await sleep(100);
+    expect(system.calls).toHaveLength(1 + 8);
+    system.releaseAll(); // the four waiting get their turn
+    await expect.poll(() => system.running).toBe(4);
+    system.releaseAll();
+    expect(await Promise.all(distinct)).toHaveLength(12);
+    expect(system.calls).toHaveLength(1 + 12);
+    expect(system.mostRunning).toBe(8);
+  });
+
+  it('a name waiting for a system lookup gives up after the deadline and is never looked up', async () => {
+    const nameserver = await startNameserver(() => 'nxdomain');
+    const system = heldFallback();
+    const resolve = createHostResolver({ timeoutMs: 300, servers: [nameserver.server], fallback: system.fallback });
+    const busy = Array.from({ length: 8 }, (_, i) => resolve(`busy${i}.test`));
+    await expect.poll(() => system.running).toBe(8);
+
+    const started = Date.now();
+    await expect(resolve('late.test')).rejects.toMatchObject({ code: 'ETIMEOUT' });
+    expect(Date.now() - started).toBeLessThan(300 + SLACK_MS);
+    system.releaseAll();
+    await Promise.all(busy);
+    await sleep(50);
+    expect(system.calls).not.toContain('late.test');
   });
 });
