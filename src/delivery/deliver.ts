@@ -22,16 +22,24 @@ export interface DeliverDeps {
   metrics: WorkerMetrics;
 }
 
+/** 16 Mi UTF-16 units (32 MiB) of templates at most: 256 of the largest, thousands of usual ones. */
+const MAX_CACHED_TEMPLATE_CHARS = 16 * 1024 * 1024;
+
 /** One delivery: re-read the integration, render, sign, POST, record the outcome. */
 export class Deliverer {
   private readonly templates = new Map<number, { text: string; compiled: CompiledTemplate }>();
+  /** UTF-16 units of template text the cache holds (its parts keep the whole text alive). */
+  private templateChars = 0;
 
   constructor(private readonly deps: DeliverDeps) {}
 
   /** Whether the job should go out now: a delete, disable or unsubscribe after queueing drops it (SPEC §6). */
   async target(data: DeliveryJobData): Promise<DeliveryTarget | { dropped: string }> {
     const target = await this.deps.loader.load(data.integrationId, data.integrationVersion);
-    if (!target) return { dropped: 'integration deleted' };
+    if (!target) {
+      this.forgetTemplate(data.integrationId);
+      return { dropped: 'integration deleted' };
+    }
     const isTest = data.vars.action === TEST_ACTION;
     // A test send is asked for on purpose, so it goes out even to a disabled integration.
     if (!target.enabled && !isTest) return { dropped: 'integration disabled' };
@@ -96,7 +104,21 @@ export class Deliverer {
     const cached = this.templates.get(target.id);
     if (cached?.text === target.bodyTemplate) return cached.compiled;
     const { template } = compileTemplate(target.bodyTemplate);
+    this.forgetTemplate(target.id);
+    // Bounded like the loader's cache: a worker sees every project's integrations over time.
+    if (this.templateChars + target.bodyTemplate.length > MAX_CACHED_TEMPLATE_CHARS) {
+      this.templates.clear();
+      this.templateChars = 0;
+    }
     this.templates.set(target.id, { text: target.bodyTemplate, compiled: template });
+    this.templateChars += target.bodyTemplate.length;
     return template;
+  }
+
+  private forgetTemplate(id: number): void {
+    const cached = this.templates.get(id);
+    if (cached === undefined) return;
+    this.templates.delete(id);
+    this.templateChars -= cached.text.length;
   }
 }

@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeliveryResult } from '../../src/delivery/http-client.js';
-import { OutcomeRecorder, type DeliveryOutcome } from '../../src/delivery/outcome-recorder.js';
+import { OutcomeRecorder, PRUNE_RETENTION, pruneBindings, type DeliveryOutcome } from '../../src/delivery/outcome-recorder.js';
 import { createLogger } from '../../src/logger.js';
 import { startTestApi, type TestApi } from '../support/api.js';
 
@@ -76,6 +76,29 @@ it('leaves out the outcomes of an integration deleted meanwhile and saves the re
   await Promise.all([recorder.record(outcome(gone, 6, failure)), recorder.record(outcome(kept, 6, success))]);
   expect(await rows(gone)).toEqual([]);
   expect((await rows(kept)).map((r) => r.event_id)).toEqual([1, 2, 3, 4, 5, 6]);
+});
+
+it('prunes through the index, not a scan of all deliveries, however many rows the table holds', async () => {
+  const p = await api.project();
+  const db = api.server.db;
+  await db.raw(
+    `INSERT INTO integrations (project_id, name, config_json, event_subscriptions_json, url, events)
+     SELECT ?, 'bulk ' || g, '{}', '[]', 'https://hooks.example.com/', '{flag.updated}' FROM generate_series(1, 2100) g`,
+    [p.projectId],
+  );
+  const ids = (await db('integrations').where('project_id', p.projectId).orderBy('id').pluck('id')) as number[];
+  // 100 rows for each of 2 100 integrations: where the old statement's plan turned to a sequential scan.
+  await db.raw(
+    `INSERT INTO deliveries (integration_id, webhook_id, action, status, duration_ms)
+     SELECT (?::int[])[1 + g % 2100], 'msg', 'flag.updated', 'success', 1 FROM generate_series(1, 210000) g`,
+    [`{${ids.join(',')}}`],
+  );
+  await db.raw('ANALYZE deliveries');
+  for (const touched of [ids.slice(0, 1), ids.slice(0, 200)]) {
+    const plan = (await db.raw(`EXPLAIN ${PRUNE_RETENTION}`, pruneBindings(touched, 100))).rows.map((row: { 'QUERY PLAN': string }) => row['QUERY PLAN']).join('\n');
+    expect(plan).toContain('deliveries_integration_id_index');
+    expect(plan).not.toMatch(/Seq Scan on deliveries/);
+  }
 });
 
 describe('an integration and its records go together (no foreign key: a lock per batch and a delete trigger)', () => {
