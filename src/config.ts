@@ -26,6 +26,8 @@ export interface Config {
   workerMetricsPort: number;
   /** DELIVERY_RETENTION: delivery records kept per integration, default 100 */
   deliveryRetention: number;
+  /** EVENT_RETENTION_DAYS: queued events older than this are deleted by the workers; default unset, every event kept */
+  eventRetentionDays: number | null;
   /** WEBHOOK_MAX_IN_FLIGHT: deliveries of one integration in flight across all workers, default 8 */
   webhookMaxInFlight: number;
   /** PLAN_LIMITS: integrations a project may hold per plan */
@@ -88,6 +90,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     workerConcurrency: integer('WORKER_CONCURRENCY', read('WORKER_CONCURRENCY'), DEFAULT_WORKER_CONCURRENCY, 1, 10_000),
     workerMetricsPort: integer('WORKER_METRICS_PORT', read('WORKER_METRICS_PORT'), 9464, 0, 65535),
     deliveryRetention: integer('DELIVERY_RETENTION', read('DELIVERY_RETENTION'), 100, 1, 100_000),
+    eventRetentionDays: read('EVENT_RETENTION_DAYS') === undefined ? null : integer('EVENT_RETENTION_DAYS', read('EVENT_RETENTION_DAYS'), 0, 1, 36_500),
     webhookMaxInFlight: integer('WEBHOOK_MAX_IN_FLIGHT', read('WEBHOOK_MAX_IN_FLIGHT'), 8, 1, 10_000),
     planLimits: planLimits(read('PLAN_LIMITS')),
     adminUser: read('ADMIN_USER') ?? 'admin',

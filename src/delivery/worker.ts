@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { isConnectionError } from '../db/errors.js';
 import { createDb } from '../db/knex.js';
 import { SelfVacuum } from '../db/vacuum.js';
+import { EventRetention } from '../events/retention.js';
 import type { Logger } from '../logger.js';
 import { DeliveryTally } from '../ops/delivery-tally.js';
 import { WorkerMetrics } from '../ops/metrics.js';
@@ -43,6 +44,8 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
   const recorder = new OutcomeRecorder(db, log, { retention: config.deliveryRetention });
   const vacuum = new SelfVacuum(db, log); // only where autovacuum is off
   vacuum.start();
+  const eventRetention = config.eventRetentionDays === null ? null : new EventRetention(db, log, { days: config.eventRetentionDays });
+  eventRetention?.start();
   const connection = createWorkerConnection(config);
   connection.on('error', () => undefined); // the worker's own 'error' event reports outages once
   const tally = new DeliveryTally(connection, config.queuePrefix, log);
@@ -117,6 +120,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     metrics,
     async close() {
       await vacuum.stop(); // at once: a VACUUM under way is cancelled, not waited for
+      await eventRetention?.stop(); // a batch under way ends first: at most a few thousand rows
       recorder.hurry(5_000); // outcomes waiting for PostgreSQL do not hold the shutdown up for long
       await worker.close();
       await tally.close();

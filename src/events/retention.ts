@@ -1,0 +1,89 @@
+import type { Db, PgConnection } from '../db/knex.js';
+import { withConnection } from '../db/knex.js';
+import type { Logger } from '../logger.js';
+
+/** pg_advisory_lock key that keeps two workers from pruning events at once ('mzevr' in ASCII). */
+export const EVENT_RETENTION_LOCK = 0x6d7a657672;
+
+export interface EventRetentionOptions {
+  /** EVENT_RETENTION_DAYS: queued events older than this are deleted. */
+  days: number;
+  everyMs?: number;
+  /** Rows looked at per statement; a pass runs at most `maxBatches` of them. */
+  batch?: number;
+  maxBatches?: number;
+}
+
+/**
+ * Deletes the oldest of the oldest `batch` events, when queued and older than the retention.
+ * Only that window is looked at, so a pass costs the same on a table of any size and whether
+ * or not anything is due (a filter over the whole index would read every row when nothing is).
+ * Ids follow commit time closely enough: an event past the window waits for the next pass.
+ */
+const DELETE_BATCH = `
+  DELETE FROM events WHERE id IN (
+    SELECT id FROM (SELECT id, created_at, queued_at FROM events ORDER BY id LIMIT $2) AS oldest
+     WHERE queued_at IS NOT NULL AND created_at < now() - make_interval(days => $1))`;
+
+/**
+ * EVENT_RETENTION_DAYS: the workers keep the events table to that many days, once a minute,
+ * one worker at a time. An event the relay has not queued yet is never deleted.
+ */
+export class EventRetention {
+  private readonly everyMs: number;
+  private readonly batch: number;
+  private readonly maxBatches: number;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<number> = Promise.resolve(0);
+  private stopping = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly log: Logger,
+    private readonly options: EventRetentionOptions,
+  ) {
+    this.everyMs = options.everyMs ?? 60_000;
+    this.batch = options.batch ?? 5_000;
+    this.maxBatches = options.maxBatches ?? 20;
+  }
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.runOnce(), this.everyMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  /** One pass: answers how many events it deleted (0 when another worker holds the lock). Never throws. */
+  runOnce(): Promise<number> {
+    this.running = this.running.then(() => (this.stopping ? 0 : withConnection(this.db, (connection) => this.pass(connection)))).catch(() => 0);
+    return this.running;
+  }
+
+  private async pass(connection: PgConnection): Promise<number> {
+    try {
+      const { rows } = await connection.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [EVENT_RETENTION_LOCK]);
+      if (!rows[0]!.locked) return 0;
+      let deleted = 0;
+      try {
+        for (let i = 0; i < this.maxBatches && !this.stopping; i++) {
+          const { rowCount } = await connection.query(DELETE_BATCH, [this.options.days, this.batch]);
+          deleted += rowCount ?? 0;
+          if (!rowCount) break;
+        }
+      } finally {
+        await connection.query('SELECT pg_advisory_unlock($1)', [EVENT_RETENTION_LOCK]);
+      }
+      if (deleted > 0) this.log.info({ deleted, days: this.options.days }, 'events past their retention deleted');
+      return deleted;
+    } catch (err) {
+      if (!this.stopping) this.log.warn({ err: (err as Error).message }, 'could not apply the event retention; trying again in a minute');
+      return 0;
+    }
+  }
+}
