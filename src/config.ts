@@ -30,6 +30,8 @@ export interface Config {
   eventRetentionDays: number | null;
   /** WEBHOOK_MAX_IN_FLIGHT: deliveries of one integration in flight across all workers, default 8 */
   webhookMaxInFlight: number;
+  /** WEBHOOK_MAX_BACKLOG: deliveries of one integration waiting for a slot; later ones fail unsent (E_BACKLOG), default 10000 */
+  webhookMaxBacklog: number;
   /** PLAN_LIMITS: integrations a project may hold per plan */
   planLimits: Readonly<Record<Plan, number>>;
   /** ADMIN_USER / ADMIN_PASSWORD guard Bull Board; no password → Bull Board answers 404 */
@@ -92,6 +94,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     deliveryRetention: integer('DELIVERY_RETENTION', read('DELIVERY_RETENTION'), 100, 1, 100_000),
     eventRetentionDays: read('EVENT_RETENTION_DAYS') === undefined ? null : integer('EVENT_RETENTION_DAYS', read('EVENT_RETENTION_DAYS'), 0, 1, 36_500),
     webhookMaxInFlight: integer('WEBHOOK_MAX_IN_FLIGHT', read('WEBHOOK_MAX_IN_FLIGHT'), 8, 1, 10_000),
+    webhookMaxBacklog: integer('WEBHOOK_MAX_BACKLOG', read('WEBHOOK_MAX_BACKLOG'), 10_000, 1, 10_000_000),
     planLimits: planLimits(read('PLAN_LIMITS')),
     adminUser: read('ADMIN_USER') ?? 'admin',
     adminPassword: read('ADMIN_PASSWORD') ?? null,

@@ -50,23 +50,46 @@ export class Deliverer {
   async deliver(data: DeliveryJobData, target: DeliveryTarget): Promise<DeliveryResult> {
     const request = this.buildRequest(data, target);
     const result = await this.deps.client.send(request);
-    const at = new Date();
+    this.deps.metrics.latency.observe(Math.max(0, Date.now() - data.committedAt) / 1000);
+    await this.finish(data, request.body, result);
+    return result;
+  }
+
+  /**
+   * A job refused unsent: `ahead` deliveries of its integration already wait for a slot
+   * (WEBHOOK_MAX_BACKLOG). Recorded as a failed attempt, so lastError says why.
+   */
+  async refuseBacklog(data: DeliveryJobData, ahead: number, max: number): Promise<DeliveryResult> {
+    const result: DeliveryResult = {
+      ok: false,
+      httpStatus: null,
+      errorCode: 'E_BACKLOG',
+      error: `backlog: ${ahead} deliveries already wait for this endpoint (WEBHOOK_MAX_BACKLOG ${max}); not sent`,
+      address: null,
+      durationMs: 0,
+      responseExcerpt: null,
+    };
+    await this.finish(data, null, result);
+    return result;
+  }
+
+  /** Counts, records and logs one attempt's outcome. */
+  private async finish(data: DeliveryJobData, requestBody: string | null, result: DeliveryResult): Promise<void> {
     const status = result.ok ? 'success' : 'failure';
     this.deps.metrics.delivered(status, result.errorCode ?? 'none', result.durationMs / 1000);
-    this.deps.metrics.latency.observe(Math.max(0, at.getTime() - data.committedAt) / 1000);
     await this.deps.recorder.record({
-      integrationId: target.id,
+      integrationId: data.integrationId,
       eventId: data.eventId,
       webhookId: data.webhookId,
       action: data.vars.action,
-      requestBody: request.body,
+      requestBody,
       result,
-      at,
+      at: new Date(),
     });
     // One line per delivery; never header values or bodies.
     this.deps.log.info(
       {
-        integrationId: target.id,
+        integrationId: data.integrationId,
         eventId: data.eventId,
         action: data.vars.action,
         status,
@@ -76,7 +99,6 @@ export class Deliverer {
       },
       'delivery',
     );
-    return result;
   }
 
   buildRequest(data: DeliveryJobData, target: DeliveryTarget): { url: string; headers: Record<string, string>; body: string | null } {

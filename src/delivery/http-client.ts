@@ -12,7 +12,8 @@ import type { Dispatcher, buildConnector } from 'undici';
 import { parseIpLiteral } from './address-rules.js';
 import type { AddressPolicy } from './address-rules.js';
 
-export type DeliveryErrorCode = 'E_HTTP' | 'E_TIMEOUT' | 'E_DNS' | 'E_CONNECT' | 'E_TLS' | 'E_BLOCKED' | 'E_REDIRECT';
+// E_BACKLOG is the worker's: nothing was sent (see worker.ts).
+export type DeliveryErrorCode = 'E_HTTP' | 'E_TIMEOUT' | 'E_DNS' | 'E_CONNECT' | 'E_TLS' | 'E_BLOCKED' | 'E_REDIRECT' | 'E_BACKLOG';
 
 export interface WebhookRequest {
   /** Absolute https:// URL. */

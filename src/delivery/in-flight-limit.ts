@@ -102,11 +102,19 @@ export class InFlightLimit {
     return parked === 1 ? 'parked' : 'retry';
   }
 
-  /** Which of these integrations have jobs waiting for a slot: the relay parks their new jobs behind them. */
-  async congested(integrationIds: number[]): Promise<Set<number>> {
-    if (integrationIds.length === 0) return new Set();
-    const counts = await this.commands.mozhnoWaiting(integrationIds.length, ...integrationIds.map((id) => this.waitingKey(id)));
-    return new Set(integrationIds.filter((_, i) => counts[i]! > 0));
+  /** How many jobs wait for a slot in each of these integrations' lines, in the same order. */
+  async lineLengths(integrationIds: number[]): Promise<number[]> {
+    if (integrationIds.length === 0) return [];
+    return this.commands.mozhnoWaiting(integrationIds.length, ...integrationIds.map((id) => this.waitingKey(id)));
+  }
+
+  /**
+   * How many jobs wait ahead of place `order` in the integration's line, when `max` or more do;
+   * the job then leaves the line (it fails unsent). Null when it may wait its turn.
+   */
+  async overBacklog(integrationId: number, holder: string, order: number, max: number): Promise<number | null> {
+    const ahead = await this.commands.mozhnoOverBacklog(this.waitingKey(integrationId), holder, order, max);
+    return ahead < 0 ? null : ahead;
   }
 
   /**
@@ -216,6 +224,7 @@ interface LimitCommands {
   mozhnoPark(inflight: string, waiting: string, now: number, cap: number, holder: string, order: number): Promise<number>;
   mozhnoRelease(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
   mozhnoWaiting(numKeys: number, ...keys: string[]): Promise<number[]>;
+  mozhnoOverBacklog(waiting: string, holder: string, order: number, max: number): Promise<number>;
   mozhnoParkQueued(numKeys: number, ...args: Array<string | number>): Promise<string[][]>;
 }
 
@@ -278,6 +287,16 @@ local counts = {}
 for i, key in ipairs(KEYS) do counts[i] = redis.call('ZCARD', key) end
 return counts`;
 
+// KEYS: waiting. ARGV: holder, order, max. Answers how many wait ahead of `order` when max or
+// more do, the holder taken out of line; else -1.
+const OVER_BACKLOG = `
+local ahead = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[2])
+if ahead < tonumber(ARGV[3]) then
+  return -1
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return ahead`;
+
 // KEYS: (inflight, waiting) per integration. ARGV: now, cap, then per integration: how many jobs,
 // then (order, holder) of each. Answers, per integration, the jobs to wake: as many as it has free slots.
 const PARK_QUEUED = `
@@ -306,5 +325,6 @@ function defineScripts(redis: RedisConnection): void {
   redis.defineCommand('mozhnoPark', { numberOfKeys: 2, lua: PARK });
   redis.defineCommand('mozhnoRelease', { lua: RELEASE });
   redis.defineCommand('mozhnoWaiting', { lua: WAITING });
+  redis.defineCommand('mozhnoOverBacklog', { numberOfKeys: 1, lua: OVER_BACKLOG });
   redis.defineCommand('mozhnoParkQueued', { lua: PARK_QUEUED });
 }

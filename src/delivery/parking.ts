@@ -6,6 +6,7 @@ import type { DeliveryJobData, RedisConnection } from './queue.js';
 export interface ParkingSettings {
   queuePrefix: string;
   webhookMaxInFlight: number;
+  webhookMaxBacklog: number;
   webhookTimeoutMs: number;
 }
 
@@ -23,6 +24,8 @@ export class Parking {
   readonly limit: InFlightLimit;
   /** How long a parked job waits for a wake-up before it runs anyway (the safety net). */
   readonly delayMs: number;
+  /** Jobs one integration's line holds at most (WEBHOOK_MAX_BACKLOG). */
+  readonly maxBacklog: number;
   private readonly wakes = new Set<Promise<void>>();
 
   constructor(
@@ -34,6 +37,7 @@ export class Parking {
     // A slot is held at most for a whole attempt plus saving it; a crashed holder's slot frees itself after that.
     const leaseMs = settings.webhookTimeoutMs + 15_000;
     this.delayMs = leaseMs + 5_000;
+    this.maxBacklog = settings.webhookMaxBacklog;
     this.limit = new InFlightLimit(connection, `${settings.queuePrefix}:limit`, settings.webhookMaxInFlight, leaseMs, this.wake);
   }
 
@@ -43,17 +47,26 @@ export class Parking {
    * job whose delay ran out while its line still waits (an endpoint hanging for hours) is in line
    * anyway, and a long line is then taken up in full every few minutes at most, not every `delayMs`.
    */
-  async park(job: Job<DeliveryJobData>, token: string | undefined): Promise<void> {
+  async park(job: Job<DeliveryJobData>, token: string | undefined): Promise<{ overBacklog: number } | null> {
+    // A line already WEBHOOK_MAX_BACKLOG long ahead of it: the job fails unsent instead (see worker.ts).
+    const ahead = await this.limit.overBacklog(job.data.integrationId, job.id!, placeInLine(job.data), this.maxBacklog);
+    if (ahead !== null) return { overBacklog: ahead };
     // Counted in the job's data, not by BullMQ's attemptsStarted, which also counts deferrals.
     const parks = job.data.parks ?? 0;
     await job.updateData({ ...job.data, parks: parks + 1 });
     await job.moveToDelayed(Date.now() + this.delayMs * 2 ** Math.min(parks, 4), token);
     if ((await this.limit.park(job.data.integrationId, job.id!, placeInLine(job.data))) === 'retry') await job.promote();
+    return null;
   }
 
-  /** Of these integrations, those whose new jobs the relay should queue parked. */
-  congested(integrationIds: number[]): Promise<Set<number>> {
-    return this.limit.congested(integrationIds);
+  /**
+   * Of these integrations, those whose new jobs the relay should queue parked: jobs wait for a
+   * slot, fewer than WEBHOOK_MAX_BACKLOG. A full line's new jobs are queued to be taken at once,
+   * so that a worker fails them unsent now rather than they wait in Redis for their safety delay.
+   */
+  async congested(integrationIds: number[]): Promise<Set<number>> {
+    const lengths = await this.limit.lineLengths(integrationIds);
+    return new Set(integrationIds.filter((_, i) => lengths[i]! > 0 && lengths[i]! < this.maxBacklog));
   }
 
   /** Puts jobs the relay added to the delayed set (with `delayMs`) in line; wakes what free slots allow. */

@@ -68,8 +68,13 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     // The slot comes first, before any database read: a backlog for one slow endpoint costs a
     // couple of Redis calls per job, not a query each.
     if (!(await limit.tryAcquire(integrationId, holder))) {
+      const refused = await parking.park(job, token);
+      if (refused !== null) {
+        // WEBHOOK_MAX_BACKLOG wait already: Redis would otherwise hold a hanging endpoint's line without bound.
+        const result = await deliverer.refuseBacklog(job.data, refused.overBacklog, parking.maxBacklog);
+        return `failure: ${result.errorCode}`;
+      }
       metrics.parked.inc();
-      await parking.park(job, token);
       throw new DelayedError();
     }
     try {

@@ -24,7 +24,7 @@ let maxOpen = 0;
 let answerHanging = false;
 
 beforeAll(async () => {
-  h = await startDeliveryHarness({ WEBHOOK_MAX_IN_FLIGHT: '2', WORKER_CONCURRENCY: '10', WEBHOOK_TIMEOUT_MS: '3000' }, { lookup });
+  h = await startDeliveryHarness({ WEBHOOK_MAX_IN_FLIGHT: '2', WEBHOOK_MAX_BACKLOG: '64', WORKER_CONCURRENCY: '10', WEBHOOK_TIMEOUT_MS: '3000' }, { lookup });
   hanging = await startSink();
   hanging.respond((req, res) => {
     open += 1;
@@ -123,6 +123,56 @@ describe('a backlog for a slow endpoint', () => {
       await h.eventually(async () => (await jobsOf('completed')).length === 13 || undefined, 15_000);
       expect(new Set(stuck.requests.map((r) => r.headers['webhook-id'])).size).toBe(13);
       expect(await jobsOf('delayed')).toEqual([]);
+    } finally {
+      holding = false;
+      for (const answer of held.splice(0)) answer();
+      await stuck.close();
+    }
+  });
+});
+
+describe('a line of WEBHOOK_MAX_BACKLOG (64 here)', () => {
+  it('fails the deliveries that would wait behind a full line unsent (E_BACKLOG), at once, and delivers the line when the endpoint answers', async () => {
+    const stuck = await startSink();
+    const held: Array<() => void> = [];
+    let holding = true;
+    stuck.respond((_req, res) => {
+      if (holding) held.push(() => res.writeHead(200).end('ok'));
+      else res.writeHead(200).end('ok');
+    });
+    try {
+      const p = await h.api.project({ plan: 'pro' });
+      const integration = (await p.post('/api/v1/integrations', { name: 'full', configJson: { url: `${stuck.url}/full` }, eventSubscriptionsJson: ['segment.created'] })).body;
+      const delayed = async () => (await h.api.server.queue.getJobs(['delayed'])).filter((j) => j.data.integrationId === integration.id).length;
+      const records = async () =>
+        (await h.api.server.db('deliveries').where('integration_id', integration.id).select('status', 'error_code as errorCode', 'error')) as Array<{ status: string; errorCode: string | null; error: string | null }>;
+      const segment = (i: number) => p.post('/api/v1/segments', { key: `full${i}`, name: `Full ${i}`, conditions: [] });
+
+      // Two take the slots; the next 64 fill the line (never more than 64 in it: there are no more yet).
+      await segment(0);
+      await segment(1);
+      await h.eventually(() => stuck.requests.length === 2);
+      for (let i = 2; i < 66; i++) await segment(i);
+      await h.eventually(async () => (await delayed()) === 64);
+      // Three more, one at a time: each fails unsent at once, and the line stays 64 long.
+      for (let i = 66; i < 69; i++) {
+        await segment(i);
+        await h.eventually(async () => (await records()).filter((r) => r.errorCode === 'E_BACKLOG').length === i - 65);
+      }
+      expect(await delayed()).toBe(64);
+      const refused = (await records()).filter((r) => r.errorCode === 'E_BACKLOG');
+      expect(refused.map((r) => [r.status, r.error])).toEqual(
+        Array(3).fill(['failure', 'backlog: 64 deliveries already wait for this endpoint (WEBHOOK_MAX_BACKLOG 64); not sent']),
+      );
+      expect((await p.get(`/api/v1/integrations/${integration.id}`)).body.lastError).toMatch(/^backlog: 64 deliveries/);
+      expect(stuck.requests).toHaveLength(2);
+
+      // The endpoint answers again: the two in flight and the 64 in line are delivered, the three refused never.
+      holding = false;
+      for (const answer of held.splice(0)) answer();
+      await h.eventually(async () => (await records()).filter((r) => r.status === 'success').length === 66 || undefined, 20_000);
+      expect(stuck.requests).toHaveLength(66);
+      expect(await delayed()).toBe(0);
     } finally {
       holding = false;
       for (const answer of held.splice(0)) answer();

@@ -128,13 +128,24 @@ describe('InFlightLimit', () => {
     expect(await limit.waiting(3)).toEqual([]);
   });
 
+  it('takes a job out of line and counts those ahead of it once the line is WEBHOOK_MAX_BACKLOG long there', async () => {
+    const limit = limitOf(1);
+    expect(await limit.tryAcquire(21, 'holder')).toBe(true);
+    for (const order of [5, 6, 7]) expect(await limit.park(21, `e${order}`, order)).toBe('parked');
+    expect(await limit.overBacklog(21, 'e8', 8, 4)).toBeNull(); // 3 ahead of it, fewer than 4
+    expect(await limit.overBacklog(21, 'e8', 8, 3)).toBe(3);
+    expect(await limit.overBacklog(21, 'e6', 6, 1)).toBe(1); // in line already: only e5 is ahead, and e6 leaves
+    expect(await limit.waiting(21)).toEqual(['e5', 'e7']);
+    expect(await limit.overBacklog(21, 'e0', 0, 1)).toBeNull(); // a test send goes first: nothing ahead of it
+  });
+
   it('parks the jobs the relay queued behind those waiting, in event order, and wakes as many as there are free slots', async () => {
     const limit = limitOf(2);
     expect(await limit.tryAcquire(12, 'holder')).toBe(true);
     expect(await limit.tryAcquire(12, 'other')).toBe(true);
     expect(await limit.tryAcquire(12, 'e5')).toBe(false);
     expect(await limit.park(12, 'e5', 5)).toBe('parked');
-    expect([...(await limit.congested([12, 13]))]).toEqual([12]);
+    expect(await limit.lineLengths([12, 13])).toEqual([1, 0]);
 
     // Full: the relay's jobs only join the line, behind e5 (and e6 before e7 whatever order they came in).
     await limit.parkQueued([
