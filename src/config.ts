@@ -67,7 +67,7 @@ export const DEFAULT_WORKER_CONCURRENCY = 200;
  * libuv threads a worker process starts with (UV_THREADPOOL_SIZE, read once at start; also
  * set by package.json's worker script and docker/entrypoint.sh). Endpoint names go to c-ares,
  * which needs none; getaddrinfo holds one until its resolver answers: up to 8 fallback lookups
- * of the delivery client (names DNS does not know), plus PostgreSQL's and Redis's own.
+ * of the delivery client (names the nameservers give no address of), plus PostgreSQL's and Redis's own.
  */
 export const WORKER_THREAD_POOL_SIZE = 64;
 

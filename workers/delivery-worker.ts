@@ -15,7 +15,7 @@ await runProcess('worker', async (config, log) => {
   const threadPool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
   log.info({ concurrency: config.workerConcurrency, queuePrefix: config.queuePrefix, metricsPort: metrics?.port ?? null, threadPool }, 'worker started');
   if (threadPool < 16) {
-    log.warn({ threadPool }, `UV_THREADPOOL_SIZE is small: the up to 8 system lookups of names DNS does not know, stuck on a slow resolver, could hold up PostgreSQL and Redis; npm run worker and the image set ${WORKER_THREAD_POOL_SIZE}`);
+    log.warn({ threadPool }, `UV_THREADPOOL_SIZE is small: the up to 8 system lookups of names the nameservers give no address of, stuck on a slow resolver, could hold up PostgreSQL and Redis; npm run worker and the image set ${WORKER_THREAD_POOL_SIZE}`);
   }
   return async () => {
     stopping = true;

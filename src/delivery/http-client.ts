@@ -1,5 +1,5 @@
 import type { LookupAddress, LookupOptions } from 'node:dns';
-import { getServers, lookup as lookupWithGetaddrinfo, Resolver } from 'node:dns/promises';
+import { lookup as lookupWithGetaddrinfo, Resolver } from 'node:dns/promises';
 import { STATUS_CODES } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
@@ -54,7 +54,7 @@ export interface WebhookClientOptions {
   policy: AddressPolicy;
   /** Extra trusted CA certificates (PEM); the default roots stay trusted. */
   ca: string | null;
-  /** Resolves a host name to all its addresses; default createHostResolver's (c-ares, then getaddrinfo for names DNS does not know). */
+  /** Resolves a host name to all its addresses; default createHostResolver's (c-ares, then getaddrinfo when the nameservers give no address). */
   lookup?: HostResolver;
   /** Nameservers (`address` or `address:port`) the default resolver asks instead of the system's; for tests. */
   dnsServers?: readonly string[];
@@ -263,6 +263,7 @@ export class WebhookClient {
   private readonly timeoutMs: number;
   private readonly policy: AddressPolicy;
   private readonly resolve: HostResolver;
+  private readonly ownResolver: ClosableHostResolver | null = null;
   private readonly maxResponseBytes: number;
   private readonly userAgent: string | null;
   private readonly secureContext: SecureContext | undefined;
@@ -273,7 +274,12 @@ export class WebhookClient {
   constructor(options: WebhookClientOptions) {
     this.timeoutMs = options.timeoutMs;
     this.policy = options.policy;
-    this.resolve = options.lookup ?? createHostResolver({ timeoutMs: this.timeoutMs, servers: options.dnsServers });
+    if (options.lookup) {
+      this.resolve = options.lookup;
+    } else {
+      this.ownResolver = createHostResolver({ timeoutMs: this.timeoutMs, servers: options.dnsServers });
+      this.resolve = this.ownResolver;
+    }
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.userAgent = options.userAgent ?? null;
     // One context for every connection: building it per connection would parse the whole root store each time.
@@ -326,6 +332,7 @@ export class WebhookClient {
 
   /** Closes idle connections; requests in flight end by their deadline. */
   async close(): Promise<void> {
+    this.ownResolver?.close(); // queries under way would keep the process alive a while
     await this.agent.close();
   }
 
@@ -561,47 +568,47 @@ export class WebhookClient {
 // ---------------------------------------------------------------- name resolution
 
 export interface HostResolverOptions {
-  /** The delivery deadline: the nameservers are waited for about half of it, a system lookup's turn at most all of it. */
+  /** The delivery deadline: no lookup is started, nor waited for, past it. */
   timeoutMs: number;
   /** Nameservers (`address` or `address:port`) asked instead of the system's. */
   servers?: readonly string[];
-  /** Asked for names the nameservers know no address of; default getaddrinfo (dns.lookup). */
+  /** Asked for names the nameservers give no address of; default getaddrinfo (dns.lookup). */
   fallback?: HostResolver;
 }
 
-// c-ares's default: an unanswered question is asked again, the wait doubling each round (1 + 2 + 4 units).
-const DNS_TRIES = 3;
-const DNS_WAIT_UNITS = 7;
-// c-ares waits at least this long per try whatever it is told; less would only make Node's resolver timer tick faster.
-const MIN_DNS_TRY_MS = 250;
+/** A HostResolver whose queries under way can be dropped when its client closes. */
+export type ClosableHostResolver = HostResolver & { close(): void };
 
-// c-ares's codes for "no such name" and "no address of this family": only then may the system resolver know better.
+// c-ares asks again when a nameserver does not answer; it adapts the wait to the latency it has
+// measured (5× it, 250 ms to 5 s), so its own give-up time is not ours to set.
+const DNS_TRIES = 3;
+const DNS_FIRST_TRY_MS = 1_000;
+
+// c-ares's codes for "no such name" and "no address of this family".
 const NO_ADDRESS_CODES = new Set(['ENOTFOUND', 'ENODATA']);
+const NOT_FOR_THE_SYSTEM = new Set(['ESERVFAIL', 'ECANCELLED', 'EDESTRUCTION']);
 
 /**
  * Resolves A and AAAA with c-ares, whose queries wait on sockets of the event loop, not in a
  * thread: getaddrinfo holds a libuv thread until the system resolver gives up (~20 s when a
  * nameserver never answers), so a few dead domains would take the whole pool and stall every
- * other delivery and the PostgreSQL and Redis connections with it. Names only the system
- * resolver knows (/etc/hosts, search domains) still resolve: when the nameservers say a name has
- * no address, getaddrinfo is asked, a few lookups at a time per process.
+ * other delivery and the PostgreSQL and Redis connections with it.
+ *
+ * When the nameservers give no address at all (the name is only in /etc/hosts or under a search
+ * domain, no nameserver can be reached, or it answers too slowly for c-ares), the system resolver
+ * is asked as before, a few lookups at a time per process, one per name: what holds those threads
+ * is bounded, and names the nameservers answer never wait for it.
  */
-export function createHostResolver(options: HostResolverOptions): HostResolver {
-  const serverCount = Math.max(1, (options.servers ?? getServers()).length);
-  // Every server gets every try. All of it takes about half the deadline, so a family whose queries
-  // go unanswered (AAAA dropped by a middlebox) leaves time to connect to the other's addresses,
-  // and the query of a nameserver that never answers ends on its own. (With answers coming,
-  // c-ares adapts the wait to the latency it measures.)
-  const tryMs = Math.max(MIN_DNS_TRY_MS, Math.round(options.timeoutMs / 2 / DNS_WAIT_UNITS / serverCount));
-  const resolver = new Resolver({ timeout: tryMs, tries: DNS_TRIES });
+export function createHostResolver(options: HostResolverOptions): ClosableHostResolver {
+  const resolver = new Resolver({ timeout: Math.min(DNS_FIRST_TRY_MS, options.timeoutMs), tries: DNS_TRIES });
   if (options.servers) resolver.setServers(options.servers);
   const fallback = options.fallback ?? lookupWithSystem;
   const systemLookups = new Map<string, Promise<ResolvedAddress[]>>();
 
-  const askSystem = (hostname: string): Promise<ResolvedAddress[]> => {
+  const askSystem = (hostname: string, deadline: number): Promise<ResolvedAddress[]> => {
     let pending = systemLookups.get(hostname);
     if (pending === undefined) {
-      pending = systemLookupSlots.run(() => fallback(hostname), options.timeoutMs);
+      pending = systemLookupSlots.run(() => fallback(hostname), deadline);
       systemLookups.set(hostname, pending);
       const forget = (): void => {
         systemLookups.delete(hostname);
@@ -611,8 +618,9 @@ export function createHostResolver(options: HostResolverOptions): HostResolver {
     return pending;
   };
 
-  return async (hostname) => {
-    const [v4, v6] = await Promise.allSettled([resolver.resolve4(hostname), resolver.resolve6(hostname)]);
+  const resolve = async (hostname: string): Promise<ResolvedAddress[]> => {
+    const deadline = Date.now() + options.timeoutMs;
+    const [v4, v6] = await bothFamilies(resolver.resolve4(hostname), resolver.resolve6(hostname));
     const addresses: ResolvedAddress[] = [];
     let failure: Error | null = null;
     // IPv4 first: net.connect tries the first address's family first (then alternates), and many hosts route no IPv6.
@@ -623,11 +631,39 @@ export function createHostResolver(options: HostResolverOptions): HostResolver {
         failure ??= answer.reason as Error;
       }
     }
-    // A family that failed (timeout, SERVFAIL) is never connected to; every address of the other is checked.
+    // A family that failed or is late (timeout, SERVFAIL) is never connected to; every address of the other is checked.
     if (addresses.length > 0) return addresses;
-    if (failure !== null) throw failure;
-    return askSystem(hostname);
+    // A nameserver that says the name fails (SERVFAIL) would say so to the system resolver too;
+    // a query cancelled by close() or past the deadline has nobody waiting for it.
+    if (failure !== null && NOT_FOR_THE_SYSTEM.has(errorCode(failure))) throw failure;
+    if (Date.now() >= deadline) throw failure ?? Object.assign(new Error('no address in time'), { code: 'ETIMEOUT' });
+    return askSystem(hostname, deadline);
   };
+  return Object.assign(resolve, { close: () => resolver.cancel() });
+}
+
+// Once one family has answered with addresses, the other is waited for this much longer at most
+// (an AAAA query a middlebox drops would otherwise hold the delivery for c-ares's every try).
+const OTHER_FAMILY_GRACE_MS = 300;
+const LATE: PromiseSettledResult<string[]> = { status: 'rejected', reason: Object.assign(new Error('no answer in time'), { code: 'ETIMEOUT' }) };
+
+/** Both answers, or, once one holds addresses, whatever the other gave within OTHER_FAMILY_GRACE_MS (else LATE). */
+function bothFamilies(v4: Promise<string[]>, v6: Promise<string[]>): Promise<[PromiseSettledResult<string[]>, PromiseSettledResult<string[]>]> {
+  return new Promise((resolve) => {
+    const results: Array<PromiseSettledResult<string[]> | undefined> = [undefined, undefined];
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (): void => {
+      clearTimeout(timer);
+      resolve([results[0] ?? LATE, results[1] ?? LATE]);
+    };
+    [v4, v6].forEach((query, i) => {
+      void Promise.allSettled([query]).then(([result]) => {
+        results[i] = result;
+        if (results[0] !== undefined && results[1] !== undefined) finish();
+        else if (result!.status === 'fulfilled' && result!.value.length > 0) timer ??= setTimeout(finish, OTHER_FAMILY_GRACE_MS);
+      });
+    });
+  });
 }
 
 async function lookupWithSystem(hostname: string): Promise<ResolvedAddress[]> {
@@ -636,8 +672,8 @@ async function lookupWithSystem(hostname: string): Promise<ResolvedAddress[]> {
 }
 
 /**
- * Runs at most `size` tasks at once; the others wait their turn, each for at most `maxWaitMs`,
- * so a lookup whose delivery has ended meanwhile never starts.
+ * Runs at most `size` tasks at once; the others wait their turn, each until its `deadline`
+ * (ms since epoch), so a lookup whose delivery has ended meanwhile never starts.
  */
 class TaskSlots {
   private running = 0;
@@ -645,7 +681,7 @@ class TaskSlots {
 
   constructor(private readonly size: number) {}
 
-  run<T>(task: () => Promise<T>, maxWaitMs: number): Promise<T> {
+  run<T>(task: () => Promise<T>, deadline: number): Promise<T> {
     if (this.running < this.size) return this.start(task);
     return new Promise<T>((resolve, reject) => {
       const begin = (): void => {
@@ -654,8 +690,8 @@ class TaskSlots {
       };
       const timer = setTimeout(() => {
         this.waiting.splice(this.waiting.indexOf(begin), 1);
-        reject(Object.assign(new Error(`no free lookup slot within ${maxWaitMs} ms`), { code: 'ETIMEOUT' }));
-      }, maxWaitMs);
+        reject(Object.assign(new Error(`all ${this.size} system lookups are busy`), { code: LOOKUPS_BUSY }));
+      }, Math.max(0, deadline - Date.now()));
       this.waiting.push(begin);
     });
   }
@@ -670,6 +706,8 @@ class TaskSlots {
     }
   }
 }
+
+const LOOKUPS_BUSY = 'ELOOKUPSBUSY';
 
 // The libuv pool is the process's, shared with PostgreSQL, Redis, fs and crypto: getaddrinfo gets a few threads of it.
 const MAX_SYSTEM_LOOKUPS = 8;
@@ -802,6 +840,7 @@ const DNS_ERROR_PHRASES: Record<string, string> = {
   ESERVFAIL: 'nameserver failure resolving',
   EREFUSED: 'nameserver refused to resolve',
   ECONNREFUSED: 'no nameserver reachable to resolve',
+  [LOOKUPS_BUSY]: 'system lookups all busy, could not resolve',
 };
 
 function describeDnsError(hostname: string, err: unknown): string {
@@ -840,24 +879,47 @@ function maskSecrets(line: string, secrets: readonly string[], cutAtEnd: boolean
     const collapsed = oneLine(secret);
     const spellings = collapsed !== secret && collapsed.length >= 4 ? [secret, collapsed] : [secret];
     for (const value of spellings) {
-      masked = masked.replace(new RegExp(value.replace(REGEXP_SYNTAX, '\\$&'), 'gi'), '***');
+      masked = maskEvery(masked, value);
       if (cutAtEnd) masked = maskCutStart(masked, value);
     }
   }
   return masked;
 }
 
-const REGEXP_SYNTAX = /[\\^$.*+?()[\]{}|]/g;
-
-/** `line` with its longest ending that is a start (≥ 4 characters, any letter case) of `value` masked. */
-function maskCutStart(line: string, value: string): string {
-  const first = value.charAt(0).toLowerCase();
-  for (let start = Math.max(0, line.length - value.length + 1); start <= line.length - 4; start++) {
-    if (line.charAt(start).toLowerCase() !== first) continue;
-    const ending = line.slice(start);
-    if (ending.toLowerCase() === value.slice(0, ending.length).toLowerCase()) return `${line.slice(0, start)}***`;
+/** Every occurrence of `value` in any letter case masked; a string search, linear in practice. */
+function maskEvery(line: string, value: string): string {
+  if (value.length > line.length) return line;
+  const lowerLine = line.toLowerCase();
+  const lowerValue = value.toLowerCase();
+  // A case mapping that changes lengths (rare outside Latin-1) would shift the positions: match case-sensitively then.
+  const [haystack, needle] = lowerLine.length === line.length && lowerValue.length === value.length ? [lowerLine, lowerValue] : [line, value];
+  let masked = '';
+  let from = 0;
+  for (let at = haystack.indexOf(needle); at >= 0; at = haystack.indexOf(needle, at + needle.length)) {
+    masked += `${line.slice(from, at)}***`;
+    from = at + needle.length;
   }
-  return line;
+  return from === 0 ? line : masked + line.slice(from);
+}
+
+/**
+ * `line` with its longest ending that is a start (≥ 4 characters, any letter case) of `value`
+ * masked. One pass of the prefix function over value + separator + the line's last characters:
+ * linear, as both are the endpoint's and the tenant's to make long.
+ */
+function maskCutStart(line: string, value: string): string {
+  const tail = line.slice(-(value.length - 1) || line.length);
+  const text = `${value.toLowerCase()}\u0000${tail.toLowerCase()}`;
+  if (text.length !== value.length + 1 + tail.length) return line; // a case mapping changed lengths: leave it
+  const border = new Int32Array(text.length);
+  for (let i = 1; i < text.length; i++) {
+    let k = border[i - 1]!;
+    while (k > 0 && text[i] !== text[k]) k = border[k - 1]!;
+    if (text[i] === text[k]) k++;
+    border[i] = k;
+  }
+  const matched = border[text.length - 1]!;
+  return matched >= 4 ? `${line.slice(0, line.length - matched)}***` : line;
 }
 
 // Control characters, and the Unicode line and paragraph separators, end lines in some viewers.

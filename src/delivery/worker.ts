@@ -125,9 +125,9 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     metrics,
     async close() {
       await vacuum.stop(); // at once: a VACUUM under way is cancelled, not waited for
-      await eventRetention?.stop(); // a batch under way ends first: at most a few thousand rows
       recorder.hurry(5_000); // outcomes waiting for PostgreSQL do not hold the shutdown up for long
-      await worker.close();
+      // Taking jobs stops first; a batch of the event retention under way (a few thousand rows) ends meanwhile.
+      await Promise.all([worker.close(), eventRetention?.stop()]);
       await tally.close();
       await parking.close();
       await queue.close();

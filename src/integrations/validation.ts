@@ -272,10 +272,12 @@ function maskSecret(text: string, secret: SecretChange): string {
   const literal = JSON.stringify(secret.secret);
   const original = JSON.parse(text) as Record<string, unknown>;
   const expected = JSON.stringify({ ...original, secret: SECRET_MASK });
-  // Client formatting is kept when exactly one occurrence of the literal is the secret member.
+  // Client formatting is kept when exactly one occurrence of the literal is the secret member, and
+  // the text keeps no copy the parsed value does not show (a member repeated, shadowed by its last).
+  const copies = (json: string) => json.split(literal).length - 1;
   for (let at = text.indexOf(literal); at >= 0; at = text.indexOf(literal, at + 1)) {
     const masked = text.slice(0, at) + JSON.stringify(SECRET_MASK) + text.slice(at + literal.length);
-    if (JSON.stringify(JSON.parse(masked)) === expected) return masked;
+    if (JSON.stringify(JSON.parse(masked)) === expected && copies(masked) === copies(expected)) return masked;
   }
   // The secret written with escapes (e.g. "\/"): give up the client's formatting rather than the secret.
   return expected;

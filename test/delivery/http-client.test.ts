@@ -940,17 +940,19 @@ describe('WebhookClient: name resolution', () => {
     expect(sink.connections).toBe(0);
   });
 
-  it('gives up on a nameserver that never answers before the deadline (E_DNS), and delivers when only AAAA goes unanswered', async () => {
+  it('ends a name whose nameserver never answers by the deadline, and delivers at once when only AAAA goes unanswered', async () => {
     const nameserver = await startNameserver((name, type) => (name === 'v4.sink.test' && type === 'A' ? ['127.0.0.1'] : 'silent'));
     const client = makeClient({ timeoutMs: 6000, dnsServers: [nameserver.server] });
     const [silent, v4] = await Promise.all([
       client.send({ url: `https://quiet.silent.test:${sink.port}/`, headers: {}, body: null }),
       client.send({ url: `https://v4.sink.test:${sink.port}/`, headers: {}, body: 'v4' }),
     ]);
-    expect(silent).toMatchObject({ ok: false, errorCode: 'E_DNS', error: 'DNS: timeout resolving quiet.silent.test (ETIMEOUT)', address: null });
-    expect(silent.durationMs).toBeLessThan(6000);
+    expect(silent).toMatchObject({ ok: false, address: null });
+    expect(['E_DNS', 'E_TIMEOUT']).toContain(silent.errorCode);
+    expect(silent.durationMs).toBeLessThan(6000 + SLACK_MS);
     expect(v4).toMatchObject({ ok: true, address: '127.0.0.1' });
-    expect(v4.durationMs).toBeLessThan(6000);
+    // Not c-ares's every try for AAAA (1 + 2 + 4 s, past the deadline): 300 ms once A has answered.
+    expect(v4.durationMs).toBeLessThan(3000);
     expect(nameserver.questions).toContain('AAAA v4.sink.test');
   });
 
@@ -1034,6 +1036,24 @@ describe('WebhookClient: name resolution', () => {
     for (const { address } of system) expect(['127.0.0.1', '::1']).toContain(address);
   });
 
+  it('asks the system resolver when no nameserver can be reached (a machine that knows its targets from /etc/hosts only)', async () => {
+    const closed = createSocket('udp4');
+    await new Promise<void>((resolve) => closed.bind(0, '127.0.0.1', resolve));
+    const port = closed.address().port;
+    await new Promise<void>((resolve) => closed.close(() => resolve())); // nothing listens there now: ECONNREFUSED
+    const calls: string[] = [];
+    const resolve = createHostResolver({
+      timeoutMs: 5000,
+      servers: [`127.0.0.1:${port}`],
+      fallback: async (hostname) => {
+        calls.push(hostname);
+        return [{ address: '192.0.2.10', family: 4 }];
+      },
+    });
+    expect(await resolve('on-premise.internal')).toEqual([{ address: '192.0.2.10', family: 4 }]);
+    expect(calls).toEqual(['on-premise.internal']);
+  });
+
   it('shares one system lookup among requests for a name, and runs at most 8 at once', async () => {
     const nameserver = await startNameserver(() => 'nxdomain');
     const system = heldFallback();
@@ -1041,6 +1061,7 @@ describe('WebhookClient: name resolution', () => {
 
     const same = Array.from({ length: 20 }, () => resolve('same.test'));
     await expect.poll(() => system.calls.length).toBe(1);
+    await expect.poll(() => nameserver.questions.length).toBe(40); // every request has had its answers
     await sleep(100);
     system.releaseAll();
     for (const answer of await Promise.all(same)) expect(answer).toEqual([{ address: '192.0.2.7', family: 4 }]);
@@ -1066,7 +1087,7 @@ describe('WebhookClient: name resolution', () => {
     await expect.poll(() => system.running).toBe(8);
 
     const started = Date.now();
-    await expect(resolve('late.test')).rejects.toMatchObject({ code: 'ETIMEOUT' });
+    await expect(resolve('late.test')).rejects.toMatchObject({ code: 'ELOOKUPSBUSY' });
     expect(Date.now() - started).toBeLessThan(300 + SLACK_MS);
     system.releaseAll();
     await Promise.all(busy);

@@ -274,6 +274,21 @@ describe('round trips and edge cases the rules allow', () => {
     expect(row.secret).toBe(SECRET);
   });
 
+  it('never stores the secret where a repeated member hides it from the parsed value', async () => {
+    const p = await api.project();
+    for (const configJson of [
+      `{"url":"https://hooks.example.com/x","secret":"${SECRET}","secret":"${SECRET}"}`,
+      `{"url":"https://hooks.example.com/x","headers":{"X-A":"${SECRET}","X-A":"v"},"secret":"${SECRET}"}`,
+    ]) {
+      const created = await p.post('/api/v1/integrations', { ...seedBody(), configJson });
+      expect(created.status).toBe(201);
+      expect(created.body.configJson).not.toContain(SECRET);
+      const row = await api.server.db('integrations').where('id', created.body.id).first();
+      expect(row.config_json).not.toContain(SECRET);
+      expect(row.secret).toBe(SECRET);
+    }
+  });
+
   it('refuses the mask on an integration that has no secret, keeping it as it was', async () => {
     const p = await api.project();
     const created = (await p.post('/api/v1/integrations', withConfig({}))).body;
