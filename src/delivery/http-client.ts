@@ -1,4 +1,5 @@
 import type { LookupAddress, LookupOptions } from 'node:dns';
+import { readFileSync } from 'node:fs';
 import { lookup as lookupWithGetaddrinfo, Resolver } from 'node:dns/promises';
 import { STATUS_CODES } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -283,7 +284,7 @@ export class WebhookClient {
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.userAgent = options.userAgent ?? null;
     // One context for every connection: building it per connection would parse the whole root store each time.
-    this.secureContext = options.ca === null ? undefined : createSecureContext({ ca: [...rootCertificates, options.ca] });
+    this.secureContext = options.ca === null ? undefined : createSecureContext({ ca: trustedCas(options.ca) });
     const connect = this.connectGuarded;
     this.agent = new Agent({
       connect,
@@ -714,6 +715,25 @@ const MAX_SYSTEM_LOOKUPS = 8;
 const systemLookupSlots = new TaskSlots(MAX_SYSTEM_LOOKUPS);
 
 // ---------------------------------------------------------------- helpers
+
+/**
+ * Node's bundled roots, the certificates of NODE_EXTRA_CA_CERTS, then WEBHOOK_CA_FILE's. Node adds
+ * NODE_EXTRA_CA_CERTS to its default store, but a context given its own `ca` list starts from
+ * none: without this, setting WEBHOOK_CA_FILE would silently drop them.
+ */
+function trustedCas(extra: string): string[] {
+  const cas = [...rootCertificates];
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  if (file) {
+    try {
+      cas.push(readFileSync(file, 'utf8'));
+    } catch {
+      // Node itself only warns at start about a file it cannot read.
+    }
+  }
+  cas.push(extra);
+  return cas;
+}
 
 /** "resolves to 10.0.0.5, which is a private address": the policy's reason names the address first. */
 function describeResolvedBlock(address: string, reason: string): string {

@@ -699,6 +699,20 @@ describe('WebhookClient: TLS and connection failures', () => {
     expect(sink.requests).toHaveLength(0);
   });
 
+  it('keeps trusting NODE_EXTRA_CA_CERTS beside a configured CA, as Node does without one', async () => {
+    const unrelated = readFileSync(join(tlsDir(), 'untrusted.pem'), 'utf8'); // trusts nothing the sink has
+    const saved = process.env.NODE_EXTRA_CA_CERTS;
+    try {
+      delete process.env.NODE_EXTRA_CA_CERTS;
+      expect((await makeClient({ ca: unrelated }).send({ url: sink.url, headers: {}, body: '{}' })).errorCode).toBe('E_TLS');
+      process.env.NODE_EXTRA_CA_CERTS = testCaFile();
+      expect(await makeClient({ ca: unrelated }).send({ url: sink.url, headers: {}, body: '{}' })).toMatchObject({ ok: true, httpStatus: 200 });
+    } finally {
+      if (saved === undefined) delete process.env.NODE_EXTRA_CA_CERTS;
+      else process.env.NODE_EXTRA_CA_CERTS = saved;
+    }
+  });
+
   it('reports a plain-TCP endpoint that breaks the handshake as E_TLS', async () => {
     // resume(): without reading, the server socket would never see the client's close.
     const plain = createTcpServer((socket) => socket.on('error', () => {}).resume().end('HTTP/1.1 400 Bad Request\r\n\r\n'));
