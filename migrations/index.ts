@@ -6,6 +6,7 @@ import * as m004 from './004_events.js';
 import * as m005 from './005_integrations.js';
 import * as m006 from './006_deliveries.js';
 import * as m007 from './007_deliveries_cascade_by_trigger.js';
+import * as m008 from './008_events_vacuum_threshold.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -21,6 +22,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['005_integrations', m005],
   ['006_deliveries', m006],
   ['007_deliveries_cascade_by_trigger', m007],
+  ['008_events_vacuum_threshold', m008],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -92,7 +92,7 @@ describe('npm run cli -- bootstrap', () => {
       expect(runs.map((r) => [r.code, r.stderr])).toEqual([[0, ''], [0, ''], [0, '']]);
       // One applied them all; the others, having waited their turn, found nothing left to do.
       const said = runs.map((r) => r.stdout.trim().replace(/: .*/, '')).sort();
-      expect(said).toEqual(['applied 7 migration(s)', 'database is up to date', 'database is up to date']);
+      expect(said).toEqual(['applied 8 migration(s)', 'database is up to date', 'database is up to date']);
     } finally {
       await adminQuery(`DROP DATABASE IF EXISTS ${db.name}_race WITH (FORCE)`);
     }

@@ -19,7 +19,7 @@ export interface TableStats {
   live: number;
   /** Whether autovacuum looks after this table: on for the server, not turned off for the table. */
   autovacuum: boolean;
-  /** autovacuum_vacuum_threshold and autovacuum_vacuum_scale_factor of the server. */
+  /** autovacuum_vacuum_threshold and autovacuum_vacuum_scale_factor: the table's own, else the server's. */
   threshold: number;
   scaleFactor: number;
 }
@@ -34,8 +34,12 @@ const STATS = `
          current_setting('autovacuum')::boolean
            AND coalesce((SELECT option_value FROM pg_options_to_table(c.reloptions)
                           WHERE option_name = 'autovacuum_enabled')::boolean, true) AS autovacuum,
-         current_setting('autovacuum_vacuum_threshold')::float8 AS threshold,
-         current_setting('autovacuum_vacuum_scale_factor')::float8 AS "scaleFactor"
+         coalesce((SELECT option_value FROM pg_options_to_table(c.reloptions)
+                    WHERE option_name = 'autovacuum_vacuum_threshold')::float8,
+                  current_setting('autovacuum_vacuum_threshold')::float8) AS threshold,
+         coalesce((SELECT option_value FROM pg_options_to_table(c.reloptions)
+                    WHERE option_name = 'autovacuum_vacuum_scale_factor')::float8,
+                  current_setting('autovacuum_vacuum_scale_factor')::float8) AS "scaleFactor"
     FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid
    WHERE s.relid = ANY ($1::text[]::regclass[])`;
 
@@ -50,7 +54,7 @@ export interface SelfVacuumOptions {
  * off, for the server or for a table, nothing would: the retention keeps a bounded
  * number of delivery records alive, but the table would still grow without bound.
  * Workers then do autovacuum's job for those tables, by its own rule and settings
- * (dead rows above threshold + scale factor × live rows), once a minute, one worker at
+ * (dead rows above threshold + scale factor × live rows, the table's own settings first), once a minute, one worker at
  * a time. Where autovacuum is on, this reads the statistics once a minute and does
  * nothing else.
  */

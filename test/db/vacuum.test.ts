@@ -124,3 +124,40 @@ describe('SelfVacuum against PostgreSQL, autovacuum turned off for deliveries', 
     expect(lines.filter((l) => l.msg.startsWith('could not vacuum'))).toEqual([]); // the cancelled one is not an error
   });
 });
+
+describe('SelfVacuum reads a table’s own threshold and scale factor first, as autovacuum does', () => {
+  let database: TestDatabase;
+  let db: Db;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = createDb(database.url, { poolMax: 1 }); // one session: its statistics are flushed by pg_stat_force_next_flush
+  });
+  afterAll(async () => {
+    await db.destroy();
+    await database.drop();
+  });
+
+  const eventStats = async () =>
+    (await db.raw(`SELECT n_dead_tup AS dead, n_live_tup AS live FROM pg_stat_user_tables WHERE relname = 'events'`)).rows[0] as { dead: number; live: number };
+
+  it('leaves events (1 % + 10 000 since migration 008) alone where the server’s 20 % + 50 would vacuum it, until the table says otherwise', async () => {
+    const options = (await db.raw(`SELECT reloptions FROM pg_class WHERE relname = 'events'`)).rows[0].reloptions as string[];
+    expect(options).toEqual(expect.arrayContaining(['autovacuum_vacuum_scale_factor=0.01', 'autovacuum_vacuum_threshold=10000']));
+    await db.raw('ALTER TABLE events SET (autovacuum_enabled = false)');
+    const [project] = await db('projects').insert({ name: 'vacuum', plan: 'free' }).returning('id');
+    await db.raw(
+      `INSERT INTO events (project_id, action, resource_type, resource_id, resource_name, details, user_id, user_name, user_email)
+       SELECT ?, 'flag.updated', 'flag', 1, 'f', '', 1, 'u', 'u@example.com' FROM generate_series(1, 1000)`,
+      [(project as { id: number }).id],
+    );
+    await db('events').update({ queued_at: db.fn.now() }); // as the relay does: 1000 dead rows
+    await db.raw('SELECT pg_stat_force_next_flush()');
+    await eventually(async () => (await eventStats()).dead >= 1000);
+
+    const vacuum = new SelfVacuum(db, createLogger('silent'), { tables: ['events'] });
+    expect(await vacuum.runOnce()).toEqual([]); // 1000 ≤ 10 000 + 1 % of 1000, though > 50 + 20 %
+    await db.raw('ALTER TABLE events SET (autovacuum_vacuum_threshold = 100)');
+    expect(await vacuum.runOnce()).toEqual(['events']); // 1000 > 100 + 1 % of 1000
+    await vacuum.stop();
+  });
+});
