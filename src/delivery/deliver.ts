@@ -69,14 +69,14 @@ export class Deliverer {
       durationMs: 0,
       responseExcerpt: null,
     };
-    await this.finish(data, null, result);
+    await this.finish(data, null, result, false);
     return result;
   }
 
-  /** Counts, records and logs one attempt's outcome. */
-  private async finish(data: DeliveryJobData, requestBody: string | null, result: DeliveryResult): Promise<void> {
+  /** Counts, records and logs one attempt's outcome; `sent`: whether there is a duration to observe. */
+  private async finish(data: DeliveryJobData, requestBody: string | null, result: DeliveryResult, sent = true): Promise<void> {
     const status = result.ok ? 'success' : 'failure';
-    this.deps.metrics.delivered(status, result.errorCode ?? 'none', result.durationMs / 1000);
+    this.deps.metrics.delivered(status, result.errorCode ?? 'none', sent ? result.durationMs / 1000 : null);
     await this.deps.recorder.record({
       integrationId: data.integrationId,
       eventId: data.eventId,

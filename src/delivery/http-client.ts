@@ -1,6 +1,6 @@
 import type { LookupAddress, LookupOptions } from 'node:dns';
 import { readFileSync } from 'node:fs';
-import { lookup as lookupWithGetaddrinfo, Resolver } from 'node:dns/promises';
+import { getServers, lookup as lookupWithGetaddrinfo, Resolver } from 'node:dns/promises';
 import { STATUS_CODES } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
@@ -580,14 +580,18 @@ export interface HostResolverOptions {
 /** A HostResolver whose queries under way can be dropped when its client closes. */
 export type ClosableHostResolver = HostResolver & { close(): void };
 
-// c-ares asks again when a nameserver does not answer; it adapts the wait to the latency it has
-// measured (5× it, 250 ms to 5 s), so its own give-up time is not ours to set.
+// c-ares asks every nameserver again when none answers, the wait doubling each round (1 + 2 + 4
+// units for 3 tries). Once it has measured a nameserver's latency it waits 5× that instead (at
+// least 250 ms), so a worker that has resolved names before gives up sooner, never later.
 const DNS_TRIES = 3;
-const DNS_FIRST_TRY_MS = 1_000;
+const DNS_WAIT_UNITS = 7;
+const MIN_DNS_TRY_MS = 250;
 
 // c-ares's codes for "no such name" and "no address of this family".
 const NO_ADDRESS_CODES = new Set(['ENOTFOUND', 'ENODATA']);
-const NOT_FOR_THE_SYSTEM = new Set(['ESERVFAIL', 'ECANCELLED', 'EDESTRUCTION']);
+// No nameserver to ask (none reachable, or refusing): the system resolver may know the name from
+// /etc/hosts. A nameserver that fails the name or never answers is not worth a thread.
+const ASK_THE_SYSTEM = new Set(['ECONNREFUSED', 'EREFUSED']);
 
 /**
  * Resolves A and AAAA with c-ares, whose queries wait on sockets of the event loop, not in a
@@ -595,13 +599,17 @@ const NOT_FOR_THE_SYSTEM = new Set(['ESERVFAIL', 'ECANCELLED', 'EDESTRUCTION']);
  * nameserver never answers), so a few dead domains would take the whole pool and stall every
  * other delivery and the PostgreSQL and Redis connections with it.
  *
- * When the nameservers give no address at all (the name is only in /etc/hosts or under a search
- * domain, no nameserver can be reached, or it answers too slowly for c-ares), the system resolver
- * is asked as before, a few lookups at a time per process, one per name: what holds those threads
- * is bounded, and names the nameservers answer never wait for it.
+ * When the nameservers say the name has no address (it is only in /etc/hosts or under a search
+ * domain), or no nameserver can be reached, the system resolver is asked as before, a few lookups
+ * at a time per process, one per name: what holds those threads is bounded, and names the
+ * nameservers answer never wait for it. A nameserver that never answers is given up on, thread-free.
  */
 export function createHostResolver(options: HostResolverOptions): ClosableHostResolver {
-  const resolver = new Resolver({ timeout: Math.min(DNS_FIRST_TRY_MS, options.timeoutMs), tries: DNS_TRIES });
+  // Every try asks every nameserver: all of it takes about half the deadline, so a query that goes
+  // unanswered ends on its own, as E_DNS, while the delivery could still have connected.
+  const serverCount = Math.max(1, (options.servers ?? getServers()).length);
+  const tryMs = Math.max(MIN_DNS_TRY_MS, Math.round(options.timeoutMs / 2 / DNS_WAIT_UNITS / serverCount));
+  const resolver = new Resolver({ timeout: tryMs, tries: DNS_TRIES });
   if (options.servers) resolver.setServers(options.servers);
   const fallback = options.fallback ?? lookupWithSystem;
   const systemLookups = new Map<string, Promise<ResolvedAddress[]>>();
@@ -634,9 +642,7 @@ export function createHostResolver(options: HostResolverOptions): ClosableHostRe
     }
     // A family that failed or is late (timeout, SERVFAIL) is never connected to; every address of the other is checked.
     if (addresses.length > 0) return addresses;
-    // A nameserver that says the name fails (SERVFAIL) would say so to the system resolver too;
-    // a query cancelled by close() or past the deadline has nobody waiting for it.
-    if (failure !== null && NOT_FOR_THE_SYSTEM.has(errorCode(failure))) throw failure;
+    if (failure !== null && !ASK_THE_SYSTEM.has(errorCode(failure))) throw failure;
     if (Date.now() >= deadline) throw failure ?? Object.assign(new Error('no address in time'), { code: 'ETIMEOUT' });
     return askSystem(hostname, deadline);
   };
@@ -906,13 +912,19 @@ function maskSecrets(line: string, secrets: readonly string[], cutAtEnd: boolean
   return masked;
 }
 
+/**
+ * Lower case, one UTF-16 unit for one: U+0130 (İ) is the one character whose lower case is
+ * longer (i + a combining dot), which would shift every position after it.
+ */
+function foldCase(text: string): string {
+  return text.replace(/\u0130/g, 'I').toLowerCase();
+}
+
 /** Every occurrence of `value` in any letter case masked; a string search, linear in practice. */
 function maskEvery(line: string, value: string): string {
   if (value.length > line.length) return line;
-  const lowerLine = line.toLowerCase();
-  const lowerValue = value.toLowerCase();
-  // A case mapping that changes lengths (rare outside Latin-1) would shift the positions: match case-sensitively then.
-  const [haystack, needle] = lowerLine.length === line.length && lowerValue.length === value.length ? [lowerLine, lowerValue] : [line, value];
+  const haystack = foldCase(line);
+  const needle = foldCase(value);
   let masked = '';
   let from = 0;
   for (let at = haystack.indexOf(needle); at >= 0; at = haystack.indexOf(needle, at + needle.length)) {
@@ -929,8 +941,7 @@ function maskEvery(line: string, value: string): string {
  */
 function maskCutStart(line: string, value: string): string {
   const tail = line.slice(-(value.length - 1) || line.length);
-  const text = `${value.toLowerCase()}\u0000${tail.toLowerCase()}`;
-  if (text.length !== value.length + 1 + tail.length) return line; // a case mapping changed lengths: leave it
+  const text = `${foldCase(value)}\u0000${foldCase(tail)}`;
   const border = new Int32Array(text.length);
   for (let i = 1; i < text.length; i++) {
     let k = border[i - 1]!;

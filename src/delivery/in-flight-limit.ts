@@ -74,8 +74,9 @@ export class InFlightLimit {
     const releases = this.takePending();
     try {
       const reply = await this.commands.mozhnoAcquire(
-        requests.length + releases.length * 2,
+        requests.length * 2 + releases.length * 2,
         ...requests.map((r) => this.inflightKey(r.integrationId)),
+        ...requests.map((r) => this.waitingKey(r.integrationId)),
         ...this.releaseKeys(releases),
         Date.now(),
         this.leaseMs,
@@ -243,12 +244,14 @@ local function release(first, firstKey)
   return woken
 end`;
 
-// KEYS: the inflight set of each acquire, then release pairs.
+// KEYS: the inflight set of each acquire, then the waiting set of each, then release pairs.
 // ARGV: now, lease, cap, number of acquires n, their n holders, then release holders.
 // Answers 1 or 0 per acquire, then the job woken per release. Releases go first: they free slots.
+// A job that gets a slot leaves its line: one whose safety delay ran out is still in it, and
+// would be counted as waiting (WEBHOOK_MAX_BACKLOG) until a release popped it.
 const ACQUIRE = `${RELEASES}
 local now, lease, cap, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local woken = release(5 + n, n + 1)
+local woken = release(5 + n, 2 * n + 1)
 local answers = {}
 for i = 1, n do
   local inflight, holder = KEYS[i], ARGV[4 + i]
@@ -262,6 +265,7 @@ for i = 1, n do
   if count < cap or redis.call('ZSCORE', inflight, holder) then
     redis.call('ZADD', inflight, now + lease, holder)
     redis.call('PEXPIRE', inflight, lease)
+    redis.call('ZREM', KEYS[n + i], holder)
     answers[i] = 1
   end
 end

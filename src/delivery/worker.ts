@@ -62,6 +62,11 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
 
   const readRetryMs = options.readRetryMs ?? 5_000;
   const outage = new OutageLog(log, readRetryMs);
+  const drop = (job: Job<DeliveryJobData>, reason: string): string => {
+    metrics.dropped.inc({ reason });
+    log.info({ integrationId: job.data.integrationId, eventId: job.data.eventId, action: job.data.vars.action, reason }, 'delivery dropped');
+    return `dropped: ${reason}`;
+  };
   const process = async (job: Job<DeliveryJobData>, token?: string): Promise<string> => {
     const { integrationId } = job.data;
     const holder = job.id!;
@@ -70,7 +75,11 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     if (!(await limit.tryAcquire(integrationId, holder))) {
       const refused = await parking.park(job, token);
       if (refused !== null) {
-        // WEBHOOK_MAX_BACKLOG wait already: Redis would otherwise hold a hanging endpoint's line without bound.
+        // WEBHOOK_MAX_BACKLOG wait already: Redis would otherwise hold a hanging endpoint's line without
+        // bound. A job its integration no longer wants is dropped as it would be at its turn.
+        // (Unreadable now: it is refused all the same; its record waits for PostgreSQL.)
+        const target = await deliverer.target(job.data).catch(() => null);
+        if (target !== null && 'dropped' in target) return drop(job, target.dropped);
         const result = await deliverer.refuseBacklog(job.data, refused.overBacklog, parking.maxBacklog);
         return `failure: ${result.errorCode}`;
       }
@@ -92,11 +101,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
         throw new DelayedError();
       }
       outage.over();
-      if ('dropped' in target) {
-        metrics.dropped.inc({ reason: target.dropped });
-        log.info({ integrationId, eventId: job.data.eventId, action: job.data.vars.action, reason: target.dropped }, 'delivery dropped');
-        return `dropped: ${target.dropped}`;
-      }
+      if ('dropped' in target) return drop(job, target.dropped);
       const result = await deliverer.deliver(job.data, target);
       return result.ok ? 'success' : `failure: ${result.errorCode}`;
     } finally {

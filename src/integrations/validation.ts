@@ -262,6 +262,26 @@ function checkEvents(list: unknown[], details: ErrorDetail[]): EventCode[] {
   return codes;
 }
 
+/** JSON text without the white space between its tokens (strings kept as they are). */
+function withoutWhiteSpace(json: string): string {
+  let out = '';
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i]!;
+    if (inString) {
+      out += c;
+      if (c === '\\') out += json[++i] ?? '';
+      else if (c === '"') inString = false;
+    } else if (c === '"') {
+      inString = true;
+      out += c;
+    } else if (c !== ' ' && c !== '\t' && c !== '\n' && c !== '\r') {
+      out += c;
+    }
+  }
+  return out;
+}
+
 /**
  * The configJson text to store and answer: the secret never leaves, its place reads "********".
  * Only the `secret` member is masked: a header holding the same text keeps its value, so what
@@ -272,12 +292,12 @@ function maskSecret(text: string, secret: SecretChange): string {
   const literal = JSON.stringify(secret.secret);
   const original = JSON.parse(text) as Record<string, unknown>;
   const expected = JSON.stringify({ ...original, secret: SECRET_MASK });
-  // Client formatting is kept when exactly one occurrence of the literal is the secret member, and
-  // the text keeps no copy the parsed value does not show (a member repeated, shadowed by its last).
-  const copies = (json: string) => json.split(literal).length - 1;
+  // Client formatting (white space) is kept when masking one occurrence of the literal leaves exactly
+  // what is expected. Anything else the text holds beyond its parsed value (a repeated member, whose
+  // last copy hides the others; escapes) is dropped with the formatting.
   for (let at = text.indexOf(literal); at >= 0; at = text.indexOf(literal, at + 1)) {
     const masked = text.slice(0, at) + JSON.stringify(SECRET_MASK) + text.slice(at + literal.length);
-    if (JSON.stringify(JSON.parse(masked)) === expected && copies(masked) === copies(expected)) return masked;
+    if (withoutWhiteSpace(masked) === expected) return masked;
   }
   // The secret written with escapes (e.g. "\/"): give up the client's formatting rather than the secret.
   return expected;

@@ -40,8 +40,9 @@ export class DeliveryTally {
     this.timer.unref();
   }
 
-  add(result: string, code: string, seconds: number): void {
+  add(result: string, code: string, seconds: number | null): void {
     increment(this.counts, `total|${result}|${code}`, 1);
+    if (seconds === null) return;
     increment(this.counts, `bucket|${result}|${bucketOf(seconds)}`, 1);
     increment(this.sums, `sum|${result}`, seconds);
   }

@@ -58,9 +58,10 @@ export class WorkerMetrics {
   }
 
   /** One delivery attempt finished. */
-  delivered(result: 'success' | 'failure', code: string, seconds: number): void {
+  /** `seconds` null: nothing was sent (E_BACKLOG), so there is no duration to observe. */
+  delivered(result: 'success' | 'failure', code: string, seconds: number | null): void {
     this.deliveries.inc({ result, code });
-    this.duration.observe({ result }, seconds);
+    if (seconds !== null) this.duration.observe({ result }, seconds);
     this.tally?.add(result, code, seconds);
   }
 }

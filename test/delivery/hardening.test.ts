@@ -154,12 +154,29 @@ describe('a line of WEBHOOK_MAX_BACKLOG (64 here)', () => {
       await h.eventually(() => stuck.requests.length === 2);
       for (let i = 2; i < 66; i++) await segment(i);
       await h.eventually(async () => (await delayed()) === 64);
-      // Three more, one at a time: each fails unsent at once, and the line stays 64 long.
+      // Three more, one at a time: each fails unsent at once, and the line stays 64 long. Counted as
+      // failed deliveries, without a duration: nothing was sent.
+      const metric = async (name: string, labels: Record<string, string>) =>
+        (await h.worker.metrics.registry.getSingleMetric(name)!.get()).values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
+      const failedDurations = await metric('mozhno_delivery_duration_seconds', { result: 'failure' });
+      const backlogCountBefore = await metric('mozhno_deliveries_total', { result: 'failure', code: 'E_BACKLOG' });
       for (let i = 66; i < 69; i++) {
         await segment(i);
         await h.eventually(async () => (await records()).filter((r) => r.errorCode === 'E_BACKLOG').length === i - 65);
       }
       expect(await delayed()).toBe(64);
+      expect((await metric('mozhno_deliveries_total', { result: 'failure', code: 'E_BACKLOG' })) - backlogCountBefore).toBe(3);
+      expect(await metric('mozhno_delivery_duration_seconds', { result: 'failure' })).toBe(failedDurations);
+      // A job its integration no longer wants (here: an event it is not subscribed to) is dropped, not refused.
+      const unwanted = await h.api.server.queue.add('flag.created', {
+        integrationId: integration.id,
+        integrationVersion: integration.version ?? 1,
+        eventId: 999_999,
+        webhookId: 'msg_unwanted',
+        vars: { action: 'flag.created', resourceType: 'flag', resourceId: 1, resourceName: 'f', details: '', projectId: p.projectId, user: { id: 1, name: 'u', email: 'u@example.com' }, timestamp: new Date().toISOString() },
+        committedAt: Date.now(),
+      });
+      expect(await h.eventually(async () => (await unwanted.isCompleted()) && (await h.api.server.queue.getJob(unwanted.id!))!.returnvalue)).toBe('dropped: integration no longer subscribed');
       const refused = (await records()).filter((r) => r.errorCode === 'E_BACKLOG');
       expect(refused.map((r) => [r.status, r.error])).toEqual(
         Array(3).fill(['failure', 'backlog: 64 deliveries already wait for this endpoint (WEBHOOK_MAX_BACKLOG 64); not sent']),

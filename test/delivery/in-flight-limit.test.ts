@@ -128,6 +128,16 @@ describe('InFlightLimit', () => {
     expect(await limit.waiting(3)).toEqual([]);
   });
 
+  it('takes a parked job that gets a slot on its own (its safety delay ran out) out of line, so it is not counted as waiting', async () => {
+    const limit = limitOf(1, 50);
+    expect(await limit.tryAcquire(22, 'crashed')).toBe(true);
+    expect(await limit.park(22, 'e4', 4)).toBe('parked');
+    await new Promise((resolve) => setTimeout(resolve, 80)); // the holder's lease runs out, with nobody releasing it
+    expect(await limit.tryAcquire(22, 'e4')).toBe(true);
+    expect(await limit.waiting(22)).toEqual([]);
+    expect(await limit.overBacklog(22, 'e5', 5, 1)).toBeNull();
+  });
+
   it('takes a job out of line and counts those ahead of it once the line is WEBHOOK_MAX_BACKLOG long there', async () => {
     const limit = limitOf(1);
     expect(await limit.tryAcquire(21, 'holder')).toBe(true);

@@ -275,16 +275,18 @@ describe('round trips and edge cases the rules allow', () => {
   });
 
   it('never stores the secret where a repeated member hides it from the parsed value', async () => {
-    const p = await api.project();
+    const p = await api.project({ plan: 'pro' });
     for (const configJson of [
       `{"url":"https://hooks.example.com/x","secret":"${SECRET}","secret":"${SECRET}"}`,
       `{"url":"https://hooks.example.com/x","headers":{"X-A":"${SECRET}","X-A":"v"},"secret":"${SECRET}"}`,
+      `{"url":"https://hooks.example.com/x","secret":"\\u0077${SECRET.slice(1)}","secret":"${SECRET}"}`,
+      `{"url":"https://hooks.example.com/x","headers":{"Authorization":"Bearer ${SECRET}","Authorization":"Bearer x"},"secret":"${SECRET}"}`,
     ]) {
       const created = await p.post('/api/v1/integrations', { ...seedBody(), configJson });
       expect(created.status).toBe(201);
-      expect(created.body.configJson).not.toContain(SECRET);
+      expect(created.body.configJson).not.toContain(SECRET.slice(1));
       const row = await api.server.db('integrations').where('id', created.body.id).first();
-      expect(row.config_json).not.toContain(SECRET);
+      expect(row.config_json).not.toContain(SECRET.slice(1));
       expect(row.secret).toBe(SECRET);
     }
   });
