@@ -581,8 +581,9 @@ export interface HostResolverOptions {
 export type ClosableHostResolver = HostResolver & { close(): void };
 
 // c-ares asks every nameserver again when none answers, the wait doubling each round (1 + 2 + 4
-// units for 3 tries). Once it has measured a nameserver's latency it waits 5× that instead (at
-// least 250 ms), so a worker that has resolved names before gives up sooner, never later.
+// units for 3 tries). Once it has measured a nameserver's latency it waits 5× that instead (250 ms
+// to 5 s; in practice a query then gives up after ~3 s), which is why a query that timed out is
+// asked again while the DNS budget lasts (DNS_BUDGET).
 const DNS_TRIES = 3;
 const DNS_WAIT_UNITS = 7;
 const MIN_DNS_TRY_MS = 250;
@@ -592,6 +593,9 @@ const NO_ADDRESS_CODES = new Set(['ENOTFOUND', 'ENODATA']);
 // No nameserver to ask (none reachable, or refusing): the system resolver may know the name from
 // /etc/hosts. A nameserver that fails the name or never answers is not worth a thread.
 const ASK_THE_SYSTEM = new Set(['ECONNREFUSED', 'EREFUSED']);
+// Of the delivery deadline, what resolving may take: a name that a slow nameserver answers late
+// (a cold lookup behind a dead authoritative server) is asked again, thread-free, until then.
+const DNS_BUDGET = 0.5;
 
 /**
  * Resolves A and AAAA with c-ares, whose queries wait on sockets of the event loop, not in a
@@ -628,23 +632,28 @@ export function createHostResolver(options: HostResolverOptions): ClosableHostRe
   };
 
   const resolve = async (hostname: string): Promise<ResolvedAddress[]> => {
-    const deadline = Date.now() + options.timeoutMs;
-    const [v4, v6] = await bothFamilies(resolver.resolve4(hostname), resolver.resolve6(hostname));
-    const addresses: ResolvedAddress[] = [];
-    let failure: Error | null = null;
-    // IPv4 first: net.connect tries the first address's family first (then alternates), and many hosts route no IPv6.
-    for (const [family, answer] of [[4, v4], [6, v6]] as const) {
-      if (answer.status === 'fulfilled') {
-        for (const address of answer.value) addresses.push({ address, family });
-      } else if (!NO_ADDRESS_CODES.has(errorCode(answer.reason as Error))) {
-        failure ??= answer.reason as Error;
+    const started = Date.now();
+    const deadline = started + options.timeoutMs;
+    for (;;) {
+      const [v4, v6] = await bothFamilies(resolver.resolve4(hostname), resolver.resolve6(hostname));
+      const addresses: ResolvedAddress[] = [];
+      const failures: Error[] = [];
+      // IPv4 first: net.connect tries the first address's family first (then alternates), and many hosts route no IPv6.
+      for (const [family, answer] of [[4, v4], [6, v6]] as const) {
+        if (answer.status === 'fulfilled') {
+          for (const address of answer.value) addresses.push({ address, family });
+        } else if (!NO_ADDRESS_CODES.has(errorCode(answer.reason as Error))) {
+          failures.push(answer.reason as Error);
+        }
       }
+      // A family that failed or is late (timeout, SERVFAIL) is never connected to; every address of the other is checked.
+      if (addresses.length > 0) return addresses;
+      const codes = failures.map(errorCode);
+      if (codes.includes('ETIMEOUT') && Date.now() < started + options.timeoutMs * DNS_BUDGET) continue;
+      if (!codes.every((code) => ASK_THE_SYSTEM.has(code))) throw failures[codes.indexOf('ETIMEOUT')] ?? failures[0];
+      if (Date.now() >= deadline) throw Object.assign(new Error('no address in time'), { code: 'ETIMEOUT' });
+      return askSystem(hostname, deadline);
     }
-    // A family that failed or is late (timeout, SERVFAIL) is never connected to; every address of the other is checked.
-    if (addresses.length > 0) return addresses;
-    if (failure !== null && !ASK_THE_SYSTEM.has(errorCode(failure))) throw failure;
-    if (Date.now() >= deadline) throw failure ?? Object.assign(new Error('no address in time'), { code: 'ETIMEOUT' });
-    return askSystem(hostname, deadline);
   };
   return Object.assign(resolve, { close: () => resolver.cancel() });
 }

@@ -122,17 +122,27 @@ async function startRawEndpoint(answer: (socket: TLSSocket) => void): Promise<{ 
 }
 
 /** A list of addresses (empty: the name has none of this family), or a failure. */
-type NameAnswer = readonly string[] | 'nxdomain' | 'servfail' | 'silent';
+/** `slow`: answered only once `afterMs` have passed since the question was first asked (every copy of it then). */
+type NameAnswer = readonly string[] | 'nxdomain' | 'servfail' | 'silent' | { slow: readonly string[]; afterMs: number };
 
 /** A nameserver on a loopback UDP port answering A and AAAA questions as told; `questions` holds "A name" entries. */
 async function startNameserver(answer: (name: string, type: 'A' | 'AAAA') => NameAnswer): Promise<{ server: string; questions: string[] }> {
   const socket = createSocket('udp4');
   const questions: string[] = [];
+  const firstAsked = new Map<string, number>();
   socket.on('message', (query, peer) => {
     const { name, type, end } = readQuestion(query);
     questions.push(`${type} ${name}`);
     const reply = answer(name, type);
-    if (reply !== 'silent') socket.send(dnsReply(query, end, type, reply), peer.port, peer.address);
+    if (reply === 'silent') return;
+    if (typeof reply === 'object' && 'slow' in reply) {
+      const first = firstAsked.get(`${type} ${name}`) ?? Date.now();
+      firstAsked.set(`${type} ${name}`, first);
+      const send = () => socket.send(dnsReply(query, end, type, reply.slow), peer.port, peer.address);
+      setTimeout(send, Math.max(0, first + reply.afterMs - Date.now()));
+      return;
+    }
+    socket.send(dnsReply(query, end, type, reply), peer.port, peer.address);
   });
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   cleanups.push(() => new Promise((resolve) => socket.close(() => resolve())));
@@ -150,7 +160,7 @@ function readQuestion(query: Buffer): { name: string; type: 'A' | 'AAAA'; end: n
   return { name: labels.join('.').toLowerCase(), type: query.readUInt16BE(offset + 1) === 28 ? 'AAAA' : 'A', end: offset + 5 };
 }
 
-function dnsReply(query: Buffer, questionEnd: number, type: 'A' | 'AAAA', answer: Exclude<NameAnswer, 'silent'>): Buffer {
+function dnsReply(query: Buffer, questionEnd: number, type: 'A' | 'AAAA', answer: readonly string[] | 'nxdomain' | 'servfail'): Buffer {
   const records = (typeof answer === 'string' ? [] : answer).map((address) => {
     const data = type === 'A' ? Buffer.from(address.split('.').map(Number)) : ipv6Bytes(address);
     const record = Buffer.alloc(12);
@@ -976,6 +986,15 @@ describe('WebhookClient: name resolution', () => {
     // Not c-ares's every try for AAAA (1 + 2 + 4 s, past the deadline): 300 ms once A has answered.
     expect(v4.durationMs).toBeLessThan(3000);
     expect(nameserver.questions).toContain('AAAA v4.sink.test');
+  });
+
+  it('asks again, thread-free, a nameserver that answers a cold name only after c-ares gave up on it (within half the deadline)', async () => {
+    const nameserver = await startNameserver((name) => (name === 'slow.test' ? { slow: ['192.0.2.44'], afterMs: 3500 } : name.startsWith('warm') ? ['192.0.2.1'] : 'nxdomain'));
+    const resolve = createHostResolver({ timeoutMs: 30_000, servers: [nameserver.server], fallback: async () => [] });
+    // A worker that has resolved names before: c-ares now waits 5× the latency it measured, ~3 s in all.
+    for (let i = 0; i < 5; i++) await resolve(`warm${i}.test`);
+    expect(await resolve('slow.test')).toEqual([{ address: '192.0.2.44', family: 4 }]);
+    expect(nameserver.questions.filter((q) => q === 'A slow.test').length).toBeGreaterThan(1);
   });
 
   it("delivers to the nameserver's addresses, checking both families and the certificate against the name", async () => {
