@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from '../logger.js';
-import { withConnection, type Db, type PgConnection } from './knex.js';
+import type { Db, PgConnection } from './knex.js';
+import { PeriodicPass } from './periodic-pass.js';
 
 /**
  * The tables that churn: every delivery record is deleted again by the retention,
@@ -58,51 +59,32 @@ export interface SelfVacuumOptions {
  * a time. Where autovacuum is on, this reads the statistics once a minute and does
  * nothing else.
  */
-export class SelfVacuum {
+export class SelfVacuum extends PeriodicPass<string[]> {
   private readonly tables: readonly string[];
-  private readonly everyMs: number;
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<string[]> = Promise.resolve([]);
   private readonly warned = new Set<string>();
   /** The backend running a VACUUM now, so that stopping can cancel it. */
   private vacuuming: number | null = null;
-  private stopping = false;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly log: Logger,
     options: SelfVacuumOptions = {},
   ) {
+    super(db, options.everyMs ?? 60_000, []);
     this.tables = options.tables ?? CHURNING_TABLES;
-    this.everyMs = options.everyMs ?? 60_000;
-  }
-
-  start(): void {
-    this.timer ??= setInterval(() => void this.runOnce(), this.everyMs);
-    this.timer.unref();
   }
 
   /**
-   * Stops the timer and ends a pass under way. A VACUUM of a table left unvacuumed
-   * for long can take minutes: it is cancelled rather than let hold up a shutdown
-   * (what it reclaimed so far stays reclaimed; the next worker's pass does the rest).
+   * A VACUUM of a table left unvacuumed for long can take minutes: stopping cancels it rather
+   * than let it hold up a shutdown (what it reclaimed so far stays reclaimed; the next worker's
+   * pass does the rest).
    */
-  async stop(): Promise<void> {
-    this.stopping = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+  protected override async interrupt(): Promise<void> {
     if (this.vacuuming !== null) await this.db.raw('SELECT pg_cancel_backend(?)', [this.vacuuming]).catch(() => undefined);
-    await this.running;
   }
 
-  /** One pass: answers the tables it vacuumed (none when another worker holds the lock). Never throws. */
-  runOnce(): Promise<string[]> {
-    // A connection that cannot be had (the database is unreachable): the next pass tries again.
-    this.running = this.running.then(() => (this.stopping ? [] : withConnection(this.db, (connection) => this.pass(connection)))).catch(() => []);
-    return this.running;
-  }
-
-  private async pass(connection: PgConnection): Promise<string[]> {
+  /** One pass answers the tables it vacuumed (none when another worker holds the lock). */
+  protected async pass(connection: PgConnection): Promise<string[]> {
     try {
       const due = (await this.stats(connection)).filter(vacuumDue);
       if (due.length === 0) return [];

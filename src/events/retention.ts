@@ -1,5 +1,5 @@
 import type { Db, PgConnection } from '../db/knex.js';
-import { withConnection } from '../db/knex.js';
+import { PeriodicPass } from '../db/periodic-pass.js';
 import type { Logger } from '../logger.js';
 
 /** pg_advisory_lock key that keeps two workers from pruning events at once ('mzevr' in ASCII). */
@@ -29,43 +29,22 @@ const DELETE_BATCH = `
  * EVENT_RETENTION_DAYS: the workers keep the events table to that many days, once a minute,
  * one worker at a time. An event the relay has not queued yet is never deleted.
  */
-export class EventRetention {
-  private readonly everyMs: number;
+export class EventRetention extends PeriodicPass<number> {
   private readonly batch: number;
   private readonly maxBatches: number;
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<number> = Promise.resolve(0);
-  private stopping = false;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly log: Logger,
     private readonly options: EventRetentionOptions,
   ) {
-    this.everyMs = options.everyMs ?? 60_000;
+    super(db, options.everyMs ?? 60_000, 0);
     this.batch = options.batch ?? 5_000;
     this.maxBatches = options.maxBatches ?? 20;
   }
 
-  start(): void {
-    this.timer ??= setInterval(() => void this.runOnce(), this.everyMs);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.running;
-  }
-
-  /** One pass: answers how many events it deleted (0 when another worker holds the lock). Never throws. */
-  runOnce(): Promise<number> {
-    this.running = this.running.then(() => (this.stopping ? 0 : withConnection(this.db, (connection) => this.pass(connection)))).catch(() => 0);
-    return this.running;
-  }
-
-  private async pass(connection: PgConnection): Promise<number> {
+  /** One pass answers how many events it deleted (0 when another worker holds the lock). */
+  protected async pass(connection: PgConnection): Promise<number> {
     try {
       const { rows } = await connection.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [EVENT_RETENTION_LOCK]);
       if (!rows[0]!.locked) return 0;

@@ -39,6 +39,22 @@ afterAll(async () => {
   await h.close();
 });
 
+/** A sink that holds its answers (200 each) until `answer()`; from then on it answers at once. */
+async function heldSink() {
+  const stuck = await startSink();
+  const held: Array<() => void> = [];
+  let holding = true;
+  stuck.respond((_req, res) => {
+    if (holding) held.push(() => res.writeHead(200).end('ok'));
+    else res.writeHead(200).end('ok');
+  });
+  const answer = (): void => {
+    holding = false;
+    for (const respond of held.splice(0)) respond();
+  };
+  return { stuck, answer };
+}
+
 describe('one hanging endpoint cannot starve the others', () => {
   it('holds at most WEBHOOK_MAX_IN_FLIGHT deliveries of it across worker processes, while healthy deliveries flow', async () => {
     const second: ChildProcess = fork('test/support/worker-process.ts', [], {
@@ -85,13 +101,7 @@ describe('one hanging endpoint cannot starve the others', () => {
 
 describe('a backlog for a slow endpoint', () => {
   it('queues the new jobs of an integration with jobs waiting straight into line: no worker takes them until slots free', async () => {
-    const stuck = await startSink();
-    const held: Array<() => void> = [];
-    let holding = true;
-    stuck.respond((_req, res) => {
-      if (holding) held.push(() => res.writeHead(200).end('ok'));
-      else res.writeHead(200).end('ok');
-    });
+    const { stuck, answer } = await heldSink();
     try {
       const p = await h.api.project({ plan: 'pro' });
       const integration = (await p.post('/api/v1/integrations', { name: 'stuck', configJson: { url: `${stuck.url}/stuck` }, eventSubscriptionsJson: ['segment.created'] })).body;
@@ -118,14 +128,12 @@ describe('a backlog for a slow endpoint', () => {
       expect(stuck.requests).toHaveLength(2);
 
       // The endpoint answers again: releases wake the line (long before the jobs' safety delay of ~23 s), each delivered once.
-      holding = false;
-      for (const answer of held.splice(0)) answer();
+      answer();
       await h.eventually(async () => (await jobsOf('completed')).length === 13 || undefined, 15_000);
       expect(new Set(stuck.requests.map((r) => r.headers['webhook-id'])).size).toBe(13);
       expect(await jobsOf('delayed')).toEqual([]);
     } finally {
-      holding = false;
-      for (const answer of held.splice(0)) answer();
+      answer();
       await stuck.close();
     }
   });
@@ -133,13 +141,7 @@ describe('a backlog for a slow endpoint', () => {
 
 describe('a line of WEBHOOK_MAX_BACKLOG (64 here)', () => {
   it('fails the deliveries that would wait behind a full line unsent (E_BACKLOG), at once, and delivers the line when the endpoint answers', async () => {
-    const stuck = await startSink();
-    const held: Array<() => void> = [];
-    let holding = true;
-    stuck.respond((_req, res) => {
-      if (holding) held.push(() => res.writeHead(200).end('ok'));
-      else res.writeHead(200).end('ok');
-    });
+    const { stuck, answer } = await heldSink();
     try {
       const p = await h.api.project({ plan: 'pro' });
       const integration = (await p.post('/api/v1/integrations', { name: 'full', configJson: { url: `${stuck.url}/full` }, eventSubscriptionsJson: ['segment.created'] })).body;
@@ -185,14 +187,12 @@ describe('a line of WEBHOOK_MAX_BACKLOG (64 here)', () => {
       expect(stuck.requests).toHaveLength(2);
 
       // The endpoint answers again: the two in flight and the 64 in line are delivered, the three refused never.
-      holding = false;
-      for (const answer of held.splice(0)) answer();
+      answer();
       await h.eventually(async () => (await records()).filter((r) => r.status === 'success').length === 66 || undefined, 20_000);
       expect(stuck.requests).toHaveLength(66);
       expect(await delayed()).toBe(0);
     } finally {
-      holding = false;
-      for (const answer of held.splice(0)) answer();
+      answer();
       await stuck.close();
     }
   });

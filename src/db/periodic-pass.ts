@@ -1,0 +1,46 @@
+import { withConnection, type Db, type PgConnection } from './knex.js';
+
+/**
+ * Upkeep a worker runs every `everyMs` on a pooled connection (vacuum, retention): one pass at a
+ * time, a pass that fails or cannot get a connection answering `idle` (the next one tries again),
+ * and `stop()` waiting for the pass under way after `interrupt()` had its chance to cut it short.
+ */
+export abstract class PeriodicPass<T> {
+  protected stopping = false;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<T>;
+
+  constructor(
+    protected readonly db: Db,
+    private readonly everyMs: number,
+    private readonly idle: T,
+  ) {
+    this.running = Promise.resolve(idle);
+  }
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.runOnce(), this.everyMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.interrupt();
+    await this.running;
+  }
+
+  /** One pass, after the one under way. Never throws. */
+  runOnce(): Promise<T> {
+    this.running = this.running
+      .then(() => (this.stopping ? this.idle : withConnection(this.db, (connection) => this.pass(connection))))
+      .catch(() => this.idle);
+    return this.running;
+  }
+
+  protected abstract pass(connection: PgConnection): Promise<T>;
+
+  /** Called by `stop()` before it waits for the pass under way. */
+  protected async interrupt(): Promise<void> {}
+}
