@@ -146,7 +146,9 @@ describe('InFlightLimit', () => {
     expect(await limit.overBacklog(21, 'e8', 8, 3)).toBe(3);
     expect(await limit.overBacklog(21, 'e6', 6, 1)).toBe(1); // in line already: only e5 is ahead, and e6 leaves
     expect(await limit.waiting(21)).toEqual(['e5', 'e7']);
-    expect(await limit.overBacklog(21, 'e0', 0, 1)).toBeNull(); // a test send goes first: nothing ahead of it
+    // A test send goes first in line, but counts the whole line: test sends alone cannot grow it past the limit.
+    expect(await limit.overBacklog(21, 'test', 0, 3)).toBeNull();
+    expect(await limit.overBacklog(21, 'test', 0, 2)).toBe(2);
   });
 
   it('parks the jobs the relay queued behind those waiting, in event order, and wakes as many as there are free slots', async () => {
