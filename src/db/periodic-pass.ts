@@ -39,6 +39,7 @@ export abstract class PeriodicPass<T> {
     return this.running;
   }
 
+  /** Answers what it did; `idle` when it did nothing (callers must not change what it answers). */
   protected abstract pass(connection: PgConnection): Promise<T>;
 
   /** Called by `stop()` before it waits for the pass under way. */

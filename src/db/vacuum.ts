@@ -70,7 +70,7 @@ export class SelfVacuum extends PeriodicPass<string[]> {
     private readonly log: Logger,
     options: SelfVacuumOptions = {},
   ) {
-    super(db, options.everyMs ?? 60_000, []);
+    super(db, options.everyMs ?? 60_000, Object.freeze([]) as unknown as string[]);
     this.tables = options.tables ?? CHURNING_TABLES;
   }
 
@@ -84,7 +84,7 @@ export class SelfVacuum extends PeriodicPass<string[]> {
   }
 
   /** One pass answers the tables it vacuumed (none when another worker holds the lock). */
-  protected async pass(connection: PgConnection): Promise<string[]> {
+  protected override async pass(connection: PgConnection): Promise<string[]> {
     try {
       const due = (await this.stats(connection)).filter(vacuumDue);
       if (due.length === 0) return [];

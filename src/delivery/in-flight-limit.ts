@@ -293,12 +293,12 @@ return counts`;
 
 // KEYS: waiting. ARGV: holder, order, max. Answers how many wait ahead of `order` when max or
 // more do, the holder taken out of line; else -1. A test send (order 0) goes first in line, so
-// it is measured against the whole line: test sends alone cannot make it longer than max.
+// one joining it is measured against the whole line: test sends alone cannot make it longer than
+// max. Once in line, it is first, and never refused.
 const OVER_BACKLOG = `
 local ahead
-if tonumber(ARGV[2]) <= 0 then
+if tonumber(ARGV[2]) <= 0 and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   ahead = redis.call('ZCARD', KEYS[1])
-  if redis.call('ZSCORE', KEYS[1], ARGV[1]) then ahead = ahead - 1 end
 else
   ahead = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[2])
 end

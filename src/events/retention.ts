@@ -44,7 +44,7 @@ export class EventRetention extends PeriodicPass<number> {
   }
 
   /** One pass answers how many events it deleted (0 when another worker holds the lock). */
-  protected async pass(connection: PgConnection): Promise<number> {
+  protected override async pass(connection: PgConnection): Promise<number> {
     try {
       const { rows } = await connection.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [EVENT_RETENTION_LOCK]);
       if (!rows[0]!.locked) return 0;

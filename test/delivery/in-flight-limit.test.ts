@@ -149,6 +149,8 @@ describe('InFlightLimit', () => {
     // A test send goes first in line, but counts the whole line: test sends alone cannot grow it past the limit.
     expect(await limit.overBacklog(21, 'test', 0, 3)).toBeNull();
     expect(await limit.overBacklog(21, 'test', 0, 2)).toBe(2);
+    expect(await limit.park(21, 'in-line', 0)).toBe('parked'); // a test send in line already: first, kept
+    expect(await limit.overBacklog(21, 'in-line', 0, 1)).toBeNull();
   });
 
   it('parks the jobs the relay queued behind those waiting, in event order, and wakes as many as there are free slots', async () => {
