@@ -2,13 +2,16 @@ import { withConnection, type Db, type PgConnection } from './knex.js';
 
 /**
  * Upkeep a worker runs every `everyMs` on a pooled connection (vacuum, retention): one pass at a
- * time, a pass that fails or cannot get a connection answering `idle` (the next one tries again),
- * and `stop()` waiting for the pass under way after `interrupt()` had its chance to cut it short.
+ * time (a tick that finds one under way, a VACUUM taking minutes, is skipped rather than queued),
+ * a pass that fails or cannot get a connection answering `idle` (the next one tries again), and
+ * `stop()` waiting for the pass under way after `interrupt()` had its chance to cut it short.
  */
 export abstract class PeriodicPass<T> {
   protected stopping = false;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<T>;
+  /** Passes asked for and not finished: a tick while one is under way is skipped, not queued behind it. */
+  private pending = 0;
 
   constructor(
     protected readonly db: Db,
@@ -19,7 +22,9 @@ export abstract class PeriodicPass<T> {
   }
 
   start(): void {
-    this.timer ??= setInterval(() => void this.runOnce(), this.everyMs);
+    this.timer ??= setInterval(() => {
+      if (this.pending === 0) void this.runOnce();
+    }, this.everyMs);
     this.timer.unref();
   }
 
@@ -33,9 +38,11 @@ export abstract class PeriodicPass<T> {
 
   /** One pass, after the one under way. Never throws. */
   runOnce(): Promise<T> {
+    this.pending++;
     this.running = this.running
       .then(() => (this.stopping ? this.idle : withConnection(this.db, (connection) => this.pass(connection))))
-      .catch(() => this.idle);
+      .catch(() => this.idle)
+      .finally(() => this.pending--);
     return this.running;
   }
 
