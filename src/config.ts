@@ -92,7 +92,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     workerConcurrency: integer('WORKER_CONCURRENCY', read('WORKER_CONCURRENCY'), DEFAULT_WORKER_CONCURRENCY, 1, 10_000),
     workerMetricsPort: integer('WORKER_METRICS_PORT', read('WORKER_METRICS_PORT'), 9464, 0, 65535),
     deliveryRetention: integer('DELIVERY_RETENTION', read('DELIVERY_RETENTION'), 100, 1, 100_000),
-    eventRetentionDays: read('EVENT_RETENTION_DAYS') === undefined ? null : integer('EVENT_RETENTION_DAYS', read('EVENT_RETENTION_DAYS'), 0, 1, 36_500),
+    eventRetentionDays: integer('EVENT_RETENTION_DAYS', read('EVENT_RETENTION_DAYS'), null, 1, 36_500),
     webhookMaxInFlight: integer('WEBHOOK_MAX_IN_FLIGHT', read('WEBHOOK_MAX_IN_FLIGHT'), 8, 1, 10_000),
     webhookMaxBacklog: integer('WEBHOOK_MAX_BACKLOG', read('WEBHOOK_MAX_BACKLOG'), 10_000, 1, 10_000_000),
     planLimits: planLimits(read('PLAN_LIMITS')),
@@ -128,7 +128,7 @@ function url(name: string, value: string, protocols: string[]): string {
   return value;
 }
 
-function integer(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
+function integer<F extends number | null>(name: string, value: string | undefined, fallback: F, min: number, max: number): number | F {
   if (value === undefined) return fallback;
   if (!/^\d+$/.test(value)) throw new ConfigError(name, `must be a whole number, got "${value}"`);
   const n = Number(value);
