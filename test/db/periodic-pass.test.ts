@@ -42,11 +42,14 @@ class SlowPass extends PeriodicPass<number> {
 it('skips the ticks that find a pass under way instead of queueing a pass behind it for each', async () => {
   const slow = new SlowPass(10);
   slow.start();
-  await new Promise((resolve) => setTimeout(resolve, 300)); // some 30 ticks while the first pass waits
-  expect(slow.started).toBe(1);
-  expect(slow.asked).toBe(1);
-  slow.release();
-  await slow.stop();
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 300)); // some 30 ticks while the first pass waits
+    expect(slow.started).toBe(1);
+    expect(slow.asked).toBe(1);
+  } finally {
+    slow.release();
+    await slow.stop(); // also when an expectation failed: ticks left running would keep the database busy
+  }
 });
 
 it('still runs a pass asked for explicitly after the one under way', async () => {
