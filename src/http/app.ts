@@ -18,6 +18,10 @@ export interface AppParts {
   onRequest?: RequestObserver;
 }
 
+/** Paths of the API (`/api/…`), and of its authenticated version 1, in any letter case as the router matches them. */
+const API_PATH = /^\/api\//i;
+const API_V1_PATH = /^\/api\/v1(?:\/|$)/i;
+
 export function createApp(parts: AppParts): Koa {
   const app = new Koa({ proxy: false });
   app.silent = true; // errorAnswers logs what matters; Koa's default stderr dump would print stacks.
@@ -25,16 +29,19 @@ export function createApp(parts: AppParts): Koa {
     // Every answer is what its Content-Type says (an error repeats the path it was asked for).
     ctx.set('X-Content-Type-Options', 'nosniff');
     // API answers are per token and can hold one (a new API key's): never kept by a cache.
-    if (ctx.path.startsWith('/api/')) ctx.set('Cache-Control', 'no-store');
+    if (API_PATH.test(ctx.path)) ctx.set('Cache-Control', 'no-store');
     await next();
   });
   app.use(requestLog(parts.log, parts.onRequest));
   app.use(errorAnswers(parts.log));
   for (const middleware of parts.middleware ?? []) app.use(middleware);
 
+  // The key is checked before routing, for every path under /api/v1 in any letter case: the router
+  // matches routes case-insensitively but its own `use` case-sensitively (`/API/v1/project` reached
+  // its handler unauthenticated), and an unknown route or method without a key is 401, not 404/405.
+  const authenticated = requireApiKey(parts.authenticate);
+  app.use((ctx, next) => (API_V1_PATH.test(ctx.path) ? authenticated(ctx, () => jsonBody(ctx, next)) : next()));
   const api = new Router({ prefix: '/api/v1' });
-  api.use(requireApiKey(parts.authenticate));
-  api.use(jsonBody);
   for (const router of parts.apiRouters) api.use(router.routes(), router.allowedMethods({ throw: true }));
   app.use(api.routes());
   app.use(api.allowedMethods({ throw: true }));

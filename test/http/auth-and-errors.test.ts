@@ -39,6 +39,37 @@ describe('authentication', () => {
     expect(after.body.error.code).toBe('unauthorized');
   });
 
+  it.each([
+    ['an unknown route', 'GET', '/api/v1/nope'],
+    ['a method the route does not have', 'PATCH', '/api/v1/flags'],
+    ['the bare prefix', 'GET', '/api/v1'],
+    ['the prefix in capitals', 'GET', '/API/v1/project'],
+    ['the version in capitals', 'DELETE', '/api/V1/integrations/1'],
+    ['a mixed-case prefix with a body', 'POST', '/Api/v1/flags'],
+  ])('answers 401 without a key for %s, before any routing', async (_case, method, path) => {
+    const client = api.client(undefined);
+    const answer = method === 'GET' ? await client.get(path) : await client.send(method, path, JSON.stringify({ key: 'sneaky', name: 'Sneaky' }));
+    expect(answer.status).toBe(401);
+    expect(answer.body.error.code).toBe('unauthorized');
+    expect(answer.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it('serves the prefix in any letter case as the router matches it, with the key checked and the body read', async () => {
+    const p = await api.project();
+    const created = await api.client(`Bearer ${p.token}`).send('POST', '/API/V1/flags', JSON.stringify({ key: 'upper', name: 'Upper' }));
+    expect(created.status).toBe(201);
+    expect(created.body.key).toBe('upper');
+    const project = await api.client(`Bearer ${p.token}`).get('/Api/v1/project');
+    expect(project.status).toBe(200);
+    expect(project.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it('answers 404 and 405 for unknown routes and methods once the key is good', async () => {
+    const p = await api.project();
+    expect((await p.get('/api/v1/nope')).body.error.code).toBe('not_found');
+    expect((await p.send('PATCH', '/api/v1/flags', '{}')).body.error.code).toBe('method_not_allowed');
+  });
+
   it('accepts the scheme in any case', async () => {
     const p = await api.project();
     expect((await api.client(`bearer ${p.token}`).get('/api/v1/project')).status).toBe(200);
