@@ -45,6 +45,19 @@ describe('npm run cli -- bootstrap', () => {
     expect(again.token).not.toBe(result.token);
   });
 
+  it('prints only that line when run through npm exactly as SPEC §2 writes it (no npm banner)', async () => {
+    // Without the npm_config_* variables of the npm running the tests: the project's .npmrc must do it.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toLowerCase().startsWith('npm_config_')));
+    const { stdout } = await run('npm', ['run', 'cli', '--', 'bootstrap', '--project', 'Via npm', '--email', 'npm@example.com'], {
+      env: { ...env, LOG_LEVEL: 'silent', DATABASE_URL: db.url },
+      timeout: 60_000,
+    });
+    expect(stdout.endsWith('\n')).toBe(true);
+    const lines = stdout.split('\n').slice(0, -1);
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ projectId: expect.any(Number), token: expect.stringMatching(/^mzk_/) });
+  });
+
   it('creates and migrates a database that does not exist yet', async () => {
     const url = db.url.replace(/\/[^/]+$/, `/${db.name}_fresh`);
     try {
