@@ -33,7 +33,10 @@ export interface RelayOptions {
  * events whose jobs were added already: each slice of jobs holds whole events, and
  * once added, its events are noted in Redis (see RelayedEvents). The job ids alone
  * would not do: BullMQ forgets finished jobs (it keeps 10 000), after seconds
- * under load.
+ * under load. Events are also marked as being added before their first slice is:
+ * should the batch stop between a slice's add and its note (a killed process),
+ * the next try adds only those of their jobs that are neither in BullMQ nor
+ * recorded as delivered.
  *
  * The new jobs of an integration that has jobs waiting for an in-flight slot (a
  * hanging or slow endpoint) are queued parked, in line behind those, so a backlog
@@ -160,7 +163,17 @@ export class EventRelay {
       });
       const withJobs = perEvent.filter((e) => e.jobs.length > 0);
       // A batch tried before may have added some events' jobs already: not again.
-      const added = await this.relayed.which(withJobs.map((e) => e.eventId));
+      const { added, attempted } = await this.relayed.which(withJobs.map((e) => e.eventId));
+      const remaining = await this.withoutJobsAddedBefore(
+        trx,
+        withJobs.filter((e) => !added.has(e.eventId)),
+        attempted,
+      );
+      // Events a stopped try had added after all are noted as such; the others are marked before their add.
+      const settled = remaining.filter((e) => e.jobs.length === 0).map((e) => e.eventId);
+      if (settled.length > 0) await this.relayed.note(settled);
+      const toAdd = remaining.filter((e) => e.jobs.length > 0);
+      await this.relayed.attempt(toAdd.map((e) => e.eventId));
       // In slices, so workers start on the first jobs while the rest are still being added; each
       // addBulk is one MULTI that holds Redis while it runs, so a small slice keeps the workers'
       // own commands from waiting behind it (100 against 500: first delivery of a burst ~50 ms
@@ -169,7 +182,7 @@ export class EventRelay {
       // events are noted as added once its parked jobs are in line too (a retry would not park them).
       let jobs = 0;
       let parked = 0;
-      for (const slice of wholeEventSlices(withJobs.filter((e) => !added.has(e.eventId)), ADD_BULK_SLICE)) {
+      for (const slice of wholeEventSlices(toAdd, ADD_BULK_SLICE)) {
         await this.queue.addBulk(slice.jobs);
         // In line only once they are in the delayed set, where a wake-up can find them.
         await this.parking.parkQueued(slice.parked);
@@ -182,6 +195,34 @@ export class EventRelay {
     if (relayed === 0) return 0;
     this.onRelayed(relayed.events, relayed.jobs, relayed.parked);
     return relayed.events;
+  }
+
+  /**
+   * The events to add, each with the jobs still to add. An event a stopped try was adding
+   * (`attempted`) keeps only its jobs that are neither in BullMQ nor recorded as delivered
+   * (BullMQ forgets finished jobs; their records stay, the newest DELIVERY_RETENTION of each
+   * integration). Its jobs already in BullMQ are not parked again: any that waited for a slot
+   * run when their safety delay ends.
+   */
+  private async withoutJobsAddedBefore(trx: Db, events: PerEvent[], attempted: ReadonlySet<number>): Promise<PerEvent[]> {
+    const unsure = events.filter((e) => attempted.has(e.eventId)).flatMap((e) => e.jobs);
+    if (unsure.length === 0) return events;
+    const queued = await this.relayed.present(unsure.map((job) => this.queue.toKey(job.opts.jobId!)));
+    const gone = unsure.filter((_, i) => !queued[i]);
+    const recorded = new Set(
+      gone.length === 0
+        ? []
+        : ((await trx('deliveries')
+            .whereIn(['integration_id', 'event_id'], gone.map((job) => [job.data.integrationId, job.data.eventId]))
+            .distinct('integration_id', 'event_id')) as Array<{ integration_id: number; event_id: number }>).map((r) => deliveryJobId(r.event_id, r.integration_id)),
+    );
+    const missing = new Set(gone.map((job) => job.opts.jobId!).filter((id) => !recorded.has(id)));
+    return events.flatMap((e) => {
+      if (!attempted.has(e.eventId)) return [e];
+      const jobs = e.jobs.filter((job) => missing.has(job.opts.jobId!));
+      const parked = e.parked.filter((job) => missing.has(job.holder));
+      return [{ eventId: e.eventId, jobs, parked }];
+    });
   }
 
   private schedule(ms: number): void {
@@ -197,11 +238,12 @@ export class EventRelay {
 }
 
 type RelayJob = { name: string; data: DeliveryJobData; opts: JobsOptions };
+type PerEvent = { eventId: number; jobs: RelayJob[]; parked: QueuedParked[] };
 
 type Slice = { jobs: RelayJob[]; parked: QueuedParked[]; eventIds: number[] };
 
 /** Slices of about `size` jobs, never splitting an event's jobs. */
-function* wholeEventSlices(perEvent: Array<{ eventId: number; jobs: RelayJob[]; parked: QueuedParked[] }>, size: number): Generator<Slice> {
+function* wholeEventSlices(perEvent: PerEvent[], size: number): Generator<Slice> {
   let slice: Slice = { jobs: [], parked: [], eventIds: [] };
   for (const { eventId, jobs, parked } of perEvent) {
     for (const job of jobs) slice.jobs.push(job);
@@ -215,10 +257,14 @@ function* wholeEventSlices(perEvent: Array<{ eventId: number; jobs: RelayJob[]; 
   if (slice.jobs.length > 0) yield slice;
 }
 
-// KEYS: the set. ARGV: event ids. Answers 1 or 0 per id: noted or not.
+// KEYS: the set. ARGV: event ids. Answers per id 1 (added: a positive score), 2 (being added:
+// a negative one) or 0.
 const NOTED = `
 local noted = {}
-for i, id in ipairs(ARGV) do noted[i] = redis.call('ZSCORE', KEYS[1], id) and 1 or 0 end
+for i, id in ipairs(ARGV) do
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  noted[i] = (not score) and 0 or (tonumber(score) > 0 and 1 or 2)
+end
 return noted`;
 
 /**
@@ -227,6 +273,10 @@ return noted`;
  * than an hour are dropped as new ones are noted: a batch is tried again as soon as
  * Redis and PostgreSQL answer, and an hour is as long as BullMQ keeps a finished
  * job anyway. (About 25 MB at a sustained 100 events a second.)
+ *
+ * Before its jobs are added, an event is marked as being added (scored by minus the
+ * time): a try stopped between an add and its note leaves that mark, and the next
+ * try then checks the event's jobs one by one.
  */
 export class RelayedEvents {
   private static readonly KEEP_MS = 3600 * 1000;
@@ -239,18 +289,37 @@ export class RelayedEvents {
     if (!('mozhnoNoted' in redis)) redis.defineCommand('mozhnoNoted', { numberOfKeys: 1, lua: NOTED });
   }
 
-  async which(eventIds: number[]): Promise<Set<number>> {
-    if (eventIds.length === 0) return new Set();
+  /** Which of these events were added (noted), and which a try was adding when it stopped. */
+  async which(eventIds: number[]): Promise<{ added: Set<number>; attempted: Set<number> }> {
+    if (eventIds.length === 0) return { added: new Set(), attempted: new Set() };
     const noted = await (this.redis as unknown as { mozhnoNoted(key: string, ...ids: string[]): Promise<number[]> }).mozhnoNoted(this.key, ...eventIds.map(String));
-    return new Set(eventIds.filter((_, i) => noted[i] === 1));
+    return { added: new Set(eventIds.filter((_, i) => noted[i] === 1)), attempted: new Set(eventIds.filter((_, i) => noted[i] === 2)) };
+  }
+
+  /** Whether each of these keys (BullMQ's job hashes) exists, in the same order. */
+  async present(keys: string[]): Promise<boolean[]> {
+    if (keys.length === 0) return [];
+    const replies = (await this.redis.pipeline(keys.map((key) => ['exists', key])).exec()) ?? [];
+    return replies.map(([err, exists]) => {
+      if (err) throw err;
+      return exists === 1;
+    });
+  }
+
+  /** Marks events as being added, before any of their jobs is. */
+  async attempt(eventIds: number[]): Promise<void> {
+    if (eventIds.length === 0) return;
+    await this.redis.zadd(this.key, ...eventIds.flatMap((id) => [-Date.now(), String(id)]));
   }
 
   async note(eventIds: number[]): Promise<void> {
     const now = Date.now();
+    const expired = now - RelayedEvents.KEEP_MS;
     await this.redis
       .multi()
       .zadd(this.key, ...eventIds.flatMap((id) => [now, String(id)]))
-      .zremrangebyscore(this.key, '-inf', now - RelayedEvents.KEEP_MS)
+      // Noted ids (scored by when) and marks (by minus when) older than KEEP_MS.
+      .zremrangebyscore(this.key, -expired, expired)
       .exec();
   }
 }

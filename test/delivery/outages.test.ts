@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startApiServer } from '../../src/api-server.js';
 import { InFlightLimit } from '../../src/delivery/in-flight-limit.js';
+import type { RelayedEvents } from '../../src/events/relay.js';
 import { startDeliveryWorker, type DeliveryWorker } from '../../src/delivery/worker.js';
 import { createLogger } from '../../src/logger.js';
 import { startTestApi, type TestApi } from '../support/api.js';
@@ -221,6 +222,47 @@ describe('a relay batch that fails after its jobs were added', () => {
       await db.raw('DROP TRIGGER IF EXISTS fail_relay ON events');
       await db.raw('DROP FUNCTION IF EXISTS fail_relay()');
       await db.raw('DROP TABLE IF EXISTS fail_relay');
+    }
+  });
+});
+
+describe('a relay batch stopped between adding its jobs and noting them (a killed api)', () => {
+  const relayed = () => (api.server.relay as unknown as { relayed: RelayedEvents }).relayed;
+
+  it('sends nothing twice on its next try, even once BullMQ has forgotten the finished jobs', async () => {
+    const { p, deliveries } = await connect('relay-stopped');
+    // The note after the add fails once, as a process killed there would leave things: jobs in Redis, events unqueued.
+    const note = vi.spyOn(relayed(), 'note').mockRejectedValueOnce(new Error('killed before the note (test)'));
+    try {
+      await p.post('/api/v1/flags', { key: 'stopped-once', name: 'Stopped once' });
+      const arrived = () => sink.requests.filter((r) => r.path === '/relay-stopped').length;
+      await eventually(() => arrived() === 1 || undefined);
+      await eventually(async () => (await deliveries()).length === 1 || undefined);
+      // BullMQ keeps finished jobs only so long (10 000 of them: seconds under load).
+      await api.server.queue.clean(0, 100_000, 'completed');
+      await eventually(async () => (await p.get('/api/v1/events')).body[0].queued === true || undefined, 15_000);
+      await new Promise((resolve) => setTimeout(resolve, 1_500)); // time for a second delivery, were there one
+      expect(note).toHaveBeenCalledTimes(2);
+      expect(arrived()).toBe(1);
+      expect(await deliveries()).toHaveLength(1);
+    } finally {
+      note.mockRestore();
+    }
+  });
+
+  it('still adds what the stopped try never added (its add failed after the mark)', async () => {
+    const { p, deliveries } = await connect('relay-add-failed');
+    const addBulk = vi.spyOn(api.server.queue, 'addBulk').mockRejectedValueOnce(new Error('Redis went away (test)'));
+    try {
+      await p.post('/api/v1/flags', { key: 'added-later', name: 'Added later' });
+      await eventually(() => sink.requests.some((r) => r.path === '/relay-add-failed') || undefined, 15_000);
+      await eventually(async () => (await p.get('/api/v1/events')).body[0].queued === true || undefined, 15_000);
+      expect(addBulk.mock.calls.length).toBeGreaterThanOrEqual(2);
+      await eventually(async () => (await deliveries()).length === 1 || undefined);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(sink.requests.filter((r) => r.path === '/relay-add-failed')).toHaveLength(1);
+    } finally {
+      addBulk.mockRestore();
     }
   });
 });
