@@ -86,7 +86,9 @@ export class InFlightLimit {
         ...releases.map((r) => r.holder),
       );
       requests.forEach((r, i) => r.resolve(reply[i] === 1));
-      this.wake(releases, reply.slice(requests.length));
+      this.wake(releases, reply.slice(requests.length, requests.length + releases.length));
+      const freed = reply.slice(requests.length + releases.length);
+      for (let j = 0; j < freed.length; j += 2) this.onWake(requests[Number(freed[j]) - 1]!.integrationId, String(freed[j + 1]));
     } catch (err) {
       for (const r of requests) r.reject(err);
       this.retryLater(releases);
@@ -99,7 +101,8 @@ export class InFlightLimit {
    * itself.
    */
   async park(integrationId: number, holder: string, order: number): Promise<'parked' | 'retry'> {
-    const parked = await this.commands.mozhnoPark(this.inflightKey(integrationId), this.waitingKey(integrationId), Date.now(), this.cap, holder, order);
+    const [parked, ...woken] = await this.commands.mozhnoPark(this.inflightKey(integrationId), this.waitingKey(integrationId), Date.now(), this.cap, holder, order);
+    for (const jobId of woken) this.onWake(integrationId, String(jobId));
     return parked === 1 ? 'parked' : 'retry';
   }
 
@@ -222,7 +225,7 @@ export class InFlightLimit {
 
 interface LimitCommands {
   mozhnoAcquire(numKeys: number, ...args: Array<string | number>): Promise<Array<number | string>>;
-  mozhnoPark(inflight: string, waiting: string, now: number, cap: number, holder: string, order: number): Promise<number>;
+  mozhnoPark(inflight: string, waiting: string, now: number, cap: number, holder: string, order: number): Promise<Array<number | string>>;
   mozhnoRelease(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
   mozhnoWaiting(numKeys: number, ...keys: string[]): Promise<number[]>;
   mozhnoOverBacklog(waiting: string, holder: string, order: number, max: number): Promise<number>;
@@ -244,46 +247,73 @@ local function release(first, firstKey)
   return woken
 end`;
 
+// Slots expired leases freed (their holders died): no release will ever wake a job for them.
+// Takes as many jobs out of line as there are free slots, appending (index, job) pairs to `into`.
+const WAKE_FREED = `
+local function wakeFreed(free, waiting, index, into)
+  if free <= 0 then return end
+  local popped = redis.call('ZPOPMIN', waiting, free)
+  for j = 1, #popped, 2 do
+    table.insert(into, index)
+    table.insert(into, popped[j])
+  end
+end`;
+
 // KEYS: the inflight set of each acquire, then the waiting set of each, then release pairs.
 // ARGV: now, lease, cap, number of acquires n, their n holders, then release holders.
-// Answers 1 or 0 per acquire, then the job woken per release. Releases go first: they free slots.
+// Answers 1 or 0 per acquire, then the job woken per release, then (acquire number, job) pairs
+// of jobs woken for slots that expired leases freed. Releases go first: they free slots.
 // A job that gets a slot leaves its line: one whose safety delay ran out is still in it, and
 // would be counted as waiting (WEBHOOK_MAX_BACKLOG) until a release popped it.
-const ACQUIRE = `${RELEASES}
+const ACQUIRE = `${RELEASES}${WAKE_FREED}
 local now, lease, cap, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local woken = release(5 + n, 2 * n + 1)
 local answers = {}
+local freed = {}
 for i = 1, n do
   local inflight, holder = KEYS[i], ARGV[4 + i]
   answers[i] = 0
   -- Expired leases (their holders crashed) only matter once the integration looks full.
   local count = redis.call('ZCARD', inflight)
+  local expired = 0
   if count >= cap then
-    redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
-    count = redis.call('ZCARD', inflight)
+    expired = redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
+    count = count - expired
   end
   if count < cap or redis.call('ZSCORE', inflight, holder) then
-    redis.call('ZADD', inflight, now + lease, holder)
+    count = count + redis.call('ZADD', inflight, now + lease, holder)
     redis.call('PEXPIRE', inflight, lease)
     redis.call('ZREM', KEYS[n + i], holder)
     answers[i] = 1
   end
+  -- Only slots leases expired from: a slot that merely looks free may be the one a job woken by a
+  -- release is on its way to, and waking more for it on every acquire would have them re-park.
+  if expired > 0 then wakeFreed(cap - count, KEYS[n + i], i, freed) end
 end
 for _, jobId in ipairs(woken) do table.insert(answers, jobId) end
+for _, item in ipairs(freed) do table.insert(answers, item) end
 return answers`;
 
 // KEYS: release pairs. ARGV: holders…
 const RELEASE = `${RELEASES}
 return release(1, 1)`;
 
-// KEYS: inflight, waiting. ARGV: now, cap, holder, order.
-const PARK = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  return 0
+// KEYS: inflight, waiting. ARGV: now, cap, holder, order. Answers {1} when the job is in line,
+// else {0, jobs…}: a slot is free, for the job itself (the caller wakes it) and, should expired
+// leases have freed more, for the jobs taken out of line here.
+const PARK = `${WAKE_FREED}
+local cap = tonumber(ARGV[2])
+local expired = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local count = redis.call('ZCARD', KEYS[1])
+if count < cap then
+  local freed = {}
+  if expired > 0 then wakeFreed(cap - 1 - count, KEYS[2], 0, freed) end
+  local answer = {0}
+  for j = 2, #freed, 2 do table.insert(answer, freed[j]) end
+  return answer
 end
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
-return 1`;
+return {1}`;
 
 // KEYS: waiting sets. Answers how many jobs wait in each.
 const WAITING = `

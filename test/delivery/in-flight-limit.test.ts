@@ -182,6 +182,40 @@ describe('InFlightLimit', () => {
     expect(await limit.waiting(12)).toEqual(['e8']);
   });
 
+  /** Two limits on one prefix: holders of `dying` lose their slots after 200 ms, those of `living` hold theirs. */
+  function sharedLimits(cap: number) {
+    const prefix = `mozhno-test-limit-${randomBytes(4).toString('hex')}`;
+    prefixes.push(prefix);
+    const onWake = (integrationId: number, jobId: string) => woken.push([integrationId, jobId]);
+    return { dying: new InFlightLimit(redis, prefix, cap, 200, onWake), living: new InFlightLimit(redis, prefix, cap, 60_000, onWake) };
+  }
+
+  it('wakes jobs in line for the slots expired leases free, which no release would ever wake them for', async () => {
+    const { dying, living } = sharedLimits(3);
+    expect(await dying.tryAcquire(21, 'dead-1')).toBe(true);
+    expect(await dying.tryAcquire(21, 'dead-2')).toBe(true);
+    expect(await living.tryAcquire(21, 'alive')).toBe(true);
+    await living.parkQueued([{ integrationId: 21, holder: 'e1', order: 1 }, { integrationId: 21, holder: 'e2', order: 2 }, { integrationId: 21, holder: 'e3', order: 3 }]);
+    expect(woken).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // two holders died: their leases ran out
+    // A new job finds the integration full by count, sweeps the two leases, takes one slot and
+    // wakes the first job in line for the other.
+    expect(await living.tryAcquire(21, 'new')).toBe(true);
+    expect(woken).toEqual([[21, 'e1']]);
+    expect(await living.waiting(21)).toEqual(['e2', 'e3']);
+  });
+
+  it('a job parking as expired leases free the integration goes itself and wakes jobs in line for the rest', async () => {
+    const { dying, living } = sharedLimits(4);
+    for (const holder of ['dead-1', 'dead-2', 'dead-3']) expect(await dying.tryAcquire(22, holder)).toBe(true);
+    expect(await living.tryAcquire(22, 'alive')).toBe(true);
+    await living.parkQueued([{ integrationId: 22, holder: 'e1', order: 1 }, { integrationId: 22, holder: 'e2', order: 2 }, { integrationId: 22, holder: 'e3', order: 3 }]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await living.park(22, 'late', 9)).toBe('retry'); // three slots free: one for itself, two woken
+    expect(woken).toEqual([[22, 'e1'], [22, 'e2']]);
+    expect(await living.waiting(22)).toEqual(['e3']);
+  });
+
   it('frees the slot of a holder that died once its lease runs out', async () => {
     const limit = limitOf(1, 200);
     expect(await limit.tryAcquire(9, 'crashed')).toBe(true);
