@@ -414,6 +414,31 @@ describe('events list', () => {
   });
 });
 
+describe('events list size', () => {
+  it('answers 50 events by default and up to 500 with limit (SPEC §3)', async () => {
+    const p = await api.project();
+    // 55 flag.created events, written straight as the API's transactions would, to keep the test quick.
+    await api.server.db('events').insert(
+      Array.from({ length: 55 }, (_, i) => ({
+        project_id: p.projectId,
+        action: 'flag.created',
+        resource_type: 'flag',
+        resource_id: i + 1,
+        resource_name: `f${i}`,
+        details: `created flag "f${i}"`,
+        user_id: p.userId,
+        user_name: 'Sizer',
+        user_email: 'sizer@example.com',
+      })),
+    );
+    const first = await p.get('/api/v1/events');
+    expect(first.body).toHaveLength(50);
+    expect(first.body[0].resourceName).toBe('f54');
+    expect((await p.get('/api/v1/events?limit=500')).body).toHaveLength(55);
+    expect((await p.get('/api/v1/events?limit=7')).body).toHaveLength(7);
+  });
+});
+
 describe('project isolation', () => {
   it('answers 404 for every resource of another project and changes nothing there', async () => {
     const owner = await api.project();

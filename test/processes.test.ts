@@ -7,6 +7,7 @@ import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { eventually } from './support/delivery.js';
 import { REDIS_URL } from './support/env.js';
 import { adminQuery } from './support/postgres-admin.js';
+import { freePort } from './support/ports.js';
 
 const run = promisify(execFile);
 const TSX = ['--import', 'tsx'];
@@ -137,6 +138,44 @@ describe('start-up errors are one line, naming the cause, without a stack', () =
   it('the migrate command applies migrations and then says the database is up to date', async () => {
     const out = await runEntry('src/db/migrate-cli.ts', [], { DATABASE_URL: db.url });
     expect(out).toMatchObject({ code: 0, stdout: 'database is up to date\n' });
+  });
+});
+
+describe('npm start', () => {
+  it('creates the database, migrates it, runs an api and a worker, says where the API listens, and stops on Ctrl-C', async () => {
+    const url = db.url.replace(/\/[^/]+$/, `/${db.name}_start`);
+    const prefix = `mozhno-test-start-${process.pid}`;
+    const port = await freePort();
+    const child = spawn('npm', ['start'], {
+      env: { ...process.env, DATABASE_URL: url, REDIS_URL, QUEUE_PREFIX: prefix, PORT: String(port), WORKER_METRICS_PORT: '0', LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (code, signal) => resolve([code, signal])));
+    try {
+      await eventually(() => out.includes(`api on http://localhost:${port}`) || undefined, 60_000);
+      expect(out).toContain('mozhno: created the database named in DATABASE_URL');
+      expect(out).toMatch(/mozhno: applied \d+ migration\(s\)/);
+      const ready = await eventually(async () => {
+        const answer = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
+        return answer?.status === 200 ? answer.text() : undefined;
+      }, 30_000);
+      expect(ready).toContain('ready');
+      await eventually(() => out.includes('"msg":"worker started"') || undefined, 30_000);
+      // Ctrl-C: the terminal signals the whole process group (npm goes at once, as it does there).
+      process.kill(-child.pid!, 'SIGINT');
+      const [code, signal] = await exited;
+      expect(code === 0 || signal === 'SIGINT').toBe(true);
+      // The api and the worker stop too: nothing answers on the port any more.
+      await eventually(async () => ((await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null)) === null ? true : undefined), 30_000);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
+      await exited;
+      await deleteQueueKeys(REDIS_URL, prefix);
+      await adminQuery(`DROP DATABASE IF EXISTS ${db.name}_start WITH (FORCE)`);
+    }
   });
 });
 
