@@ -1,4 +1,5 @@
 import type { Db } from '../db/knex.js';
+import { deliveryJobId } from './queue.js';
 
 export interface DeliveryRecord {
   id: number;
@@ -38,4 +39,20 @@ export async function listDeliveries(db: Db, integrationId: number, limit: numbe
       'created_at as createdAt',
     );
   return rows.map((row: DeliveryRecord & { createdAt: Date | string }) => ({ ...row, createdAt: new Date(row.createdAt).toISOString() }));
+}
+
+/**
+ * Which of these (integration, event) pairs have a delivery record, as `e<event>-i<integration>` job
+ * ids. The pairs go as two arrays: one placeholder per pair would parse into a chain of ORs that
+ * overflows PostgreSQL's stack from ~8 000 pairs (a relay batch of 500 events × 16 integrations).
+ */
+export async function recordedPairs(db: Db, pairs: ReadonlyArray<{ integrationId: number; eventId: number }>): Promise<Set<string>> {
+  if (pairs.length === 0) return new Set();
+  const rows = (await db('deliveries')
+    .whereRaw('(integration_id, event_id) IN (SELECT * FROM unnest(?::int[], ?::bigint[]))', [
+      `{${pairs.map((p) => p.integrationId).join(',')}}`,
+      `{${pairs.map((p) => p.eventId).join(',')}}`,
+    ])
+    .distinct('integration_id', 'event_id')) as Array<{ integration_id: number; event_id: number }>;
+  return new Set(rows.map((r) => deliveryJobId(r.event_id, r.integration_id)));
 }

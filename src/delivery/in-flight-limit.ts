@@ -268,30 +268,51 @@ end`;
 const ACQUIRE = `${RELEASES}${WAKE_FREED}
 local now, lease, cap, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local woken = release(5 + n, 2 * n + 1)
+-- Jobs these releases woke are on their way to the slots they freed.
+local onTheirWay = {}
+for k, jobId in ipairs(woken) do
+  if jobId ~= '' then
+    local inflight = KEYS[2 * n + 2 * k - 1]
+    onTheirWay[inflight] = (onTheirWay[inflight] or 0) + 1
+  end
+end
 local answers = {}
-local freed = {}
+local swept, sweptOrder = {}, {}
 for i = 1, n do
   local inflight, holder = KEYS[i], ARGV[4 + i]
   answers[i] = 0
   -- Expired leases (their holders crashed) only matter once the integration looks full.
   local count = redis.call('ZCARD', inflight)
-  local expired = 0
   if count >= cap then
-    expired = redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
-    count = count - expired
+    local expired = redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
+    if expired > 0 then
+      if swept[inflight] then
+        swept[inflight][1] = swept[inflight][1] + expired
+      else
+        swept[inflight] = {expired, KEYS[n + i], i}
+        table.insert(sweptOrder, inflight)
+      end
+      count = count - expired
+    end
   end
   if count < cap or redis.call('ZSCORE', inflight, holder) then
-    count = count + redis.call('ZADD', inflight, now + lease, holder)
-    redis.call('PEXPIRE', inflight, lease)
+    redis.call('ZADD', inflight, now + lease, holder)
+    -- Kept well past the last lease (20 of them outlast a parked job's longest safety delay, 16 ×
+    -- (lease + 5 s), from WEBHOOK_TIMEOUT_MS = 5 s up),
+    -- so that leases expired all together are still there to be swept, and their slots woken for.
+    redis.call('PEXPIRE', inflight, 20 * lease)
     redis.call('ZREM', KEYS[n + i], holder)
     answers[i] = 1
   end
-  -- Only slots leases expired from: a slot that merely looks free may be the one a job woken by a
-  -- release is on its way to, and waking more for it on every acquire would have them re-park.
-  if expired > 0 then wakeFreed(cap - count, KEYS[n + i], i, freed) end
 end
 for _, jobId in ipairs(woken) do table.insert(answers, jobId) end
-for _, item in ipairs(freed) do table.insert(answers, item) end
+-- Once every acquire of the call has had its slot: jobs in line for what the sweeps freed and
+-- nobody took (a slot that merely looks free may be one a woken job is on its way to).
+for _, inflight in ipairs(sweptOrder) do
+  local s = swept[inflight]
+  local free = cap - redis.call('ZCARD', inflight) - (onTheirWay[inflight] or 0)
+  wakeFreed(math.min(s[1], free), s[2], s[3], answers)
+end
 return answers`;
 
 // KEYS: release pairs. ARGV: holders…
@@ -307,7 +328,9 @@ local expired = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local count = redis.call('ZCARD', KEYS[1])
 if count < cap then
   local freed = {}
-  if expired > 0 then wakeFreed(cap - 1 - count, KEYS[2], 0, freed) end
+  -- Only slots the sweep freed, beyond the one this job takes: another that looks free may be one
+  -- a job woken by a release is on its way to.
+  wakeFreed(math.min(cap - 1 - count, expired - 1), KEYS[2], 0, freed)
   local answer = {0}
   for j = 2, #freed, 2 do table.insert(answer, freed[j]) end
   return answer

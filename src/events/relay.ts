@@ -2,6 +2,7 @@ import type { JobsOptions, Queue } from 'bullmq';
 import { groupBy } from '../collections.js';
 import type { Db } from '../db/knex.js';
 import { PgListener } from '../db/listener.js';
+import { recordedPairs } from '../delivery/deliveries-store.js';
 import type { QueuedParked } from '../delivery/in-flight-limit.js';
 import { placeInLine, type Parking } from '../delivery/parking.js';
 import { deliveryJobId, JOB_OPTIONS, webhookIdFor, type DeliveryJobData, type RedisConnection } from '../delivery/queue.js';
@@ -209,13 +210,7 @@ export class EventRelay {
     if (unsure.length === 0) return events;
     const queued = await this.relayed.present(unsure.map((job) => this.queue.toKey(job.opts.jobId!)));
     const gone = unsure.filter((_, i) => !queued[i]);
-    const recorded = new Set(
-      gone.length === 0
-        ? []
-        : ((await trx('deliveries')
-            .whereIn(['integration_id', 'event_id'], gone.map((job) => [job.data.integrationId, job.data.eventId]))
-            .distinct('integration_id', 'event_id')) as Array<{ integration_id: number; event_id: number }>).map((r) => deliveryJobId(r.event_id, r.integration_id)),
-    );
+    const recorded = await recordedPairs(trx, gone.map((job) => ({ integrationId: job.data.integrationId, eventId: job.data.eventId! })));
     const missing = new Set(gone.map((job) => job.opts.jobId!).filter((id) => !recorded.has(id)));
     return events.flatMap((e) => {
       if (!attempted.has(e.eventId)) return [e];

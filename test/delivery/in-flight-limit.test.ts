@@ -216,6 +216,41 @@ describe('InFlightLimit', () => {
     expect(await living.waiting(22)).toEqual(['e3']);
   });
 
+  it('wakes jobs in line when every holder died, their leases expiring together', async () => {
+    const limit = limitOf(3, 200);
+    for (const holder of ['dead-1', 'dead-2', 'dead-3']) expect(await limit.tryAcquire(23, holder)).toBe(true);
+    await limit.parkQueued([{ integrationId: 23, holder: 'e1', order: 1 }, { integrationId: 23, holder: 'e2', order: 2 }, { integrationId: 23, holder: 'e3', order: 3 }]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await limit.tryAcquire(23, 'new')).toBe(true);
+    expect(woken).toEqual([[23, 'e1'], [23, 'e2']]);
+  });
+
+  it('wakes nobody for freed slots that acquires of the same call take', async () => {
+    const { dying, living } = sharedLimits(5);
+    for (const holder of ['dead-1', 'dead-2', 'dead-3', 'dead-4']) expect(await dying.tryAcquire(24, holder)).toBe(true);
+    expect(await living.tryAcquire(24, 'alive')).toBe(true);
+    await living.parkQueued([{ integrationId: 24, holder: 'e1', order: 1 }, { integrationId: 24, holder: 'e2', order: 2 }]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Four jobs starting together ask in one call: they take the four slots the sweep freed.
+    expect(await Promise.all(['a', 'b', 'c', 'd'].map((holder) => living.tryAcquire(24, holder)))).toEqual([true, true, true, true]);
+    expect(woken).toEqual([]);
+    expect(await living.waiting(24)).toEqual(['e1', 'e2']);
+  });
+
+  it('a job parking as an expired lease frees a slot wakes nobody for a slot a release handed out', async () => {
+    const { dying, living } = sharedLimits(2);
+    expect(await dying.tryAcquire(25, 'dead')).toBe(true);
+    expect(await living.tryAcquire(25, 'busy')).toBe(true);
+    await living.parkQueued([{ integrationId: 25, holder: 'w1', order: 1 }, { integrationId: 25, holder: 'w2', order: 2 }]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    living.release(25, 'busy');
+    await living.flush();
+    expect(woken).toEqual([[25, 'w1']]); // on its way to busy's slot
+    expect(await living.park(25, 'late', 9)).toBe('retry'); // dead's slot: for itself
+    expect(woken).toEqual([[25, 'w1']]);
+    expect(await living.waiting(25)).toEqual(['w2']);
+  });
+
   it('frees the slot of a holder that died once its lease runs out', async () => {
     const limit = limitOf(1, 200);
     expect(await limit.tryAcquire(9, 'crashed')).toBe(true);

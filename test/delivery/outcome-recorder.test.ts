@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeliveryResult } from '../../src/delivery/http-client.js';
 import { OutcomeRecorder, PRUNE_RETENTION, pruneBindings, type DeliveryOutcome } from '../../src/delivery/outcome-recorder.js';
+import { recordedPairs } from '../../src/delivery/deliveries-store.js';
 import { createLogger } from '../../src/logger.js';
 import { startTestApi, type TestApi } from '../support/api.js';
 
@@ -176,4 +177,14 @@ it('applies the retention from several workers at once without deadlocks', async
   expect(logged).toEqual([]);
   const counts = await api.server.db('deliveries').whereIn('integration_id', ids).groupBy('integration_id').select('integration_id').count({ n: '*' });
   expect(counts.map((c) => Number(c.n))).toEqual(Array(ids.length).fill(5));
+});
+
+describe('recordedPairs', () => {
+  it('finds which (integration, event) pairs have records among tens of thousands (one placeholder per pair overflowed)', async () => {
+    await Promise.all([recorder.record(outcome(kept, 700_001, success)), recorder.record(outcome(kept, 700_002, failure))]);
+    const pairs = Array.from({ length: 20_000 }, (_, i) => ({ integrationId: kept + (i % 2), eventId: 690_000 + i }));
+    pairs.push({ integrationId: kept, eventId: 700_001 }, { integrationId: kept + 1, eventId: 700_002 }, { integrationId: kept, eventId: 700_002 });
+    expect(await recordedPairs(api.server.db, pairs)).toEqual(new Set([`e700001-i${kept}`, `e700002-i${kept}`]));
+    expect(await recordedPairs(api.server.db, [])).toEqual(new Set());
+  });
 });
