@@ -234,15 +234,20 @@ interface LimitCommands {
 
 // Releases: for each (inflight, waiting) pair of KEYS from `firstKey` and holder in ARGV from `first`,
 // frees the holder's slot and takes the first waiting job out of line to be woken. Answers, per
-// release, the job woken ('' for none).
+// release, the job woken ('' for none). A holder no longer listed (its lease ran out and was swept,
+// and the sweep woke a job for its slot; or a job run twice releasing again) frees nothing and wakes
+// nobody; the holder '' (wakeNext) only wakes.
 const RELEASES = `
 local function release(first, firstKey)
   local woken = {}
   local count = (#KEYS - firstKey + 1) / 2
   for k = 0, count - 1 do
-    redis.call('ZREM', KEYS[firstKey + 2 * k], ARGV[first + k])
-    local nextJob = redis.call('ZPOPMIN', KEYS[firstKey + 2 * k + 1])
-    woken[k + 1] = nextJob[1] or ''
+    local holder = ARGV[first + k]
+    woken[k + 1] = ''
+    if redis.call('ZREM', KEYS[firstKey + 2 * k], holder) == 1 or holder == '' then
+      local nextJob = redis.call('ZPOPMIN', KEYS[firstKey + 2 * k + 1])
+      woken[k + 1] = nextJob[1] or ''
+    end
   end
   return woken
 end`;
@@ -298,7 +303,7 @@ for i = 1, n do
   if count < cap or redis.call('ZSCORE', inflight, holder) then
     redis.call('ZADD', inflight, now + lease, holder)
     -- Kept well past the last lease (20 of them outlast a parked job's longest safety delay, 16 ×
-    -- (lease + 5 s), from WEBHOOK_TIMEOUT_MS = 5 s up),
+    -- (lease + 5 s), from WEBHOOK_TIMEOUT_MS ≈ 12 s up; below, a line falls back on those delays),
     -- so that leases expired all together are still there to be swept, and their slots woken for.
     redis.call('PEXPIRE', inflight, 20 * lease)
     redis.call('ZREM', KEYS[n + i], holder)

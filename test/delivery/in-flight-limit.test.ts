@@ -251,6 +251,21 @@ describe('InFlightLimit', () => {
     expect(await living.waiting(25)).toEqual(['w2']);
   });
 
+  it('a holder releasing after its lease was swept wakes nobody: the sweep already woke a job for its slot', async () => {
+    const limit = limitOf(2, 200);
+    expect(await limit.tryAcquire(26, 'slow-1')).toBe(true);
+    expect(await limit.tryAcquire(26, 'slow-2')).toBe(true);
+    await limit.parkQueued([{ integrationId: 26, holder: 'w1', order: 1 }, { integrationId: 26, holder: 'w2', order: 2 }, { integrationId: 26, holder: 'w3', order: 3 }]);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // both outlive their leases (say, waiting for PostgreSQL)
+    expect(await limit.tryAcquire(26, 'x')).toBe(true); // sweeps both, takes one slot, wakes w1 for the other
+    expect(woken).toEqual([[26, 'w1']]);
+    limit.release(26, 'slow-1');
+    limit.release(26, 'slow-2');
+    await limit.flush();
+    expect(woken).toEqual([[26, 'w1']]);
+    expect(await limit.waiting(26)).toEqual(['w2', 'w3']);
+  });
+
   it('frees the slot of a holder that died once its lease runs out', async () => {
     const limit = limitOf(1, 200);
     expect(await limit.tryAcquire(9, 'crashed')).toBe(true);
