@@ -533,6 +533,27 @@ describe('values PostgreSQL cannot take', () => {
     expect((await p.get('/api/v1/segments')).body).toEqual([]);
   });
 
+  it('refuses unpaired surrogates by field: jsonb failed with a 500, text stored U+FFFD and every resend fired an event', async () => {
+    const p = await api.project();
+    const seg = await p.post('/api/v1/segments', { key: 's', name: 'S', conditions: [{ attribute: '\ud800', operator: 'in', values: ['ok', 'x\udfff'] }] });
+    expect(seg.status).toBe(400);
+    expect(seg.body.error.details).toEqual([
+      { path: 'conditions[0].attribute', message: 'conditions[0].attribute must not contain an unpaired surrogate (\\ud800–\\udfff): it is not Unicode text' },
+      { path: 'conditions[0].values[1]', message: expect.stringContaining('unpaired surrogate') },
+    ]);
+    const flag = await p.post('/api/v1/flags', { key: 'lone', name: 'half \ud83d' });
+    expect(flag.status).toBe(400);
+    expect(flag.body.error.details.map((d: any) => d.path)).toEqual(['name']);
+    expect((await p.put('/api/v1/project', { name: 'p\ud800' })).status).toBe(400);
+    const integration = await p.post('/api/v1/integrations', { name: 'i', configJson: { url: 'https://hooks.example.com/x', headers: { 'X-Token': 'a\udc00' } }, eventSubscriptionsJson: ['flag.created'] });
+    expect(integration.status).toBe(400);
+    expect(integration.body.error.details.map((d: any) => d.path)).toContain('configJson.headers.X-Token');
+    // A pair is one emoji, as ever.
+    expect((await p.post('/api/v1/flags', { key: 'whole', name: 'whole \ud83d\ude00' })).status).toBe(201);
+    expect((await p.get('/api/v1/segments')).body).toEqual([]);
+    expect((await p.get('/api/v1/events')).body.map((e: any) => e.action)).toEqual(['flag.created']);
+  });
+
   it('refuses ids beyond PostgreSQL integers by field, not with a 500', async () => {
     const p = await api.project();
     const key = await p.post('/api/v1/apikeys', { name: 'k', environmentId: 3_000_000_000 });
@@ -544,6 +565,61 @@ describe('values PostgreSQL cannot take', () => {
     expect(strategy.status).toBe(400);
     expect(strategy.body.error.details[0].path).toBe('segmentIds[0]');
     expect((await p.get('/api/v1/events?before=10000000000000000000')).status).toBe(400);
+  });
+});
+
+describe('lengths, typed condition values and the archive query', () => {
+  it('counts description, attribute and value lengths in characters, as names are', async () => {
+    const p = await api.project();
+    const emoji = '\u{1F600}';
+    expect((await p.post('/api/v1/flags', { key: 'long', name: 'L', description: emoji.repeat(1500) })).status).toBe(201);
+    const tooLong = await p.post('/api/v1/flags', { key: 'longer', name: 'L', description: 'x'.repeat(2001) });
+    expect(tooLong.body.error.details).toEqual([{ path: 'description', message: 'description must be at most 2000 characters' }]);
+    const seg = await p.post('/api/v1/segments', { key: 'emoji', name: 'E', conditions: [{ attribute: emoji.repeat(60), operator: 'in', values: [emoji.repeat(600)] }] });
+    expect(seg.status).toBe(201);
+  });
+
+  it('refuses condition values their operator can never match, by value, and a condition without values', async () => {
+    const p = await api.project();
+    const cases: Array<[string, string[], string]> = [
+      ['num_gt', ['1', 'abc'], 'conditions[0].values[1] must be a number for num_gt'],
+      ['num_eq', [' '], 'conditions[0].values[0] must be a number for num_eq'],
+      ['date_after', ['not a date'], 'conditions[0].values[0] must be a date in ISO 8601 (2026-01-31 or 2026-01-31T12:00:00Z) for date_after'],
+      ['date_before', ['2026-02-30'], 'conditions[0].values[0] must be a date in ISO 8601 (2026-01-31 or 2026-01-31T12:00:00Z) for date_before'],
+      ['date_after', ['2026-13-05'], 'conditions[0].values[0] must be a date in ISO 8601 (2026-01-31 or 2026-01-31T12:00:00Z) for date_after'],
+      ['semver_gt', ['x.y'], 'conditions[0].values[0] must be a semantic version (1.2.3, 1.2.3-beta.1) for semver_gt'],
+      ['in', [], 'conditions[0].values must have at least one value'],
+    ];
+    for (const [operator, values, message] of cases) {
+      const answer = await p.post('/api/v1/segments', { key: `s-${operator}`, name: 'S', conditions: [{ attribute: 'a', operator, values }] });
+      expect(answer.status, operator).toBe(400);
+      expect(answer.body.error.details, operator).toEqual([{ path: message.split(' ')[0], message }]);
+    }
+    const good = await p.post('/api/v1/segments', {
+      key: 'typed',
+      name: 'Typed',
+      conditions: [
+        { attribute: 'age', operator: 'num_gte', values: ['18', '-2.5', '1e3'] },
+        { attribute: 'signup', operator: 'date_after', values: ['2026-01-31', '2026-01-31T12:00:00Z', '2026-01-31T12:00:00.5+02:00'] },
+        { attribute: 'app', operator: 'semver_lt', values: ['1.2.3', '2.0.0-beta.1+build.5'] },
+        { attribute: 'plan', operator: 'str_contains', values: ['anything at all'] },
+      ],
+    });
+    expect(good.status).toBe(201);
+    expect((await p.get('/api/v1/segments')).body.map((s: any) => s.key)).toEqual(['typed']);
+  });
+
+  it('answers 400 for an archived query that is neither true nor false, instead of listing active flags', async () => {
+    const p = await api.project();
+    const flag = (await p.post('/api/v1/flags', { key: 'old', name: 'Old' })).body;
+    await p.post(`/api/v1/flags/${flag.id}/archive`, {});
+    expect((await p.get('/api/v1/flags?archived=true')).body.map((f: any) => f.key)).toEqual(['old']);
+    expect((await p.get('/api/v1/flags?archived=false')).body).toEqual([]);
+    for (const query of ['archived=1', 'archived=TRUE', 'archived=yes', 'archived=true&archived=true']) {
+      const answer = await p.get(`/api/v1/flags?${query}`);
+      expect(answer.status, query).toBe(400);
+      expect(answer.body.error.details, query).toEqual([{ path: 'archived', message: 'archived must be true or false' }]);
+    }
   });
 });
 

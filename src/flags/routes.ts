@@ -1,12 +1,13 @@
 import Router from '@koa/router';
-import { object, string } from 'yup';
+import { object } from 'yup';
 import { actorOf } from '../http/auth.js';
-import { keyField, nameField } from '../http/schemas.js';
+import { keyField, nameField, textField } from '../http/schemas.js';
+import { validationFailed } from '../http/errors.js';
 import { parseBody, routeId } from '../http/validation.js';
 import type { FlagModel } from './model.js';
 import type { FlagService } from './service.js';
 
-const description = () => string().max(2000, '${path} must be at most 2000 characters');
+const description = () => textField(2000);
 const createSchema = object({ key: keyField().required(), name: nameField().required(), description: description() });
 const updateSchema = object({ key: keyField(), name: nameField().required(), description: description() });
 
@@ -15,7 +16,7 @@ export function flagRoutes(flags: FlagService): Router {
   const id = (ctx: { params: Record<string, string> }) => routeId(ctx.params, 'id', 'flag');
 
   router.get('/', async (ctx) => {
-    ctx.body = (await flags.list(actorOf(ctx), ctx.query.archived === 'true')).map(presentFlag);
+    ctx.body = (await flags.list(actorOf(ctx), archivedQuery(ctx.query.archived))).map(presentFlag);
   });
   router.post('/', async (ctx) => {
     const input = parseBody(createSchema, ctx.request.body);
@@ -54,4 +55,11 @@ export function presentFlag(flag: FlagModel) {
     createdAt: flag.createdAt.toISOString(),
     updatedAt: flag.updatedAt.toISOString(),
   };
+}
+
+/** `?archived=true` lists the archive, `false` or nothing the active flags; anything else is a mistake, not `false`. */
+function archivedQuery(value: string | string[] | undefined): boolean {
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  throw validationFailed([{ path: 'archived', message: 'archived must be true or false' }]);
 }

@@ -6,11 +6,11 @@ export const KEY_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,99}$/;
 export const keyField = () =>
   string().matches(KEY_PATTERN, '${path} must match ^[a-z0-9][a-z0-9_.-]{0,99}$: lower-case letters, digits, "_", "." or "-", starting with a letter or digit, at most 100 characters');
 
-/** Characters as a reader counts them (code points): an emoji is one, not two UTF-16 units. */
-export const nameField = () =>
-  string()
-    .min(1, '${path} must not be empty')
-    .test('max', '${path} must be at most 100 characters', (value) => value === undefined || value === null || [...value].length <= 100);
+/** At most `max` characters as a reader counts them (code points): an emoji is one, not two UTF-16 units. */
+export const textField = (max: number) =>
+  string().test('max', `\${path} must be at most ${max} characters`, (value) => value === undefined || value === null || value.length <= max || [...value].length <= max);
+
+export const nameField = () => textField(100).min(1, '${path} must not be empty');
 
 /** Ids are PostgreSQL `integer`s: a larger one names nothing, and is refused by name rather than failing the query. */
 export const MAX_ID = 2_147_483_647;

@@ -23,7 +23,7 @@ export function parseBody<T extends AnyObject>(schema: ObjectSchema<T>, body: un
   }
   if (nestedDeeperThan(body, MAX_DEPTH)) throw tooDeep('');
   const value = knownFields(schema, body);
-  const details = nulCharacters(value);
+  const details = unstorableText(value);
   try {
     schema.validateSync(value, { abortEarly: false, strict: true });
   } catch (err) {
@@ -77,15 +77,25 @@ export function nestedDeeperThan(value: unknown, max: number): boolean {
 export const tooDeep = (path: string) =>
   validationFailed([{ path, message: `${path || 'the request body'} nests arrays and objects more than ${MAX_DEPTH} levels deep` }]);
 
+/** Half of a UTF-16 surrogate pair without its other half (JSON can write one as "\\ud800"). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /**
- * One detail per text that holds U+0000: PostgreSQL cannot store it in text, so it
- * is refused here, by field, rather than failing the write. (The value is at most
- * MAX_DEPTH deep: see `nestedDeeperThan`.)
+ * One detail per text PostgreSQL cannot store as sent, refused here, by field, rather
+ * than failing the write or being changed by it: U+0000 (text cannot hold it), and
+ * an unpaired surrogate (not Unicode: jsonb refuses it, and text would get U+FFFD in
+ * its place, so the stored value would differ from what was sent, and sending it
+ * again would count as a change). (The value is at most MAX_DEPTH deep: see
+ * `nestedDeeperThan`.)
  */
-export function nulCharacters(value: unknown, path = ''): ErrorDetail[] {
-  if (typeof value === 'string') return value.includes('\0') ? [{ path, message: `${path || 'the value'} must not contain the NUL character (\\u0000)` }] : [];
-  if (Array.isArray(value)) return value.flatMap((item, i) => nulCharacters(item, `${path}[${i}]`));
-  if (isPlainObject(value)) return Object.entries(value).flatMap(([key, item]) => nulCharacters(item, path ? `${path}.${key}` : key));
+export function unstorableText(value: unknown, path = ''): ErrorDetail[] {
+  if (typeof value === 'string') {
+    if (value.includes('\0')) return [{ path, message: `${path || 'the value'} must not contain the NUL character (\\u0000)` }];
+    if (LONE_SURROGATE.test(value)) return [{ path, message: `${path || 'the value'} must not contain an unpaired surrogate (\\ud800–\\udfff): it is not Unicode text` }];
+    return [];
+  }
+  if (Array.isArray(value)) return value.flatMap((item, i) => unstorableText(item, `${path}[${i}]`));
+  if (isPlainObject(value)) return Object.entries(value).flatMap(([key, item]) => unstorableText(item, path ? `${path}.${key}` : key));
   return [];
 }
 

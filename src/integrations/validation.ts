@@ -4,7 +4,7 @@ import { isValidSecret } from '../delivery/signature.js';
 import { EVENT_CODES, isEventCode, type EventCode } from '../events/codes.js';
 import { validationFailed, type ErrorDetail } from '../http/errors.js';
 import { nameField } from '../http/schemas.js';
-import { detailsOf, isPlainObject, MAX_DEPTH, nestedDeeperThan, nulCharacters, tooDeep } from '../http/validation.js';
+import { detailsOf, isPlainObject, MAX_DEPTH, nestedDeeperThan, unstorableText, tooDeep } from '../http/validation.js';
 import { checkTemplate } from './template.js';
 
 export const SECRET_MASK = '********';
@@ -76,7 +76,7 @@ export function parseIntegration(body: unknown, policy: AddressPolicy, mode: 'cr
   const raw = body as Record<string, unknown>;
   const details: ErrorDetail[] = [];
   collect(details, () => topLevel.validateSync(raw, { abortEarly: false, strict: true }));
-  if (!details.some((d) => d.path === 'name')) details.push(...nulCharacters(raw.name, 'name'));
+  if (!details.some((d) => d.path === 'name')) details.push(...unstorableText(raw.name, 'name'));
 
   const config = parseJsonField(raw.configJson, 'configJson', 'object', details);
   const events = parseJsonField(raw.eventSubscriptionsJson, 'eventSubscriptionsJson', 'array', details);
@@ -135,8 +135,8 @@ function parseJsonField(value: unknown, path: string, kind: 'object' | 'array', 
 
 function checkConfig(config: Record<string, unknown>, policy: AddressPolicy, mode: 'create' | 'update', details: ErrorDetail[]) {
   const before = details.length;
-  // A field holding NUL is reported for that alone; every other field is still checked.
-  const nul = nulCharacters(config, 'configJson');
+  // A field holding NUL or an unpaired surrogate is reported for that alone; every other field is still checked.
+  const nul = unstorableText(config, 'configJson');
   const nulPaths = new Set(nul.map((detail) => detail.path));
   for (const key of Object.keys(config)) {
     if (!CONFIG_KEYS.has(key)) details.push({ path: `configJson.${key}`, message: `unknown field "${key}" (configJson holds url, headers, body and secret)` });

@@ -1,19 +1,49 @@
 import Router from '@koa/router';
-import { array, mixed, object, string } from 'yup';
+import { array, mixed, object } from 'yup';
 import { actorOf } from '../http/auth.js';
-import { keyField, nameField } from '../http/schemas.js';
+import { keyField, nameField, textField } from '../http/schemas.js';
 import { parseBody, routeId } from '../http/validation.js';
 import { CONDITION_OPERATORS, orderCondition, type Condition, type SegmentModel } from './model.js';
 import type { SegmentService } from './service.js';
 
+/** What a value of a typed operator must look like; the operators not listed take any text. */
+const VALUE_FORMATS: Array<{ prefix: string; what: string; test: (value: string) => boolean }> = [
+  { prefix: 'num_', what: 'a number', test: (v) => v.trim() !== '' && Number.isFinite(Number(v)) },
+  {
+    prefix: 'date_',
+    what: 'a date in ISO 8601 (2026-01-31 or 2026-01-31T12:00:00Z)',
+    test: (v) => {
+      const date = /^(\d{4})-(\d{2})-(\d{2})(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?$/.exec(v);
+      // A day the month has (Date.parse takes 2026-02-30 for March 2nd), at a time that exists.
+      if (date === null) return false;
+      const day = new Date(Date.UTC(+date[1]!, +date[2]! - 1, +date[3]!));
+      return day.getUTCMonth() === +date[2]! - 1 && day.getUTCDate() === +date[3]! && !Number.isNaN(Date.parse(v));
+    },
+  },
+  {
+    prefix: 'semver_',
+    what: 'a semantic version (1.2.3, 1.2.3-beta.1)',
+    test: (v) => /^(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$/.test(v),
+  },
+];
+
 const condition = object({
-  attribute: string().required().min(1).max(100, '${path} must be at most 100 characters'),
+  attribute: textField(100).required().min(1),
   operator: mixed<Condition['operator']>()
     .required()
     .oneOf([...CONDITION_OPERATORS], `\${path} must be one of ${CONDITION_OPERATORS.join(', ')}`),
-  values: array(string().required().max(1000, '${path} must be at most 1000 characters'))
+  values: array(textField(1000).required())
     .required()
+    .min(1, '${path} must have at least one value')
     .max(1000, '${path} must have at most 1000 values'),
+}).test('typed-values', function (value) {
+  // A condition whose values can never match its operator (num_gt "abc") is refused by value.
+  const format = VALUE_FORMATS.find((f) => typeof value?.operator === 'string' && value.operator.startsWith(f.prefix));
+  if (!format || !Array.isArray(value?.values)) return true;
+  const bad = value.values.findIndex((v) => typeof v === 'string' && !format.test(v));
+  if (bad === -1) return true;
+  const path = `${this.path}.values[${bad}]`;
+  return this.createError({ path, message: `${path} must be ${format.what} for ${value.operator}` });
 });
 const conditions = () => array(condition.required()).max(100, '${path} must have at most 100 conditions');
 const createSchema = object({ key: keyField().required(), name: nameField().required(), conditions: conditions().required() });
