@@ -8,11 +8,21 @@ export class StartupError extends Error {
 
 export type Stop = () => Promise<void>;
 
+export interface ProcessOptions {
+  logTo?: 'stdout' | 'stderr';
+  /**
+   * Longest a stop may take: past it the process exits 1 anyway, so a stop waiting on
+   * a service that went away (BullMQ's close while Redis is unreachable) ends before
+   * the orchestrator's grace period instead of in a SIGKILL.
+   */
+  stopDeadlineMs?: (config: Readonly<Config>) => number;
+}
+
 /**
  * Runs a process: config read once, one-line errors for what an operator can
  * fix, and a clean stop on SIGINT/SIGTERM (a second signal exits at once).
  */
-export async function runProcess(name: string, main: (config: Readonly<Config>, log: Logger) => Promise<Stop>, options: { logTo?: 'stdout' | 'stderr' } = {}): Promise<void> {
+export async function runProcess(name: string, main: (config: Readonly<Config>, log: Logger) => Promise<Stop>, options: ProcessOptions = {}): Promise<void> {
   let config: Readonly<Config>;
   try {
     config = loadConfig();
@@ -36,6 +46,13 @@ export async function runProcess(name: string, main: (config: Readonly<Config>, 
     }
     stopping = true;
     log.info({ signal }, `${name} stopping`);
+    const deadlineMs = options.stopDeadlineMs?.(config);
+    if (deadlineMs !== undefined) {
+      setTimeout(() => {
+        log.error({ deadlineMs }, `${name} did not stop within ${deadlineMs / 1000} s (a service it waits on is unreachable?); exiting`);
+        exitAfterFlush(log, 1);
+      }, deadlineMs).unref();
+    }
     stop().then(
       () => {
         log.info(`${name} stopped`);

@@ -1,7 +1,14 @@
-import { WORKER_THREAD_POOL_SIZE } from '../src/config.js';
+import { WORKER_THREAD_POOL_SIZE, type Config } from '../src/config.js';
 import { startDeliveryWorker } from '../src/delivery/worker.js';
 import { runProcess } from '../src/lifecycle.js';
 import { startMetricsServer } from '../src/ops/metrics-server.js';
+
+/**
+ * In-flight deliveries end by WEBHOOK_TIMEOUT_MS and their outcomes wait 5 s more; with Redis
+ * unreachable BullMQ's close would wait for it for ever. Exiting after that leaves unfinished jobs
+ * to the stall check, as a killed worker would (the grace periods we ship are longer: 45 s).
+ */
+const stopDeadlineMs = (config: Readonly<Config>) => config.webhookTimeoutMs + 10_000;
 
 /** `npm run worker`: one delivery worker process; run as many as the load needs. */
 await runProcess('worker', async (config, log) => {
@@ -22,4 +29,5 @@ await runProcess('worker', async (config, log) => {
     await worker.close();
     await metrics?.close();
   };
-});
+}, { stopDeadlineMs });
+

@@ -177,6 +177,35 @@ describe('Redis down during a write', () => {
   });
 });
 
+describe('a worker told to stop while Redis is unreachable', () => {
+  it('exits 1 after WEBHOOK_TIMEOUT_MS + 10 s instead of waiting for Redis for ever', async () => {
+    const port = await freePort();
+    const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    children.add(redis);
+    await eventually(() => canConnect(port), 10_000);
+    const api = await startTestApi({ REDIS_URL: `redis://127.0.0.1:${port}` }); // a migrated database
+    const worker = spawn(process.execPath, ['--import', 'tsx', 'workers/delivery-worker.ts'], {
+      env: { ...process.env, DATABASE_URL: api.config.databaseUrl, REDIS_URL: `redis://127.0.0.1:${port}`, QUEUE_PREFIX: 'mozhno-test-stop', WEBHOOK_TIMEOUT_MS: '1000', WORKER_METRICS_PORT: '0', LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    children.add(worker);
+    let out = '';
+    worker.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    try {
+      await eventually(() => out.includes('"msg":"worker started"') || undefined, 30_000);
+      redis.kill('SIGKILL');
+      await exitOf(redis);
+      const asked = Date.now();
+      worker.kill('SIGTERM');
+      expect(await exitOf(worker)).toBe(1);
+      const took = Date.now() - asked;
+      expect(took).toBeGreaterThanOrEqual(10_000); // it did wait for the deadline, not exit at once
+      expect(out).toContain('worker did not stop within 11 s');
+    } finally {
+      await api.close();
+    }
+  }, 60_000);
+});
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
