@@ -5,6 +5,7 @@ import { apiKeyRoutes } from './apikeys/routes.js';
 import { ApiKeyService } from './apikeys/service.js';
 import type { Config } from './config.js';
 import { assertDatabaseReachable, createDb, type Db } from './db/knex.js';
+import { missingMigrations } from './db/migrate.js';
 import { environmentRoutes } from './environments/routes.js';
 import { EnvironmentService } from './environments/service.js';
 import type { Queue } from 'bullmq';
@@ -14,7 +15,7 @@ import { Parking } from './delivery/parking.js';
 import { EventRelay, RelayedEvents, type RelayOptions } from './events/relay.js';
 import { unqueuedAgeSeconds } from './events/store.js';
 import { bullBoard } from './http/bull-board.js';
-import { healthRoutes } from './ops/health-routes.js';
+import { healthRoutes, NotReady } from './ops/health-routes.js';
 import { fleetDeliveryMetrics } from './ops/delivery-tally.js';
 import { ApiMetrics } from './ops/metrics.js';
 import { metricsRoutes } from './ops/metrics-routes.js';
@@ -103,7 +104,12 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
     publicRouters: [
       dashboardRoutes(),
       healthRoutes({
-        postgres: () => db.raw('select 1'),
+        // Reachable, and migrated at least as far as this code: an api on an older schema would
+        // answer 500s (a new pod started before the migrate Job finished).
+        postgres: async () => {
+          const missing = await missingMigrations(db);
+          if (missing.length > 0) throw new NotReady(`not migrated: ${missing.join(', ')} missing (run npm run migrate)`);
+        },
         // Without an offline queue a ping while disconnected only says the stream is not writeable: name the cause.
         redis: () => (redis.status === 'ready' ? redis.ping() : Promise.reject(new Error(redisError))),
       }),

@@ -1,6 +1,10 @@
 import pg from 'pg';
 import { migrationSource } from '../../migrations/index.js';
+import { pgErrorCode } from './errors.js';
 import { pgConnection, type Db } from './knex.js';
+
+/** 42P01 undefined_table: knex_migrations before the first migration. */
+const PG_UNDEFINED_TABLE = '42P01';
 
 /** pg_advisory_lock key of migrations ('mzmig' in ASCII). */
 const MIGRATION_LOCK = 0x6d7a6d6967;
@@ -22,6 +26,22 @@ export async function migrateLatest(db: Db): Promise<string[]> {
   } finally {
     await lock.end(); // ending the session releases its lock
   }
+}
+
+/**
+ * The migrations of this code the database has not applied yet (all of them before the first
+ * `npm run migrate`). Reads only: knex's own listing would create its bookkeeping tables.
+ */
+export async function missingMigrations(db: Db): Promise<string[]> {
+  const known = await migrationSource.getMigrations([]);
+  let applied: string[] = [];
+  try {
+    applied = (await db('knex_migrations').pluck('name')) as string[];
+  } catch (err) {
+    if (pgErrorCode(err) !== PG_UNDEFINED_TABLE) throw err;
+  }
+  const have = new Set(applied);
+  return known.filter((name) => !have.has(name));
 }
 
 /** Creates the database named in `databaseUrl` when it does not exist yet; returns whether it did. */

@@ -2,6 +2,9 @@ import Router from '@koa/router';
 
 export type Check = () => Promise<unknown>;
 
+/** A check's answer that the service is there but not ready to serve: its message is shown as it is. */
+export class NotReady extends Error {}
+
 const CHECK_TIMEOUT_MS = 2_000;
 
 /** /healthz: the process answers. /readyz: PostgreSQL and Redis answer too; 503 names the one that does not. */
@@ -30,6 +33,7 @@ async function probe(check: Check): Promise<string> {
     ]);
     return 'ok';
   } catch (err) {
+    if (err instanceof NotReady) return err.message;
     const code = (err as { code?: string }).code;
     return `unreachable: ${code ?? (err as Error).message}`;
   } finally {

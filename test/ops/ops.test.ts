@@ -66,6 +66,21 @@ describe('health', () => {
     expect(await ready.json()).toEqual({ status: 'ready', postgres: 'ok', redis: 'ok' });
   });
 
+  it('/readyz answers 503 while the database lacks a migration of this code (a pod started before the migrate Job finished)', async () => {
+    const api = await startTestApi();
+    try {
+      const [newest] = (await api.server.db('knex_migrations').orderBy('id', 'desc').limit(1).pluck('name')) as string[];
+      await api.server.db('knex_migrations').where('name', newest).delete();
+      const ready = await fetch(`${api.server.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({ status: 'unavailable', postgres: `not migrated: ${newest} missing (run npm run migrate)`, redis: 'ok' });
+      await api.server.db('knex_migrations').insert({ name: newest, batch: 99, migration_time: new Date() });
+      expect((await fetch(`${api.server.url}/readyz`)).status).toBe(200);
+    } finally {
+      await api.close();
+    }
+  });
+
   it('/readyz answers 503 naming Redis when it is down, while /healthz stays 200', async () => {
     const api = await startTestApi({ REDIS_URL: 'redis://127.0.0.1:1' });
     try {
