@@ -65,9 +65,13 @@ export async function startTestApi(env: Record<string, string> = {}, options: { 
     },
     client: makeClient,
     async close() {
-      await server.close();
-      await database.drop();
-      if (!config.redisCluster) await deleteQueueKeys(config.redisUrl, config.queuePrefix);
+      // The database goes however the server's stop ends: a stop that failed left it behind.
+      try {
+        await server.close();
+      } finally {
+        await database.drop();
+        if (!config.redisCluster) await deleteQueueKeys(config.redisUrl, config.queuePrefix);
+      }
     },
   };
 }

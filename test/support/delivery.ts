@@ -38,9 +38,12 @@ export async function startDeliveryHarness(
     },
     eventually,
     async close() {
-      await worker.close();
-      await sink.close();
-      await api.close();
+      try {
+        await worker.close();
+        await sink.close();
+      } finally {
+        await api.close();
+      }
     },
   };
 }
