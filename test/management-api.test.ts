@@ -548,6 +548,10 @@ describe('values PostgreSQL cannot take', () => {
     const integration = await p.post('/api/v1/integrations', { name: 'i', configJson: { url: 'https://hooks.example.com/x', headers: { 'X-Token': 'a\udc00' } }, eventSubscriptionsJson: ['flag.created'] });
     expect(integration.status).toBe(400);
     expect(integration.body.error.details.map((d: any) => d.path)).toContain('configJson.headers.X-Token');
+    // configJson sent as text is stored as sent: a repeated key must not hide a surrogate from the check.
+    const hidden = await p.post('/api/v1/integrations', { name: 'i', configJson: '{"url":"https://hooks.example.com/x","body":"a\ud800","body":"{}"}', eventSubscriptionsJson: ['flag.created'] });
+    expect(hidden.status).toBe(400);
+    expect(hidden.body.error.details.map((d: any) => d.path)).toEqual(['configJson']);
     // A pair is one emoji, as ever.
     expect((await p.post('/api/v1/flags', { key: 'whole', name: 'whole \ud83d\ude00' })).status).toBe(201);
     expect((await p.get('/api/v1/segments')).body).toEqual([]);
@@ -584,6 +588,12 @@ describe('lengths, typed condition values and the archive query', () => {
     const cases: Array<[string, string[], string]> = [
       ['num_gt', ['1', 'abc'], 'conditions[0].values[1] must be a number for num_gt'],
       ['num_eq', [' '], 'conditions[0].values[0] must be a number for num_eq'],
+      ['num_lt', ['5', ' 5'], 'conditions[0].values[1] must be a number for num_lt'],
+      ['num_lt', ['0x10'], 'conditions[0].values[0] must be a number for num_lt'],
+      ['num_lte', ['.5'], 'conditions[0].values[0] must be a number for num_lte'],
+      ['num_gte', ['Infinity'], 'conditions[0].values[0] must be a number for num_gte'],
+      ['semver_eq', ['1.2.3-01'], 'conditions[0].values[0] must be a semantic version (1.2.3, 1.2.3-beta.1) for semver_eq'],
+      ['semver_eq', ['01.2.3'], 'conditions[0].values[0] must be a semantic version (1.2.3, 1.2.3-beta.1) for semver_eq'],
       ['date_after', ['not a date'], 'conditions[0].values[0] must be a date in ISO 8601 (2026-01-31 or 2026-01-31T12:00:00Z) for date_after'],
       ['date_before', ['2026-02-30'], 'conditions[0].values[0] must be a date in ISO 8601 (2026-01-31 or 2026-01-31T12:00:00Z) for date_before'],
       ['date_after', ['2026-13-05'], 'conditions[0].values[0] must be a date in ISO 8601 (2026-01-31 or 2026-01-31T12:00:00Z) for date_after'],

@@ -124,6 +124,9 @@ function parseJsonField(value: unknown, path: string, kind: 'object' | 'array', 
       details.push(...(tooDeep(path).details ?? []));
       return null;
     }
+    // The text is kept as sent: a repeated key can hide an unpaired surrogate from the parsed
+    // value (checked by field later), and the stored text would hold U+FFFD in its place.
+    if (unstorableText(parsed).length === 0) details.push(...unstorableText(value, path));
   }
   const isArray = Array.isArray(parsed);
   if (typeof parsed !== 'object' || parsed === null || isArray !== (kind === 'array')) {

@@ -8,7 +8,8 @@ import type { SegmentService } from './service.js';
 
 /** What a value of a typed operator must look like; the operators not listed take any text. */
 const VALUE_FORMATS: Array<{ prefix: string; what: string; test: (value: string) => boolean }> = [
-  { prefix: 'num_', what: 'a number', test: (v) => v.trim() !== '' && Number.isFinite(Number(v)) },
+  // As JSON writes numbers (but leading zeros): not " 5", "0x10", ".5" or "Infinity", which readers take differently.
+  { prefix: 'num_', what: 'a number', test: (v) => /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$/.test(v) && Number.isFinite(Number(v)) },
   {
     prefix: 'date_',
     what: 'a date in ISO 8601 (2026-01-31 or 2026-01-31T12:00:00Z)',
@@ -23,7 +24,8 @@ const VALUE_FORMATS: Array<{ prefix: string; what: string; test: (value: string)
   {
     prefix: 'semver_',
     what: 'a semantic version (1.2.3, 1.2.3-beta.1)',
-    test: (v) => /^(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$/.test(v),
+    // SemVer 2.0: no leading zeros, in the version or in a numeric pre-release identifier.
+    test: (v) => /^(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)(?:-(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$/.test(v),
   },
 ];
 

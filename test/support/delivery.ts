@@ -39,8 +39,11 @@ export async function startDeliveryHarness(
     eventually,
     async close() {
       try {
-        await worker.close();
-        await sink.close();
+        try {
+          await worker.close();
+        } finally {
+          await sink.close();
+        }
       } finally {
         await api.close();
       }
