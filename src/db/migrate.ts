@@ -1,10 +1,7 @@
 import pg from 'pg';
 import { migrationSource } from '../../migrations/index.js';
-import { pgErrorCode } from './errors.js';
+import { PG_UNDEFINED_TABLE, pgErrorCode } from './errors.js';
 import { pgConnection, type Db } from './knex.js';
-
-/** 42P01 undefined_table: knex_migrations before the first migration. */
-const PG_UNDEFINED_TABLE = '42P01';
 
 /** pg_advisory_lock key of migrations ('mzmig' in ASCII). */
 const MIGRATION_LOCK = 0x6d7a6d6967;

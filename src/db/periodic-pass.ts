@@ -49,6 +49,20 @@ export abstract class PeriodicPass<T> {
   /** Answers what it did; `idle` when it did nothing (callers must not change what it answers). */
   protected abstract pass(connection: PgConnection): Promise<T>;
 
+  /**
+   * `work` under the session advisory lock `key`, so that one worker at a time does it; `idle` at
+   * once when another holds it. The lock is given back however `work` ends.
+   */
+  protected async underLock(connection: PgConnection, key: number, work: () => Promise<T>): Promise<T> {
+    const { rows } = await connection.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [key]);
+    if (!rows[0]!.locked) return this.idle;
+    try {
+      return await work();
+    } finally {
+      await connection.query('SELECT pg_advisory_unlock($1)', [key]);
+    }
+  }
+
   /** Called by `stop()` before it waits for the pass under way. */
   protected async interrupt(): Promise<void> {}
 }

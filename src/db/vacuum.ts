@@ -88,19 +88,15 @@ export class SelfVacuum extends PeriodicPass<string[]> {
     try {
       const due = (await this.stats(connection)).filter(vacuumDue);
       if (due.length === 0) return [];
-      const { rows } = await connection.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [VACUUM_LOCK]);
-      if (!rows[0]!.locked) return [];
-      const vacuumed: string[] = [];
-      try {
+      return await this.underLock(connection, VACUUM_LOCK, async () => {
+        const vacuumed: string[] = [];
         for (const table of due) {
           if (this.stopping) break;
           await this.vacuum(connection, table);
           vacuumed.push(table.table);
         }
-      } finally {
-        await connection.query('SELECT pg_advisory_unlock($1)', [VACUUM_LOCK]);
-      }
-      return vacuumed;
+        return vacuumed;
+      });
     } catch (err) {
       if (!this.stopping) this.log.warn({ err: (err as Error).message }, 'could not vacuum; trying again in a minute');
       return [];

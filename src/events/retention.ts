@@ -46,18 +46,15 @@ export class EventRetention extends PeriodicPass<number> {
   /** One pass answers how many events it deleted (0 when another worker holds the lock). */
   protected override async pass(connection: PgConnection): Promise<number> {
     try {
-      const { rows } = await connection.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [EVENT_RETENTION_LOCK]);
-      if (!rows[0]!.locked) return 0;
-      let deleted = 0;
-      try {
+      const deleted = await this.underLock(connection, EVENT_RETENTION_LOCK, async () => {
+        let count = 0;
         for (let i = 0; i < this.maxBatches && !this.stopping; i++) {
           const { rowCount } = await connection.query(DELETE_BATCH, [this.options.days, this.batch]);
-          deleted += rowCount ?? 0;
+          count += rowCount ?? 0;
           if (!rowCount) break;
         }
-      } finally {
-        await connection.query('SELECT pg_advisory_unlock($1)', [EVENT_RETENTION_LOCK]);
-      }
+        return count;
+      });
       if (deleted > 0) this.log.info({ deleted, days: this.options.days }, 'events past their retention deleted');
       return deleted;
     } catch (err) {

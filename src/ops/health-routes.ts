@@ -7,7 +7,7 @@ export class NotReady extends Error {}
 
 const CHECK_TIMEOUT_MS = 2_000;
 
-/** /healthz: the process answers. /readyz: PostgreSQL and Redis answer too; 503 names the one that does not. */
+/** /healthz: the process answers. /readyz: every check passes too (PostgreSQL and Redis answer, the schema is migrated); 503 names the one that does not. */
 export function healthRoutes(checks: Record<string, Check>): Router {
   const router = new Router();
   router.get('/healthz', (ctx) => {
