@@ -1,6 +1,8 @@
 /** PostgreSQL error codes the services translate into API answers. */
 export const PG_UNIQUE_VIOLATION = '23505';
 export const PG_FOREIGN_KEY_VIOLATION = '23503';
+/** invalid_catalog_name: the database named in DATABASE_URL does not exist. */
+export const PG_INVALID_CATALOG_NAME = '3D000';
 /** undefined_table: knex_migrations before the first migration, say. */
 export const PG_UNDEFINED_TABLE = '42P01';
 /** Text with U+0000, which PostgreSQL cannot store. */

@@ -2,6 +2,7 @@ import { userInfo } from 'node:os';
 import knex, { type Knex } from 'knex';
 import pg from 'pg';
 import { StartupError, unreachable } from '../lifecycle.js';
+import { PG_INVALID_CATALOG_NAME, pgErrorCode } from './errors.js';
 import type { Logger } from '../logger.js';
 
 // int8 columns (bigserial ids, counts) are read as numbers: ids stay far below 2^53.
@@ -86,7 +87,7 @@ export async function assertDatabaseReachable(db: Db, databaseUrl: string): Prom
   try {
     await db.raw('select 1');
   } catch (err) {
-    if ((err as { code?: string }).code === '3D000') {
+    if (pgErrorCode(err) === PG_INVALID_CATALOG_NAME) {
       throw new StartupError(`database in DATABASE_URL does not exist: run \`npm start\` (creates it) or \`createdb\` it, then \`npm run migrate\``);
     }
     throw unreachable('PostgreSQL', databaseUrl, err);

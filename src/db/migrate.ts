@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { migrationSource } from '../../migrations/index.js';
-import { PG_UNDEFINED_TABLE, pgErrorCode } from './errors.js';
+import { PG_INVALID_CATALOG_NAME, PG_UNDEFINED_TABLE, pgErrorCode } from './errors.js';
 import { pgConnection, type Db } from './knex.js';
 
 /** pg_advisory_lock key of migrations ('mzmig' in ASCII). */
@@ -51,8 +51,8 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
     await probe.connect();
     return false;
   } catch (err) {
-    // 3D000: invalid_catalog_name, the database does not exist; anything else is the caller's problem.
-    if ((err as { code?: string }).code !== '3D000') throw err;
+    // The database does not exist; anything else is the caller's problem.
+    if (pgErrorCode(err) !== PG_INVALID_CATALOG_NAME) throw err;
   } finally {
     await probe.end().catch(() => undefined);
   }
