@@ -69,6 +69,15 @@ function knexLog(log: Logger) {
   };
 }
 
+/**
+ * Whole numbers as one PostgreSQL array literal (`{1,2,3}`), bound as a single value and cast
+ * (`?::int[]`): knex would spread a JS array into a list of placeholders, one per element, which
+ * the planner cannot size and which overflows its stack from some thousands.
+ */
+export function intArrayLiteral(values: readonly number[]): string {
+  return `{${values.join(',')}}`;
+}
+
 /** A pooled pg connection, for what knex cannot do: name a statement, hold a session lock. */
 export type PgConnection = pg.PoolClient & { readonly processID?: number };
 

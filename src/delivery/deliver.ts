@@ -4,7 +4,7 @@ import { contentTypeHeader, DEFAULT_CONTENT_TYPE } from '../integrations/validat
 import type { Logger } from '../logger.js';
 import type { WorkerMetrics } from '../ops/metrics.js';
 import { VERSION } from '../version.js';
-import type { DeliveryResult, WebhookClient } from './http-client.js';
+import { attemptResult, type DeliveryResult, type WebhookClient } from './http-client.js';
 import type { DeliveryTarget, IntegrationLoader } from './integration-loader.js';
 import type { OutcomeRecorder } from './outcome-recorder.js';
 import type { DeliveryJobData } from './queue.js';
@@ -60,15 +60,7 @@ export class Deliverer {
    * (WEBHOOK_MAX_BACKLOG). Recorded as a failed attempt, so lastError says why.
    */
   async refuseBacklog(data: DeliveryJobData, ahead: number, max: number): Promise<DeliveryResult> {
-    const result: DeliveryResult = {
-      ok: false,
-      httpStatus: null,
-      errorCode: 'E_BACKLOG',
-      error: `backlog: ${ahead} deliveries already wait for this endpoint (WEBHOOK_MAX_BACKLOG ${max}); not sent`,
-      address: null,
-      durationMs: 0,
-      responseExcerpt: null,
-    };
+    const result = attemptResult('E_BACKLOG', `backlog: ${ahead} deliveries already wait for this endpoint (WEBHOOK_MAX_BACKLOG ${max}); not sent`, null, null, 0, null);
     await this.finish(data, null, result, false);
     return result;
   }

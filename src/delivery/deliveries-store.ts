@@ -1,4 +1,4 @@
-import type { Db } from '../db/knex.js';
+import { intArrayLiteral, type Db } from '../db/knex.js';
 import { deliveryJobId } from './queue.js';
 
 export interface DeliveryRecord {
@@ -50,8 +50,8 @@ export async function recordedPairs(db: Db, pairs: ReadonlyArray<{ integrationId
   if (pairs.length === 0) return new Set();
   const rows = (await db('deliveries')
     .whereRaw('(integration_id, event_id) IN (SELECT * FROM unnest(?::int[], ?::bigint[]))', [
-      `{${pairs.map((p) => p.integrationId).join(',')}}`,
-      `{${pairs.map((p) => p.eventId).join(',')}}`,
+      intArrayLiteral(pairs.map((p) => p.integrationId)),
+      intArrayLiteral(pairs.map((p) => p.eventId)),
     ])
     .distinct('integration_id', 'event_id')) as Array<{ integration_id: number; event_id: number }>;
   return new Set(rows.map((r) => deliveryJobId(r.event_id, r.integration_id)));

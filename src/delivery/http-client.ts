@@ -770,7 +770,7 @@ function describeResolvedBlock(address: string, reason: string): string {
  * One result, always built with the same shape: V8 (Node 20) gives an object spread into a
  * literal with more properties a hidden class of its own each time, ~1.5 µs per delivery.
  */
-function attemptResult(
+export function attemptResult(
   errorCode: DeliveryErrorCode | null,
   error: string | null,
   httpStatus: number | null,

@@ -1,4 +1,4 @@
-import { withConnection, type Db } from '../db/knex.js';
+import { intArrayLiteral, withConnection, type Db } from '../db/knex.js';
 import { isConnectionError, pgErrorCode } from '../db/errors.js';
 import type { Logger } from '../logger.js';
 import type { DeliveryResult } from './http-client.js';
@@ -242,7 +242,7 @@ export const PRUNE_RETENTION = `DELETE FROM deliveries AS d
   WHERE d.integration_id = k.integration_id AND d.id <= k.cutoff_id`;
 
 export function pruneBindings(integrationIds: readonly number[], retention: number): [string, number] {
-  return [`{${integrationIds.join(',')}}`, retention];
+  return [intArrayLiteral(integrationIds), retention];
 }
 
 /** One row as an array, in COLUMN_TYPES order. */
