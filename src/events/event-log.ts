@@ -20,12 +20,18 @@ const MAX_DETAILS = 2000;
 
 /**
  * Details of a huge change (a segment with a thousand values) are cut, so one event cannot bloat
- * every delivery; never between the two halves of a character such as an emoji.
+ * every delivery. Counted in characters (code points), as the API counts text, so an emoji is
+ * one and is never split.
  */
 function clip(details: string): string {
-  if (details.length <= MAX_DETAILS) return details;
-  let end = MAX_DETAILS - 1;
-  const last = details.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end -= 1; // a high surrogate: its low half is past the cut
-  return `${details.slice(0, end)}…`;
+  if (details.length <= MAX_DETAILS) return details; // UTF-16 units: never fewer than characters
+  let characters = 0;
+  let cut = 0; // end of the first MAX_DETAILS - 1 characters, which the `…` joins
+  for (const character of details) {
+    characters += 1;
+    if (characters > MAX_DETAILS) return `${details.slice(0, cut)}…`;
+    if (characters < MAX_DETAILS) cut += character.length;
+  }
+  return details;
 }
+

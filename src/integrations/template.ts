@@ -44,19 +44,19 @@ const PLACEHOLDER = new RegExp(String.raw`\{\{${SPACE}(${PATH})${SPACE}\}\}|\[\[
  * PLACEHOLDER) that is not a known `events.*` variable is a problem, except a
  * bare `true`/`false`/`null`; unknown placeholders are kept as literal text.
  * Each unknown variable is reported once, in order of first appearance; then
- * each malformed `{{events.…` / `[[events.…` that is no placeholder at all.
+ * each distinct malformed `{{events.…` / `[[events.…` that is no placeholder at all.
  */
 export function compileTemplate(text: string): { template: CompiledTemplate; problems: TemplateProblem[] } {
   const parts: string[] = [];
   const variables: TemplateVariable[] = [];
   const unknown = new Set<string>();
-  const malformed: string[] = [];
+  const malformed = new Set<string>();
   let literal = '';
   let position = 0;
   for (const match of text.matchAll(PLACEHOLDER)) {
     const path = match[1] ?? match[2] ?? '';
     const gap = text.slice(position, match.index);
-    malformed.push(...findMalformedPlaceholders(gap));
+    for (const slip of findMalformedPlaceholders(gap)) malformed.add(slip);
     literal += gap;
     position = match.index + match[0].length;
     const variable = knownVariable(path);
@@ -70,26 +70,31 @@ export function compileTemplate(text: string): { template: CompiledTemplate; pro
     }
   }
   const tail = text.slice(position);
-  malformed.push(...findMalformedPlaceholders(tail));
+  for (const slip of findMalformedPlaceholders(tail)) malformed.add(slip);
   parts.push(literal + tail);
-  const problems = [...[...unknown].map(unknownVariableProblem), ...malformed.map(malformedProblem)];
+  const problems = [...[...unknown].map(unknownVariableProblem), ...[...malformed].map(malformedProblem)];
   return { template: { parts, variables }, problems };
 }
 
-// An opening pair followed by `events.` outside any placeholder is a slip (`{{events.user-name}}`,
-// `[[events.action}}`); sent as it is, it would reach the receiver unexpanded.
-const MALFORMED_START = /(?:\{\{|\[\[)\s*events\./g;
+// Outside any placeholder, these are slips that would reach the receiver unexpanded: an opening
+// pair before `events.` (`{{events.user-name}}`, `[[events.action}}`, `{{events .action}}`), or a
+// single opening brace or bracket before a closing pair (`{events.action}}`).
+const MALFORMED_START = new RegExp(
+  String.raw`(?:\{\{|\[\[)\s*events\s*\.|(?<![{[])[{[]\s*events\s*\.[\w.]*\s*(?:\}\}|\]\])`,
+  'g',
+);
 const EXCERPT_LENGTH = 40;
 
 function findMalformedPlaceholders(literalText: string): string[] {
-  return [...literalText.matchAll(MALFORMED_START)].map((match) => excerpt(literalText.slice(match.index)));
+  return [...literalText.matchAll(MALFORMED_START)].map((match) => excerpt(literalText, match.index));
 }
 
-/** Up to and including the first closing pair, at most EXCERPT_LENGTH characters. */
-function excerpt(text: string): string {
-  const closings = [text.indexOf('}}'), text.indexOf(']]')].filter((index) => index >= 0);
-  const end = closings.length > 0 ? Math.min(...closings) + 2 : text.length;
-  return end <= EXCERPT_LENGTH ? text.slice(0, end) : `${text.slice(0, EXCERPT_LENGTH)}…`;
+/** From `start` up to and including the first closing pair, at most EXCERPT_LENGTH characters. */
+function excerpt(text: string, start: number): string {
+  const window = text.slice(start, start + EXCERPT_LENGTH + 1);
+  const closings = [window.indexOf('}}'), window.indexOf(']]')].filter((index) => index >= 0);
+  const end = closings.length > 0 ? Math.min(...closings) + 2 : window.length;
+  return end <= EXCERPT_LENGTH ? window.slice(0, end) : `${window.slice(0, EXCERPT_LENGTH)}…`;
 }
 
 function malformedProblem(placeholderText: string): TemplateProblem {
@@ -196,13 +201,14 @@ const JSON_SAMPLES: ReadonlyArray<{ label: string; vars: EventVariables }> = [
  */
 export function checkTemplate(text: string | undefined, contentType: string): TemplateProblem[] {
   if (text === undefined || text === '') return [];
-  const problems: TemplateProblem[] = [];
+  // Past the limit nothing else is looked at: the text is refused anyway, and parsing a
+  // megabyte would block the API and answer with a detail per slip in it.
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > MAX_TEMPLATE_BYTES) {
-    problems.push({ message: `template is ${bytes} bytes; the limit is ${MAX_TEMPLATE_BYTES} bytes (64 KiB)` });
+    return [{ message: `template is ${bytes} bytes; the limit is ${MAX_TEMPLATE_BYTES} bytes (64 KiB)` }];
   }
   const { template, problems: variableProblems } = compileTemplate(text);
-  problems.push(...variableProblems);
+  const problems = firstProblems(variableProblems);
   if (template.variables.length > MAX_PLACEHOLDERS) {
     problems.push({ message: `template uses ${template.variables.length} placeholders; the limit is ${MAX_PLACEHOLDERS}` });
   }
@@ -211,6 +217,15 @@ export function checkTemplate(text: string | undefined, contentType: string): Te
     if (jsonProblem !== undefined) problems.push(jsonProblem);
   }
   return problems;
+}
+
+/** Enough to fix a template by; 64 KiB of slips would otherwise answer with thousands of details. */
+const MAX_REPORTED_PROBLEMS = 10;
+
+function firstProblems(problems: TemplateProblem[]): TemplateProblem[] {
+  if (problems.length <= MAX_REPORTED_PROBLEMS) return problems;
+  const more = problems.length - MAX_REPORTED_PROBLEMS;
+  return [...problems.slice(0, MAX_REPORTED_PROBLEMS), { message: `…and ${more} more problems like these` }];
 }
 
 /**

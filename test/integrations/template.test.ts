@@ -227,8 +227,19 @@ describe('unknown variables', () => {
     ['{{ events.action ]]', '{{ events.action ]]'],
     ['"{{events.action" and more', '{{events.action" and more'],
     [`{{events.${'x'.repeat(60)}`, `{{events.${'x'.repeat(31)}…`],
+    ['{"a":"{{events .action}}"}', '{{events .action}}'],
+    ['{"a":"{{ events . action }}"}', '{{ events . action }}'],
+    ['{"a":"{events.action}}"}', '{events.action}}'],
+    ['{"a":"[events.action]]"}', '[events.action]]'],
+    ['{"a":"{ events.user.name }}"}', '{ events.user.name }}'],
   ])('reports the malformed placeholder in %j', (text, excerpt) => {
     expect(compileTemplate(text).problems).toEqual([{ message: `malformed placeholder "${excerpt}"` }]);
+  });
+
+  it('reports a slip written many times once', () => {
+    expect(compileTemplate('{{events.user-name}} and {{events.user-name}}').problems).toEqual([
+      { message: 'malformed placeholder "{{events.user-name}}"' },
+    ]);
   });
 });
 
@@ -337,6 +348,14 @@ describe('checkTemplate', () => {
     ]);
   });
 
+  it('reports the first ten problems and how many more there are', () => {
+    const text = JSON.stringify(Array.from({ length: 15 }, (_, i) => `{{events.nope${i}}}`));
+    const messages = problemMessages(text);
+    expect(messages).toHaveLength(11);
+    expect(messages.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => `unknown variable "events.nope${i}"`));
+    expect(messages[10]).toBe('…and 5 more problems like these');
+  });
+
   describe('size limit', () => {
     const jsonOfBytes = (bytes: number): string => `"${'a'.repeat(bytes - 2)}"`;
 
@@ -349,6 +368,11 @@ describe('checkTemplate', () => {
       expect(problemMessages(jsonOfBytes(65_537))).toEqual([
         'template is 65537 bytes; the limit is 65536 bytes (64 KiB)',
       ]);
+    });
+
+    it('reports only the size of a template past the limit, without parsing it', () => {
+      const text = '{{events.'.repeat(115_000); // a megabyte of distinct-looking slips
+      expect(problemMessages(text)).toEqual(['template is 1035000 bytes; the limit is 65536 bytes (64 KiB)']);
     });
 
     it('counts UTF-8 bytes, not characters', () => {
