@@ -10,6 +10,8 @@ import type { Logger } from '../logger.js';
 import { eventVariables, type EventRow } from './store.js';
 
 const ADD_BULK_SLICE = 100;
+/** pg_advisory_xact_lock key held by the relay that is queueing a batch ('mzrel' in ASCII). */
+export const RELAY_LOCK = 0x6d7a72656c;
 
 export interface RelayOptions {
   /** Events taken per transaction. */
@@ -26,9 +28,9 @@ export interface RelayOptions {
  * The outbox relay: queues committed events that are not queued yet, oldest
  * first, one BullMQ job per enabled integration subscribed to the event.
  *
- * Locking the event rows (FOR UPDATE SKIP LOCKED) for the length of the enqueue
- * lets any number of api processes relay side by side; marking them queued in the
- * same transaction means an event whose enqueue failed stays unqueued and is
+ * One relay at a time holds the batch lock (a transaction-scoped advisory lock) for
+ * the length of its enqueue, so any number of api processes can run and events are
+ * still queued in commit order; marking them queued in the same transaction means an event whose enqueue failed stays unqueued and is
  * tried again. Should the batch fail between enqueue and COMMIT (Redis refusing a
  * later slice, PostgreSQL going away, the process dying), its next try skips the
  * events whose jobs were added already: each slice of jobs holds whole events, and
@@ -119,6 +121,13 @@ export class EventRelay {
   private async relayBatch(): Promise<number> {
     const relayed = await this.db.transaction(async (trx) => {
       this.coveredWakes = this.wakes;
+      // One relay at a time, so events are queued in commit order: with SKIP LOCKED alone a second
+      // api's relay would add a newer event ahead of the slices of an older batch still being added.
+      // The relay that holds the lock is woken by the same NOTIFY and takes the newer events next.
+      const { rows: lock } = (await trx.raw('SELECT pg_try_advisory_xact_lock(?) AS locked', [RELAY_LOCK])) as {
+        rows: Array<{ locked: boolean }>;
+      };
+      if (lock[0]?.locked !== true) return 0 as const;
       // Taken and marked in one statement; the mark only counts once the jobs are added and this commits.
       const { rows } = (await trx.raw(
         `UPDATE events SET queued_at = now()

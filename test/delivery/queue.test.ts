@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { RELAY_LOCK } from '../../src/events/relay.js';
 import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
 
 const tag = `{mz-${randomBytes(3).toString('hex')}}`;
@@ -48,6 +49,31 @@ it('queues one job per (event, integration) with a derived id, one attempt and b
   await h.sink.waitForRequests(2);
   await new Promise((resolve) => setTimeout(resolve, 300));
   expect(h.sink.requests.filter((r) => r.path === '/opts')).toHaveLength(1);
+});
+
+it('relays one batch at a time across api processes, so a newer event never overtakes an older batch', async () => {
+  const p = await h.api.project();
+  await p.post('/api/v1/integrations', { name: 'order', configJson: { url: `${h.sink.url}/order` }, eventSubscriptionsJson: ['flag.created'] });
+  await h.worker.worker.pause();
+  // Another api's relay in the middle of adding a batch holds the batch lock.
+  const otherRelay = await h.api.server.db.transaction();
+  try {
+    await otherRelay.raw('SELECT pg_advisory_xact_lock(?)', [RELAY_LOCK]);
+    for (const key of ['order-1', 'order-2']) await p.post('/api/v1/flags', { key, name: key });
+    const unqueued = () => h.api.server.db('events').where({ project_id: p.projectId, action: 'flag.created' }).whereNull('queued_at');
+    h.api.server.relay.wake();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await unqueued()).toHaveLength(2);
+    await otherRelay.commit();
+    await h.eventually(async () => (await unqueued()).length === 0);
+    const waiting = await h.api.server.queue.getWaiting();
+    const events = waiting.filter((job) => job.data.vars.projectId === p.projectId).map((job) => job.data.vars.resourceName);
+    expect(events).toEqual(['order-1', 'order-2']); // next to be taken first
+  } finally {
+    if (!otherRelay.isCompleted()) await otherRelay.rollback();
+    h.worker.worker.resume();
+  }
+  await h.eventually(() => h.sink.requests.filter((r) => r.path === '/order').length === 2);
 });
 
 it('queues every event of a burst of concurrent commits, each once, whatever order the wake-ups arrive in', async () => {
