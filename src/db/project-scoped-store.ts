@@ -39,6 +39,14 @@ export class ProjectScopedStore<M extends ProjectScoped> {
     return this.model.query(trx).where({ project_id: projectId, id }).forUpdate().first() as unknown as Promise<M | undefined>;
   }
 
+  /**
+   * Reads the row and keeps it from being deleted (or its id changed) until the transaction ends,
+   * without blocking updates of it: for a change that refers to it.
+   */
+  keep(trx: Knex.Transaction, projectId: number, id: number): Promise<M | undefined> {
+    return this.model.query(trx).where({ project_id: projectId, id }).forKeyShare().first() as unknown as Promise<M | undefined>;
+  }
+
   // Writes read the row back with RETURNING: one round trip, where insertAndFetch and patchAndFetchById take two.
   insert(trx: Knex.Transaction, values: PartialModelObject<M>): Promise<M> {
     return this.model.query(trx).insert(values).returning('*') as unknown as Promise<M>;

@@ -37,7 +37,8 @@ export class StrategyService {
       // Locking the flag serialises concurrent saves of its strategies.
       const flag = await flagStore.lock(tx.trx, actor.projectId, flagId);
       if (!flag) throw notFound('flag');
-      const env = await environmentStore.get(tx.trx, actor.projectId, environmentId);
+      // Kept until COMMIT: an environment deleted meanwhile is a 404 here, not a save "with no change".
+      const env = await environmentStore.keep(tx.trx, actor.projectId, environmentId);
       if (!env) throw notFound('environment');
 
       const current = await getStrategy(tx.trx, flagId, environmentId, true);
