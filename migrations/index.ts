@@ -7,10 +7,13 @@ import * as m005 from './005_integrations.js';
 import * as m006 from './006_deliveries.js';
 import * as m007 from './007_deliveries_cascade_by_trigger.js';
 import * as m008 from './008_events_vacuum_threshold.js';
+import * as m009 from './009_deliveries_newest_by_time.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
   down(knex: Knex): Promise<void>;
+  /** `{ transaction: false }` for a statement that cannot run in one (CREATE INDEX CONCURRENTLY). */
+  config?: { transaction?: boolean };
 }
 
 /** Every migration in order. Listed here (not read from disk) so tsx and compiled JavaScript run the same set. */
@@ -23,6 +26,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['006_deliveries', m006],
   ['007_deliveries_cascade_by_trigger', m007],
   ['008_events_vacuum_threshold', m008],
+  ['009_deliveries_newest_by_time', m009],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

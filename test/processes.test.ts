@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrationSource } from '../migrations/index.js';
 import { WORKER_THREAD_POOL_SIZE } from '../src/config.js';
 import { deleteQueueKeys } from './support/api.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
@@ -106,7 +107,8 @@ describe('npm run cli -- bootstrap', () => {
       expect(runs.map((r) => [r.code, r.stderr])).toEqual([[0, ''], [0, ''], [0, '']]);
       // One applied them all; the others, having waited their turn, found nothing left to do.
       const said = runs.map((r) => r.stdout.trim().replace(/: .*/, '')).sort();
-      expect(said).toEqual(['applied 8 migration(s)', 'database is up to date', 'database is up to date']);
+      const all = (await migrationSource.getMigrations([])).length;
+      expect(said).toEqual([`applied ${all} migration(s)`, 'database is up to date', 'database is up to date']);
     } finally {
       await adminQuery(`DROP DATABASE IF EXISTS ${db.name}_race WITH (FORCE)`);
     }

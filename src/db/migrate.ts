@@ -17,13 +17,28 @@ export async function migrateLatest(db: Db): Promise<string[]> {
   const lock = new pg.Client(db.client.config.connection as pg.ClientConfig);
   await lock.connect();
   try {
-    await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await takeLock(lock);
     const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
     return applied;
   } finally {
     await lock.end(); // ending the session releases its lock
   }
 }
+
+/**
+ * Waits for the migration lock between short tries rather than in one statement: a session
+ * blocked in pg_advisory_lock is a transaction holding a snapshot, which a CREATE INDEX
+ * CONCURRENTLY of the holder's migrations waits for — neither would ever go on.
+ */
+async function takeLock(lock: pg.Client): Promise<void> {
+  for (;;) {
+    const { rows } = await lock.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [MIGRATION_LOCK]);
+    if (rows[0]?.locked === true) return;
+    await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
+  }
+}
+
+const LOCK_RETRY_MS = 200;
 
 /**
  * The migrations of this code the database has not applied yet (all of them before the first

@@ -17,11 +17,14 @@ export interface DeliveryRecord {
   createdAt: string;
 }
 
-/** The delivery log of one integration, newest first. */
+/** The delivery log of one integration, newest first: by when each attempt finished. */
 export async function listDeliveries(db: Db, integrationId: number, limit: number): Promise<DeliveryRecord[]> {
   const rows = await db('deliveries')
     .where('integration_id', integrationId)
-    .orderBy('id', 'desc')
+    .orderBy([
+      { column: 'created_at', order: 'desc' },
+      { column: 'id', order: 'desc' },
+    ])
     .limit(limit)
     .select(
       'id',

@@ -235,11 +235,11 @@ export class OutcomeRecorder {
  * ~100k deliveries the planner then chose a scan of the whole table to delete a few rows.
  */
 export const PRUNE_RETENTION = `DELETE FROM deliveries AS d
-  USING (SELECT i.id AS integration_id, cutoff.id AS cutoff_id
+  USING (SELECT i.id AS integration_id, cutoff.created_at, cutoff.id
            FROM unnest(?::int[]) AS i(id)
-           CROSS JOIN LATERAL (SELECT id FROM deliveries WHERE integration_id = i.id
-                                ORDER BY id DESC OFFSET ? LIMIT 1) AS cutoff) AS k
-  WHERE d.integration_id = k.integration_id AND d.id <= k.cutoff_id`;
+           CROSS JOIN LATERAL (SELECT created_at, id FROM deliveries WHERE integration_id = i.id
+                                ORDER BY created_at DESC, id DESC OFFSET ? LIMIT 1) AS cutoff) AS k
+  WHERE d.integration_id = k.integration_id AND (d.created_at, d.id) <= (k.created_at, k.id)`;
 
 export function pruneBindings(integrationIds: readonly number[], retention: number): [string, number] {
   return [intArrayLiteral(integrationIds), retention];

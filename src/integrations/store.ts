@@ -4,15 +4,17 @@ import { ProjectScopedStore } from '../db/project-scoped-store.js';
 import { IntegrationModel } from './model.js';
 
 /**
- * An integration's last delivery is its newest deliveries row, read alongside it,
- * so recording a successful delivery writes that row and nothing else.
+ * An integration's last delivery is its newest deliveries row (the attempt that finished last,
+ * whichever worker saved it first), read alongside it, so recording a successful delivery writes
+ * that row and nothing else.
  */
 export const integrationStore = new ProjectScopedStore<IntegrationModel>(IntegrationModel, (query) =>
   query
     .select('integrations.*', 'last_delivery.last_delivery_at', 'last_delivery.last_delivery_status')
     .joinRaw(
       `LEFT JOIN LATERAL (SELECT created_at AS last_delivery_at, status AS last_delivery_status FROM deliveries
-                           WHERE deliveries.integration_id = integrations.id ORDER BY deliveries.id DESC LIMIT 1) AS last_delivery ON true`,
+                           WHERE deliveries.integration_id = integrations.id
+                          ORDER BY deliveries.created_at DESC, deliveries.id DESC LIMIT 1) AS last_delivery ON true`,
     ),
 );
 

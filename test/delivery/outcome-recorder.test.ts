@@ -71,6 +71,28 @@ it('keeps the newer lastError when another worker\'s batch with an older failure
   }
 });
 
+it('goes by when attempts finished, not by when they were saved: last delivery, log and retention', async () => {
+  const p = await api.project();
+  const id = await integrationOf(p, 'finish order');
+  const other = new OutcomeRecorder(api.server.db, createLogger('silent'), { retention: 2 });
+  try {
+    const at = (second: number) => new Date(`2026-01-01T00:00:0${second}Z`);
+    await recorder.record({ ...outcome(id, 3, failure), at: at(3) });
+    await recorder.record({ ...outcome(id, 2, success), at: at(2) }); // finished first, saved last
+    const integration = (await p.get(`/api/v1/integrations/${id}`)).body;
+    expect(integration).toMatchObject({ lastDeliveryAt: at(3).toISOString(), lastDeliveryStatus: 'failure' });
+    const log = (await p.get(`/api/v1/integrations/${id}/deliveries`)).body as Array<{ eventId: number }>;
+    expect(log.map((d) => d.eventId)).toEqual([3, 2]);
+
+    // Retention of 2 keeps the two that finished last, whatever the order they were saved in.
+    await other.record({ ...outcome(id, 1, success), at: at(1) });
+    await other.close();
+    expect((await rows(id)).map((r) => r.event_id).sort()).toEqual([2, 3]);
+  } finally {
+    await other.close();
+  }
+});
+
 it('leaves out the outcomes of an integration deleted meanwhile and saves the rest of the batch', async () => {
   await api.server.db('integrations').where('id', gone).delete();
   await Promise.all([recorder.record(outcome(gone, 5, success)), recorder.record(outcome(kept, 5, success))]);
@@ -97,7 +119,7 @@ it('prunes through the index, not a scan of all deliveries, however many rows th
   await db.raw('ANALYZE deliveries');
   for (const touched of [ids.slice(0, 1), ids.slice(0, 200)]) {
     const plan = (await db.raw(`EXPLAIN ${PRUNE_RETENTION}`, pruneBindings(touched, 100))).rows.map((row: { 'QUERY PLAN': string }) => row['QUERY PLAN']).join('\n');
-    expect(plan).toContain('deliveries_integration_id_index');
+    expect(plan).toContain('deliveries_integration_newest_index');
     expect(plan).not.toMatch(/Seq Scan on deliveries/);
   }
 });
