@@ -72,8 +72,11 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
   });
   const queue = createDeliveryQueue(redis, config.queuePrefix);
   queue.on('error', () => undefined); // reported once through the connection above
+  // BullMQ's calls wait for the connection's first `ready`, however long Redis is down at start;
+  // those a request or a scrape waits on fail at once instead, as plain commands do.
+  const redisReady = () => redis.status === 'ready';
   const metrics = new ApiMetrics({
-    jobCounts: () => queue.getJobCounts('waiting', 'active', 'delayed', 'failed'),
+    jobCounts: () => (redisReady() ? queue.getJobCounts('waiting', 'active', 'delayed', 'failed') : Promise.reject(new Error(redisError))),
     relayLagSeconds: () => unqueuedAgeSeconds(db),
     fleetDeliveries: () => fleetDeliveryMetrics(redis, config.queuePrefix),
   });
@@ -99,7 +102,7 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
       segmentRoutes(new SegmentService(db, events)),
       apiKeyRoutes(apiKeys),
       eventRoutes(new EventQueries(db)),
-      integrationRoutes(new IntegrationService(db, new AddressPolicy(config.webhookAllowedCidrs), config.planLimits, queue)),
+      integrationRoutes(new IntegrationService(db, new AddressPolicy(config.webhookAllowedCidrs), config.planLimits, queue, redisReady)),
     ],
     publicRouters: [
       dashboardRoutes(),
@@ -111,7 +114,7 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
           if (missing.length > 0) throw new NotReady(`not migrated: ${missing.join(', ')} missing (run npm run migrate)`);
         },
         // Without an offline queue a ping while disconnected only says the stream is not writeable: name the cause.
-        redis: () => (redis.status === 'ready' ? redis.ping() : Promise.reject(new Error(redisError))),
+        redis: () => (redisReady() ? redis.ping() : Promise.reject(new Error(redisError))),
       }),
       metricsRoutes(metrics.exposition),
     ],

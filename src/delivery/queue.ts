@@ -50,11 +50,17 @@ export interface RedisSettings {
 
 /**
  * The producer's connection fails fast: with Redis down an enqueue errors at
- * once (the relay retries later) instead of hanging an API request or the relay.
+ * once (the relay retries later) instead of hanging an API request or the relay;
+ * a Redis that takes the connection but stops answering fails each command after
+ * PRODUCER_COMMAND_TIMEOUT_MS rather than holding the relay's batch (its locked
+ * events, its transaction) for as long as TCP takes to give up.
  */
 export function createProducerConnection(settings: RedisSettings): RedisConnection {
-  return connect(settings, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 });
+  return connect(settings, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, commandTimeout: PRODUCER_COMMAND_TIMEOUT_MS });
 }
+
+/** Far above any one command's time (an addBulk slice of 100 jobs takes milliseconds, even under load). */
+export const PRODUCER_COMMAND_TIMEOUT_MS = 10_000;
 
 /** Workers block on Redis and must wait through outages: BullMQ requires maxRetriesPerRequest null. */
 export function createWorkerConnection(settings: RedisSettings): RedisConnection {

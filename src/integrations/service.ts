@@ -21,6 +21,8 @@ export class IntegrationService {
     private readonly policy: AddressPolicy,
     private readonly planLimits: Config['planLimits'],
     private readonly queue: Queue<DeliveryJobData>,
+    /** False while the queue's connection is down: a test send is refused rather than left waiting. */
+    private readonly queueReachable: () => boolean = () => true,
   ) {}
 
   list(actor: Actor): Promise<IntegrationModel[]> {
@@ -89,10 +91,12 @@ export class IntegrationService {
       },
       committedAt: Date.now(),
     };
+    const unavailable = new AppError('unavailable', 'the delivery queue is unreachable right now; try again shortly');
+    if (!this.queueReachable()) throw unavailable;
     try {
       await this.queue.add(TEST_ACTION, data, { ...JOB_OPTIONS, jobId: testJobId(integration.id, nonce) });
     } catch {
-      throw new AppError('unavailable', 'the delivery queue is unreachable right now; try again shortly');
+      throw unavailable;
     }
     return { webhookId: data.webhookId };
   }

@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import { within } from './deadline.js';
 
 export type Check = () => Promise<unknown>;
 
@@ -23,20 +24,12 @@ export function healthRoutes(checks: Record<string, Check>): Router {
 }
 
 async function probe(check: Check): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      check(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
-      }),
-    ]);
+    await within(check(), CHECK_TIMEOUT_MS);
     return 'ok';
   } catch (err) {
     if (err instanceof NotReady) return err.message;
     const code = (err as { code?: string }).code;
     return `unreachable: ${code ?? (err as Error).message}`;
-  } finally {
-    clearTimeout(timer);
   }
 }

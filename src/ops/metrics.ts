@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { within } from './deadline.js';
 import type { DeliveryTally } from './delivery-tally.js';
 
 export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -8,6 +9,9 @@ export const DELIVERY_METRICS = {
   deliveries: { name: 'mozhno_deliveries_total', help: 'Delivery attempts by result (success, failure) and error code (none when it succeeded)' },
   duration: { name: 'mozhno_delivery_duration_seconds', help: 'Time of one delivery attempt: DNS, connect, TLS, request and response' },
 };
+
+/** A scrape leaves out what Redis or PostgreSQL does not answer in time, rather than hanging (as /readyz's checks). */
+const SOURCE_TIMEOUT_MS = 2_000;
 
 /** Prometheus text and its content type: a prom-client registry, or the api's registry plus the fleet's delivery counts. */
 export interface Exposition {
@@ -101,7 +105,7 @@ export class ApiMetrics {
     this.exposition = {
       contentType: this.registry.contentType,
       metrics: async () => {
-        const [own, fleet] = await Promise.all([this.registry.metrics(), sources.fleetDeliveries().catch(() => '')]);
+        const [own, fleet] = await Promise.all([this.registry.metrics(), within(sources.fleetDeliveries(), SOURCE_TIMEOUT_MS).catch(() => '')]);
         return `${own}\n${fleet}`;
       },
     };
@@ -112,7 +116,7 @@ export class ApiMetrics {
       registers: [this.registry],
       async collect() {
         try {
-          const counts = await sources.jobCounts();
+          const counts = await within(sources.jobCounts(), SOURCE_TIMEOUT_MS);
           for (const state of ['waiting', 'active', 'delayed', 'failed']) this.set({ state }, counts[state] ?? 0);
         } catch {
           this.reset(); // Redis unreachable: report nothing rather than stale numbers
@@ -125,7 +129,7 @@ export class ApiMetrics {
       registers: [this.registry],
       async collect() {
         try {
-          this.set(await sources.relayLagSeconds());
+          this.set(await within(sources.relayLagSeconds(), SOURCE_TIMEOUT_MS));
         } catch {
           this.reset();
         }

@@ -92,6 +92,25 @@ describe('health', () => {
       await api.close();
     }
   });
+
+  it('with Redis down since the api started, /metrics leaves the queue out and a test send is 503, neither waiting for Redis', async () => {
+    const api = await startTestApi({ REDIS_URL: 'redis://127.0.0.1:1' });
+    try {
+      const metrics = await fetch(`${api.server.url}/metrics`, { signal: AbortSignal.timeout(5_000) });
+      expect(metrics.status).toBe(200);
+      const text = await metrics.text();
+      expect(text).toMatch(/^mozhno_relay_lag_seconds \d/m);
+      expect(text).not.toMatch(/^mozhno_jobs\{/m);
+
+      const p = await api.project();
+      const integration = (await p.post('/api/v1/integrations', { name: 't', configJson: { url: 'https://hooks.example.com/t' }, eventSubscriptionsJson: ['flag.created'] })).body;
+      const sent = await p.post(`/api/v1/integrations/${integration.id}/test`, {});
+      expect(sent.status).toBe(503);
+      expect(sent.body.error).toEqual({ code: 'unavailable', message: 'the delivery queue is unreachable right now; try again shortly' });
+    } finally {
+      await api.close();
+    }
+  });
 });
 
 describe('metrics', () => {
