@@ -1,4 +1,8 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/logger.js';
 import { insertEvent } from '../src/events/store.js';
 import { startTestApi, type TestApi } from './support/api.js';
 import { eventually } from './support/delivery.js';
@@ -669,23 +673,52 @@ describe('bodies nested without end', () => {
   });
 });
 
+describe('a client that goes away mid-upload', () => {
+  it('is answered 400 invalid_json and logged as that, not as the database being unreachable (503)', async () => {
+    const lines: string[] = [];
+    const destination = new PassThrough().on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
+    const own = await startTestApi({}, { log: createLogger('info', { destination }) });
+    try {
+      const p = await own.project();
+      const { port } = new URL(own.server.url);
+      const socket = connect(Number(port), '127.0.0.1');
+      await once(socket, 'connect');
+      socket.write(`POST /api/v1/flags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${p.token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"key":`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      socket.destroy();
+      const logged = await eventually(() => lines.map((line) => JSON.parse(line)).find((entry) => entry.msg === 'request' && entry.path === '/api/v1/flags'));
+      expect(logged.status).toBe(400);
+      expect(lines.join('\n')).not.toContain('PostgreSQL unreachable');
+      expect((await p.get('/api/v1/flags')).body).toEqual([]);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('a change racing a delete', () => {
-  it('a strategy saved for an environment deleted meanwhile is 409, not 500', async () => {
+  it.each([
+    ['other values than in force', { enabled: true, rolloutPercentage: 5 }],
+    ['the values of the default', { enabled: false, rolloutPercentage: 100 }],
+  ])('a strategy saved with %s for an environment deleted meanwhile is 404, neither 500 nor a silent 200', async (_, values) => {
     const p = await api.project();
     const flag = (await p.post('/api/v1/flags', { key: 'race', name: 'Race' })).body;
     const env = (await p.post('/api/v1/environments', { key: 'doomed', name: 'Doomed' })).body;
-    // The delete has not committed when the PUT reads the environment; the PUT's insert then waits for it.
+    await p.put(`/api/v1/flags/${flag.id}/strategies/${env.id}`, { enabled: true, rolloutPercentage: 50 });
+    // The delete has not committed when the PUT reads the environment; the PUT waits for it.
     const trx = await api.server.db.transaction();
     await trx('environments').where('id', env.id).delete();
-    const put = p.put(`/api/v1/flags/${flag.id}/strategies/${env.id}`, { enabled: true, rolloutPercentage: 5 });
+    const put = p.put(`/api/v1/flags/${flag.id}/strategies/${env.id}`, values);
     await eventually(async () => {
       const { rows } = await api.server.db.raw(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
       return rows.length > 0 || undefined;
     });
     await trx.commit();
     const answer = await put;
-    expect(answer.status).toBe(409);
-    expect(answer.body.error).toEqual({ code: 'conflict', message: 'something this request refers to was deleted meanwhile; read it again and retry' });
+    expect(answer.status).toBe(404);
+    expect(answer.body.error).toEqual({ code: 'not_found', message: 'environment not found' });
+    const actions = ((await p.get('/api/v1/events')).body as Array<{ action: string }>).map((e) => e.action);
+    expect(actions.filter((a) => a === 'strategy.updated')).toHaveLength(1);
   });
 });
 
@@ -693,16 +726,26 @@ describe('event rows', () => {
   it('cut long details between characters, never inside an emoji', async () => {
     const p = await api.project();
     for (const [i, pad] of ['', 'a'].entries()) {
-      const description = pad + '😀'.repeat(999);
+      const description = pad + '😀'.repeat(1999);
       await p.post('/api/v1/flags', { key: `emoji-${i}`, name: 'E', description });
     }
     const rows = (await p.get('/api/v1/events')).body as Array<{ details: string }>;
     expect(rows).toHaveLength(2);
     for (const { details } of rows) {
-      expect(details.endsWith('…')).toBe(true);
-      expect(details.length).toBeLessThanOrEqual(2000);
-      expect(details).not.toContain('\uFFFD');
+      expect(details.endsWith('😀…')).toBe(true);
+      expect([...details]).toHaveLength(2000);
+      expect(details).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/);
     }
+  });
+
+  it('count details in characters, as the API counts text: 1000 emoji are not cut', async () => {
+    const p = await api.project();
+    const description = '😀'.repeat(1000); // 2000 UTF-16 units; with the rest of the details, more
+    await p.post('/api/v1/flags', { key: 'emoji', name: 'E', description });
+    const [row] = (await p.get('/api/v1/events')).body as Array<{ details: string }>;
+    expect(row?.details.length).toBeGreaterThan(2000);
+    expect(row?.details).toContain(description);
+    expect(row?.details.endsWith('…')).toBe(false);
   });
 
   it('are timed when written, not when their transaction began', async () => {

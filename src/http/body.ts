@@ -29,15 +29,22 @@ export async function jsonBody(ctx: Context, next: Next): Promise<void> {
 async function readBody(ctx: Context): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > BODY_LIMIT_BYTES) {
-      // Stop reading; Koa closes the connection after answering when the request was not drained.
-      ctx.req.unpipe();
-      ctx.set('Connection', 'close');
-      throw tooLarge();
+  try {
+    for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > BODY_LIMIT_BYTES) {
+        // Stop reading; Koa closes the connection after answering when the request was not drained.
+        ctx.req.unpipe();
+        ctx.set('Connection', 'close');
+        throw tooLarge();
+      }
+      chunks.push(chunk);
     }
-    chunks.push(chunk);
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    // The client closed the connection before the whole body came ("aborted", ECONNRESET): its
+    // request, not a system error of ours, which would be taken for PostgreSQL going away.
+    throw new AppError('invalid_json', 'the request body ended early: the connection closed before all of it arrived');
   }
   return Buffer.concat(chunks).toString('utf8');
 }
