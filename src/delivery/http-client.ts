@@ -428,8 +428,9 @@ export class WebhookClient {
       const head = `HTTP ${status}${phrase ? ` ${cutChars(phrase, 100)}` : ''}`;
       const excerpt = oneLine(responseExcerpt ?? '');
       text = excerpt ? `${head}: ${excerpt}` : head;
-      // The body went on past its excerpt, which may end in the first part of a value.
-      cutAtEnd = excerpt !== '' && attempt.bodyBytes > RESPONSE_EXCERPT_BYTES;
+      // The body went on past its excerpt, which may end in the first part of a value: longer than
+      // the excerpt, or invalid bytes (U+FFFD, three bytes for one) made the excerpt cut it sooner.
+      cutAtEnd = excerpt !== '' && (attempt.bodyBytes > RESPONSE_EXCERPT_BYTES || excerpt.includes('\uFFFD'));
     }
     return { code, error: toErrorText(text, secrets, cutAtEnd), address: attempt.address };
   }
@@ -521,6 +522,8 @@ export class WebhookClient {
       ...(this.secureContext === undefined ? {} : { secureContext: this.secureContext }),
       session: this.tlsSessions.get(sessionKey),
       ALPNProtocols: ['http/1.1'],
+      // Said outright: left out, Node reads NODE_TLS_REJECT_UNAUTHORIZED, and "0" there would send to anyone.
+      rejectUnauthorized: true,
     });
 
     let settled = false;
@@ -901,7 +904,12 @@ function describeDnsError(hostname: string, err: unknown): string {
 function secretValues(headers: Readonly<Record<string, string>>): string[] {
   return Object.entries(headers)
     .filter(([name, value]) => !PUBLIC_HEADERS.has(name.toLowerCase()) && value.trim().length >= 4)
-    .map(([, value]) => value.trim())
+    .flatMap(([, value]) => {
+      const sent = value.trim();
+      // Sent as Latin-1 bytes; echoed back, they read as UTF-8 (`é` as U+FFFD).
+      const echoed = Buffer.from(sent, 'latin1').toString('utf8');
+      return echoed === sent ? [sent] : [sent, echoed];
+    })
     .sort((a, b) => b.length - a.length);
 }
 

@@ -515,6 +515,21 @@ describe('WebhookClient: failed answers', () => {
     const redirect = await client.send({ url: sink.url, headers: { 'X-Token': token }, body: null });
     expect(redirect.error).toBe(`redirect to https://x.example/${'p'.repeat(375)}*** not followed`);
   });
+
+  it('masks the start of a value the excerpt ends in when invalid bytes, not the body\'s length, made it cut', async () => {
+    const token = `Bearer ${'S'.repeat(60)}TOPSECRETTOKENVALUE0123456789${'a'.repeat(100)}`;
+    // 300 invalid bytes become 900 bytes of U+FFFD: a 500-byte body whose excerpt stops inside the echo.
+    sink.respond((req, res) => res.writeHead(401).end(Buffer.concat([Buffer.alloc(300, 0xff), Buffer.from(` auth=${req.headers.authorization}`)])));
+    const result = await makeClient().send({ url: sink.url, headers: { Authorization: token }, body: null });
+    expect(result.error).toMatch(/ auth=\*\*\*$/);
+    expect(result.error).not.toContain('SSSS');
+  });
+
+  it('masks a value with Latin-1 characters as the endpoint echoes its bytes back (read as UTF-8)', async () => {
+    sink.respond((req, res) => res.writeHead(401).end(Buffer.concat([Buffer.from('token '), Buffer.from(String(req.headers['x-token']), 'latin1'), Buffer.from(' refused')])));
+    const result = await makeClient().send({ url: sink.url, headers: { 'X-Token': 'sécret-valüe' }, body: null });
+    expect(result.error).toBe('HTTP 401 Unauthorized: token *** refused');
+  });
 });
 
 describe('WebhookClient: malformed answers', () => {
@@ -709,6 +724,21 @@ describe('WebhookClient: TLS and connection failures', () => {
     expect(result.error).toMatch(/^TLS: .*self[- ]signed/i);
     expectOneLine(result);
     expect(untrusted.requests).toHaveLength(0);
+  });
+
+  it('checks certificates even where NODE_TLS_REJECT_UNAUTHORIZED=0 turns Node\'s own default off', async () => {
+    const untrusted = await startSink({ cert: 'untrusted' });
+    cleanups.push(() => untrusted.close());
+    const before = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+    try {
+      const result = await makeClient().send({ url: untrusted.url, headers: {}, body: '{}' });
+      expect(result.errorCode).toBe('E_TLS');
+      expect(untrusted.requests).toHaveLength(0);
+    } finally {
+      if (before === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+      else process.env.NODE_TLS_REJECT_UNAUTHORIZED = before;
+    }
   });
 
   it('does not trust the test CA unless it is configured (system roots only)', async () => {
