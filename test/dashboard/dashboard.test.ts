@@ -413,6 +413,47 @@ describe('an integration', () => {
     expect(JSON.parse(after.eventSubscriptionsJson)).toEqual(['flag.updated']);
   });
 
+  it('a toggle that works takes away the error an earlier one left above the list', async () => {
+    const p = await h.api.project();
+    const gone = await seed(p, 'Deleted elsewhere');
+    await seed(p, 'Still here');
+    await openDashboard(p.token);
+    expect((await p.delete(`/api/v1/integrations/${gone.id}`)).status).toBe(204);
+    await cardOf('Deleted elsewhere').getByRole('switch').click();
+    const message = page.locator('#list-message');
+    await expect.poll(() => message.textContent()).toContain('no longer exists');
+    await cardOf('Still here').getByRole('switch').click();
+    await expect.poll(text('#status')).toContain('“Still here” is disabled');
+    expect(await message.isHidden()).toBe(true);
+  });
+
+  it('saves while a test send is still waiting for its answer', async () => {
+    const p = await h.api.project();
+    const integration = await seed(p, 'Slow test');
+    await openDashboard(p.token);
+    // The test send's answer is held back (a slow network or server), and stays unanswered meanwhile.
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route(`**/api/v1/integrations/${integration.id}/test`, async (route) => {
+      await held;
+      await route.continue();
+    });
+    try {
+      await cardOf('Slow test').getByRole('button', { name: /^Send test/ }).click();
+      await page.getByRole('heading', { level: 1, name: 'Deliveries of “Slow test”' }).waitFor();
+      await page.getByRole('link', { name: 'Integrations' }).click();
+      await cardOf('Slow test').getByRole('link', { name: /^Edit/ }).click();
+      await page.getByLabel('Name', { exact: true }).fill('Renamed meanwhile');
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
+      await cardOf('Renamed meanwhile').waitFor();
+      expect((await p.get(`/api/v1/integrations/${integration.id}`)).body.name).toBe('Renamed meanwhile');
+    } finally {
+      release();
+    }
+    // Delivered before the next test begins, whose sink would otherwise receive it.
+    await expect.poll(async () => (await p.get(`/api/v1/integrations/${integration.id}/deliveries`)).body.length, { timeout: 10_000 }).toBe(1);
+  });
+
   it('is edited in the same form, filled, and a masked secret stays stored', async () => {
     const p = await h.api.project();
     const integration = await seed(p, 'Before', { secret: SECRET, headers: { 'X-Team': 'core' } }, ['flag.created', 'project.updated']);

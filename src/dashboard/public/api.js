@@ -1,4 +1,4 @@
-/* global fetch, sessionStorage */
+/* global fetch, sessionStorage, AbortSignal */
 
 // sessionStorage only: the token dies with the tab and is never written to localStorage or a URL.
 const TOKEN_KEY = 'mozhno.token';
@@ -19,11 +19,15 @@ export class ApiError extends Error {
   }
 }
 
+/** A request still unanswered after this is shown as failed, rather than leaving its button doing nothing. */
+const REQUEST_TIMEOUT_MS = 20_000;
+
 /** Calls /api/v1 with the stored token; resolves to the parsed answer, rejects with an ApiError. */
 export async function request(method, path, body) {
   const headers = { authorization: `Bearer ${token.get() ?? ''}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   let response;
+  let text;
   try {
     response = await fetch(`/api/v1${path}`, {
       method,
@@ -31,11 +35,15 @@ export async function request(method, path, body) {
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
       credentials: 'omit',
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
-  } catch {
+    text = await response.text();
+  } catch (err) {
+    if (err instanceof Error && err.name === 'TimeoutError') {
+      throw new ApiError(0, 'timeout', `The server did not answer within ${REQUEST_TIMEOUT_MS / 1000} s; try again.`, []);
+    }
     throw new ApiError(0, 'network', 'The server could not be reached; check the connection and try again.', []);
   }
-  const text = await response.text();
   let data = null;
   try {
     data = text === '' ? null : JSON.parse(text);

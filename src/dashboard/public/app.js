@@ -30,7 +30,8 @@ const state = {
   navigation: 0,
   pendingTest: null,
   pollTimer: undefined,
-  busy: false,
+  /** Actions under way ('open', 'save', 'test'): each ignores a second click of its own, not the others'. */
+  busy: new Set(),
   /** List loads under way; the list is marked aria-busy while there are any. */
   listLoads: 0,
   /** What the form held when a 401 ended the session: put back when a new token opens the same form. */
@@ -147,8 +148,8 @@ async function submitToken(event) {
   setTokenError(null);
   if (value === '') return setTokenError('Paste an API token.');
   if (!/^[\x21-\x7e]+$/.test(value)) return setTokenError('A token is one word of printable ASCII characters; check what was pasted.');
-  if (state.busy) return;
-  state.busy = true;
+  if (state.busy.has('open')) return;
+  state.busy.add('open');
   token.set(value);
   try {
     await refreshProject();
@@ -159,7 +160,7 @@ async function submitToken(event) {
     token.clear();
     setTokenError(err instanceof ApiError && err.status === 401 ? 'This token was not accepted (401 unauthorized): it is unknown, disabled or deleted.' : describe(err));
   } finally {
-    state.busy = false;
+    state.busy.delete('open');
   }
 }
 
@@ -294,6 +295,7 @@ async function toggleEnabled(integration, input) {
     Object.assign(integration, updated);
     input.checked = updated.enabled;
     input.closest('li')?.classList.toggle('off', !updated.enabled);
+    hideMessage('#list-message'); // an earlier toggle's failure no longer applies
     announce(`“${updated.name}” is ${updated.enabled ? 'enabled' : 'disabled'}.`);
   } catch (err) {
     input.checked = !enabled;
@@ -499,7 +501,7 @@ function readHeaders() {
 
 async function submitForm(event) {
   event.preventDefault();
-  if (state.busy) return;
+  if (state.busy.has('save')) return;
   clearFormErrors();
   const headers = readHeaders();
   if (headers.error) {
@@ -525,7 +527,7 @@ async function submitForm(event) {
   const editing = state.editing;
   const navigation = state.navigation;
   const submit = $('#form-submit');
-  state.busy = true;
+  state.busy.add('save');
   submit.setAttribute('aria-busy', 'true');
   try {
     const saved = editing
@@ -536,7 +538,7 @@ async function submitForm(event) {
   } catch (err) {
     if (isCurrent(navigation)) showSaveErrors(err);
   } finally {
-    state.busy = false;
+    state.busy.delete('save');
     submit.removeAttribute('aria-busy');
   }
 }
@@ -643,8 +645,8 @@ async function refreshDeliveries() {
 async function sendTest() {
   const integration = state.viewing;
   const navigation = state.navigation;
-  if (!integration || state.busy) return;
-  state.busy = true;
+  if (!integration || state.busy.has('test')) return;
+  state.busy.add('test');
   showMessage('#deliveries-message', 'Sending a test delivery…', 'info');
   try {
     const { webhookId } = await request('POST', `/integrations/${integration.id}/test`);
@@ -654,7 +656,7 @@ async function sendTest() {
   } catch (err) {
     if (isCurrent(navigation)) fail(err, '#deliveries-message');
   } finally {
-    state.busy = false;
+    state.busy.delete('test');
   }
 }
 
