@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { migrationSource } from '../../migrations/index.js';
 import { PG_INVALID_CATALOG_NAME, PG_UNDEFINED_TABLE, pgErrorCode } from './errors.js';
+import { StartupError } from '../lifecycle.js';
 import { pgConnection, type Db } from './knex.js';
 
 /** pg_advisory_lock key of migrations ('mzmig' in ASCII). */
@@ -18,6 +19,10 @@ export async function migrateLatest(db: Db): Promise<string[]> {
   await lock.connect();
   try {
     await takeLock(lock);
+    // Ours is the lock that counts. knex's own (a row it sets) is committed on its own when a
+    // migration runs outside a transaction (CONCURRENTLY), and one killed then would leave it
+    // set: every later migrate would fail as "already locked" until someone unlocked it by hand.
+    await db.migrate.forceFreeMigrationsLock({ migrationSource });
     const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
     return applied;
   } finally {
@@ -54,6 +59,12 @@ export async function missingMigrations(db: Db): Promise<string[]> {
   }
   const have = new Set(applied);
   return known.filter((name) => !have.has(name));
+}
+
+/** Fails with one line when the database lacks migrations of this code: a worker on it would fail every job. */
+export async function assertMigrated(db: Db): Promise<void> {
+  const missing = await missingMigrations(db);
+  if (missing.length > 0) throw new StartupError(`database not migrated: ${missing.join(', ')} missing (run npm run migrate)`);
 }
 
 /** Creates the database named in `databaseUrl` when it does not exist yet; returns whether it did. */
