@@ -12,6 +12,9 @@ import { eventVariables, type EventRow } from './store.js';
 const ADD_BULK_SLICE = 100;
 /** pg_advisory_xact_lock key held by the relay that is queueing a batch ('mzrel' in ASCII). */
 export const RELAY_LOCK = 0x6d7a72656c;
+const ANOTHER_RELAY = Symbol('another relay holds the turn');
+/** Well above the longest wait of a batch on Redis (a command times out after 10 s, see createProducerConnection). */
+const IDLE_IN_BATCH_TIMEOUT_MS = 30_000;
 
 export interface RelayOptions {
   /** Events taken per transaction. */
@@ -107,7 +110,11 @@ export class EventRelay {
   private async drain(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     try {
-      while (!this.stopped && (await this.relayBatch()) === this.batchSize);
+      let taken: number | typeof ANOTHER_RELAY;
+      do taken = await this.relayBatch();
+      while (!this.stopped && taken === this.batchSize);
+      // Another api's relay is queueing: neither a success nor a failure of this one.
+      if (taken === ANOTHER_RELAY) return;
       if (this.failures > 0) this.log.info('relay recovered: queueing events again');
       this.failures = 0;
     } catch (err) {
@@ -117,17 +124,20 @@ export class EventRelay {
     }
   }
 
-  /** Relays up to one batch in one transaction; returns how many events it took. */
-  private async relayBatch(): Promise<number> {
+  /** Relays up to one batch in one transaction; returns how many events it took, or that another relay holds the turn. */
+  private async relayBatch(): Promise<number | typeof ANOTHER_RELAY> {
     const relayed = await this.db.transaction(async (trx) => {
       this.coveredWakes = this.wakes;
+      // The turn is held to COMMIT: should this api hang or lose its network mid-batch, PostgreSQL
+      // ends the transaction after this long without a statement, and other relays take over.
+      await trx.raw(`SET LOCAL idle_in_transaction_session_timeout = '${IDLE_IN_BATCH_TIMEOUT_MS}ms'`);
       // One relay at a time, so events are queued in commit order: with SKIP LOCKED alone a second
       // api's relay would add a newer event ahead of the slices of an older batch still being added.
       // The relay that holds the lock is woken by the same NOTIFY and takes the newer events next.
       const { rows: lock } = (await trx.raw('SELECT pg_try_advisory_xact_lock(?) AS locked', [RELAY_LOCK])) as {
         rows: Array<{ locked: boolean }>;
       };
-      if (lock[0]?.locked !== true) return 0 as const;
+      if (lock[0]?.locked !== true) return ANOTHER_RELAY;
       // Taken and marked in one statement; the mark only counts once the jobs are added and this commits.
       const { rows } = (await trx.raw(
         `UPDATE events SET queued_at = now()
@@ -202,7 +212,7 @@ export class EventRelay {
       }
       return { events: events.length, jobs, parked };
     });
-    if (relayed === 0) return 0;
+    if (relayed === 0 || relayed === ANOTHER_RELAY) return relayed;
     this.onRelayed(relayed.events, relayed.jobs, relayed.parked);
     return relayed.events;
   }
