@@ -8,6 +8,7 @@ import * as m006 from './006_deliveries.js';
 import * as m007 from './007_deliveries_cascade_by_trigger.js';
 import * as m008 from './008_events_vacuum_threshold.js';
 import * as m009 from './009_deliveries_newest_by_time.js';
+import * as m010 from './010_environment_indexes_and_deferred_segment_check.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -27,6 +28,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['007_deliveries_cascade_by_trigger', m007],
   ['008_events_vacuum_threshold', m008],
   ['009_deliveries_newest_by_time', m009],
+  ['010_environment_indexes_and_deferred_segment_check', m010],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

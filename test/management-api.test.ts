@@ -637,6 +637,51 @@ describe('lengths, typed condition values and the archive query', () => {
   });
 });
 
+describe('deleting a whole project (an operator\'s clean-up; the API has no such call)', () => {
+  it('deletes everything it holds, segments in use by strategies too, and nothing of another project', async () => {
+    const p = await api.project();
+    const other = await api.project();
+    for (const q of [p, other]) {
+      const flag = (await q.post('/api/v1/flags', { key: 'f', name: 'F' })).body;
+      const env = (await q.post('/api/v1/environments', { key: 'prod', name: 'Prod' })).body;
+      const segment = (await q.post('/api/v1/segments', { key: 's', name: 'S', conditions: [] })).body;
+      expect((await q.put(`/api/v1/flags/${flag.id}/strategies/${env.id}`, { enabled: true, rolloutPercentage: 5, segmentIds: [segment.id] })).status).toBe(200);
+    }
+    await api.server.db('projects').where('id', p.projectId).delete();
+    for (const table of ['flags', 'segments', 'environments', 'events', 'api_keys']) {
+      expect(await api.server.db(table).where('project_id', p.projectId).count({ n: '*' }).first()).toEqual({ n: 0 });
+      expect(((await api.server.db(table).where('project_id', other.projectId).count({ n: '*' }).first()) as { n: number }).n).toBeGreaterThan(0);
+    }
+    // A segment in use still cannot be deleted by itself.
+    const segment = (await other.get('/api/v1/segments')).body[0];
+    expect((await other.delete(`/api/v1/segments/${segment.id}`)).status).toBe(409);
+    await expect(api.server.db('segments').where('id', segment.id).delete()).rejects.toMatchObject({ code: '23503' });
+  });
+
+  it('finds what an environment holds through indexes, not by reading every project\'s strategies and keys', async () => {
+    const indexed = await api.server.db('pg_indexes').whereIn('tablename', ['strategies', 'api_keys']).pluck('indexdef');
+    expect(indexed).toEqual(expect.arrayContaining([expect.stringMatching(/ON public\.strategies USING btree \(environment_id\)$/), expect.stringMatching(/ON public\.api_keys USING btree \(environment_id\)$/)]));
+  });
+});
+
+describe('strategy PUT of a saved strategy', () => {
+  it('updates its row without taking a number of the shared id sequence', async () => {
+    const p = await api.project();
+    const flag = (await p.post('/api/v1/flags', { key: 'seq', name: 'Seq' })).body;
+    const env = (await p.post('/api/v1/environments', { key: 'seq', name: 'Seq' })).body;
+    const path = `/api/v1/flags/${flag.id}/strategies/${env.id}`;
+    const first = (await p.put(path, { enabled: true, rolloutPercentage: 1 })).body;
+    const sequence = async () => Number((await api.server.db.raw('SELECT last_value FROM strategies_id_seq')).rows[0].last_value);
+    const before = await sequence();
+    for (const rolloutPercentage of [2, 3, 4]) {
+      const saved = await p.put(path, { enabled: true, rolloutPercentage });
+      expect(saved.status).toBe(200);
+      expect(saved.body).toMatchObject({ id: first.id, rolloutPercentage });
+    }
+    expect(await sequence()).toBe(before);
+  });
+});
+
 describe('strategy PUT without segmentIds', () => {
   it('keeps the segments in force, like every PUT keeps the fields left out', async () => {
     const p = await api.project();

@@ -54,7 +54,7 @@ export class StrategyService {
         next,
       );
       if (changes === null) return current;
-      const saved = await saveStrategy(tx.trx, { flagId, environmentId, ...next });
+      const saved = await saveStrategy(tx.trx, { flagId, environmentId, ...next }, current.id);
       await this.events.record(tx, actor, {
         action: 'strategy.updated',
         resourceType: 'strategy',

@@ -39,17 +39,22 @@ export async function getStrategy(db: Db | Knex.Transaction, flagId: number, env
   };
 }
 
-export async function saveStrategy(trx: Knex.Transaction, strategy: Omit<Strategy, 'id' | 'updatedAt'>): Promise<Strategy> {
-  const [row] = (await trx('strategies')
-    .insert({
-      flag_id: strategy.flagId,
-      environment_id: strategy.environmentId,
-      enabled: strategy.enabled,
-      rollout_percentage: strategy.rolloutPercentage,
-    })
-    .onConflict(['flag_id', 'environment_id'])
-    .merge({ enabled: strategy.enabled, rollout_percentage: strategy.rolloutPercentage, updated_at: trx.fn.now() })
-    .returning(['id', 'updated_at'])) as Array<{ id: number; updated_at: Date }>;
+/**
+ * Saves over the row `id` when there is one (read under the flag's lock), else inserts it. Not one
+ * upsert for both: INSERT … ON CONFLICT takes a sequence number even when it ends up updating, and
+ * every changing PUT would use one up (of an int4 sequence shared by every project).
+ */
+export async function saveStrategy(trx: Knex.Transaction, strategy: Omit<Strategy, 'id' | 'updatedAt'>, id: number | null): Promise<Strategy> {
+  const values = { enabled: strategy.enabled, rollout_percentage: strategy.rolloutPercentage };
+  const [row] = (
+    id !== null
+      ? await trx('strategies').where('id', id).update({ ...values, updated_at: trx.fn.now() }).returning(['id', 'updated_at'])
+      : await trx('strategies')
+          .insert({ flag_id: strategy.flagId, environment_id: strategy.environmentId, ...values })
+          .onConflict(['flag_id', 'environment_id'])
+          .merge({ ...values, updated_at: trx.fn.now() })
+          .returning(['id', 'updated_at'])
+  ) as Array<{ id: number; updated_at: Date }>;
   await trx('strategy_segments').where('strategy_id', row!.id).delete();
   if (strategy.segmentIds.length > 0) {
     await trx('strategy_segments').insert(strategy.segmentIds.map((segmentId) => ({ strategy_id: row!.id, segment_id: segmentId })));
