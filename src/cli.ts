@@ -33,8 +33,10 @@ async function runBootstrap(args: string[]): Promise<void> {
 
 async function runSetPlan(args: string[]): Promise<void> {
   const { values } = parse(args, { 'project-id': { type: 'string' }, plan: { type: 'string' } });
-  const projectId = Number(values['project-id']);
-  if (!Number.isInteger(projectId) || projectId < 1) throw new UsageError('--project-id <id> is required');
+  // Digits only: Number() would also take 0x10, 1e1 or " 7 " and change another project than meant.
+  const written = values['project-id'] ?? '';
+  const projectId = /^[1-9]\d{0,9}$/.test(written) ? Number(written) : NaN;
+  if (!Number.isInteger(projectId) || projectId > 2_147_483_647) throw new UsageError('--project-id <id> is required: the project\'s id, in digits');
   const plan = parsePlan(values.plan);
   await withDatabase(async (db) => {
     const result = await setPlan(db, projectId, plan);

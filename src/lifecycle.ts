@@ -30,6 +30,16 @@ export async function runProcess(name: string, main: (config: Readonly<Config>, 
     exitOnStartupError(err, 'failed to start');
   }
   const log = createLogger(config.logLevel, { name, stream: options.logTo ?? 'stdout' });
+  // Until it has started there is nothing to stop cleanly: a signal, or the end of `npm start`
+  // (its parent), ends it at once. Without a handler, PID 1 in a container would ignore SIGTERM.
+  const duringStart = (signal: NodeJS.Signals) => {
+    process.stderr.write(`mozhno: ${name} stopped while starting (${signal})\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  const parentGone = () => duringStart('SIGTERM');
+  process.on('SIGINT', duringStart);
+  process.on('SIGTERM', duringStart);
+  if (process.connected) process.on('disconnect', parentGone);
   let stop: Stop;
   try {
     stop = await main(config, log);
@@ -64,10 +74,15 @@ export async function runProcess(name: string, main: (config: Readonly<Config>, 
       },
     );
   };
+  process.off('SIGINT', duringStart);
+  process.off('SIGTERM', duringStart);
+  process.off('disconnect', parentGone);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  // Started by `npm start`: when that parent goes away (even by SIGKILL), stop too rather than linger.
+  // Started by `npm start`: when that parent goes away (even by SIGKILL), stop too rather than linger;
+  // also when it went away while this process was starting.
   if (process.connected) process.on('disconnect', () => onSignal('SIGTERM'));
+  else if (process.send !== undefined) onSignal('SIGTERM');
 }
 
 function exitAfterFlush(log: Logger, code: number): void {

@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   }
   await assertRedisReachable(config.redisUrl);
 
-  const children = [spawn('../src/api.ts'), spawn('../workers/delivery-worker.ts', { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(WORKER_THREAD_POOL_SIZE) })];
+  const children = [spawn('../src/api.ts'), spawn('../workers/delivery-worker.ts', { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE || String(WORKER_THREAD_POOL_SIZE) })];
   say(`api on http://localhost:${config.port}  ·  dashboard http://localhost:${config.port}/  ·  Ctrl-C stops`);
 
   let stopping = false;

@@ -1,8 +1,10 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrationSource } from '../migrations/index.js';
 import { WORKER_THREAD_POOL_SIZE } from '../src/config.js';
+import { pgConnection } from '../src/db/knex.js';
 import { deleteQueueKeys } from './support/api.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { eventually } from './support/delivery.js';
@@ -77,6 +79,9 @@ describe('npm run cli -- bootstrap', () => {
     [['bootstrap', '--project', 'P', '--email', 'a@b.c', '--plan', 'gold'], /--plan must be one of free, pro, enterprise/],
     [['bootstrap', '--project', 'P', '--email', 'a@b.c', '--colour', 'red'], /Unknown option '--colour'/],
     [['frobnicate'], /unknown command "frobnicate"/],
+    [['set-plan', '--project-id', '0x10', '--plan', 'pro'], /--project-id <id> is required: the project's id, in digits/],
+    [['set-plan', '--project-id', '1e1', '--plan', 'pro'], /--project-id <id> is required: the project's id, in digits/],
+    [['set-plan', '--project-id', ' 7 ', '--plan', 'pro'], /--project-id <id> is required: the project's id, in digits/],
   ])('refuses %j with a usage line and exit code 2', async (args, message) => {
     const out = await runEntry('src/cli.ts', args, { DATABASE_URL: db.url });
     expect(out.code).toBe(2);
@@ -140,6 +145,41 @@ describe('start-up errors are one line, naming the cause, without a stack', () =
   it('the migrate command applies migrations and then says the database is up to date', async () => {
     const out = await runEntry('src/db/migrate-cli.ts', [], { DATABASE_URL: db.url });
     expect(out).toMatchObject({ code: 0, stdout: 'database is up to date\n' });
+  });
+
+  it('a knex lock left set by a migrate killed mid-way does not block the next one', async () => {
+    const client = new pg.Client(pgConnection(db.url));
+    await client.connect();
+    try {
+      await client.query('UPDATE knex_migrations_lock SET is_locked = 1');
+    } finally {
+      await client.end();
+    }
+    const out = await runEntry('src/db/migrate-cli.ts', [], { DATABASE_URL: db.url });
+    expect(out).toMatchObject({ code: 0, stdout: 'database is up to date\n' });
+  });
+
+  it('a refused login is named as such, not as a PostgreSQL to start', async () => {
+    const url = db.url.replace(/\/\/[^/]*@?127\.0\.0\.1/, '//nosuchrole_mozhno:secret@127.0.0.1');
+    const out = await runEntry('src/db/migrate-cli.ts', [], { DATABASE_URL: url });
+    expect(out.code).toBe(1);
+    expect(out.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^mozhno: PostgreSQL at postgres:\/\/nosuchrole_mozhno:\*\*\*\*@127\.0\.0\.1:\d+\/\w+ refused the login \(28000: .*nosuchrole_mozhno.*\): check the user and password in DATABASE_URL$/)]);
+    expect(out.stderr).not.toContain('secret');
+  });
+
+  it.each([
+    ['a database that does not exist', '_missing', /^mozhno: database in DATABASE_URL does not exist/],
+    ['a database not migrated', '_bare', /^mozhno: database not migrated: 001_tenancy, .* missing \(run npm run migrate\)$/],
+  ])('a worker refuses to start on %s, in one line, rather than fail every job', async (_, suffix, line) => {
+    const name = `${db.name}${suffix}`;
+    if (suffix === '_bare') await adminQuery(`CREATE DATABASE ${name}`);
+    try {
+      const out = await runEntry('workers/delivery-worker.ts', [], { DATABASE_URL: db.url.replace(/\/[^/]+$/, `/${name}`), WORKER_METRICS_PORT: '0' });
+      expect(out.code).toBe(1);
+      expect(out.stderr.trim().split('\n')).toEqual([expect.stringMatching(line)]);
+    } finally {
+      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    }
   });
 });
 

@@ -1,4 +1,6 @@
 import { WORKER_THREAD_POOL_SIZE, type Config } from '../src/config.js';
+import { assertDatabaseReachable, createDb } from '../src/db/knex.js';
+import { assertMigrated } from '../src/db/migrate.js';
 import { startDeliveryWorker } from '../src/delivery/worker.js';
 import { runProcess } from '../src/lifecycle.js';
 import { startMetricsServer } from '../src/ops/metrics-server.js';
@@ -10,8 +12,24 @@ import { startMetricsServer } from '../src/ops/metrics-server.js';
  */
 const stopDeadlineMs = (config: Readonly<Config>) => config.webhookTimeoutMs + 10_000;
 
+/**
+ * Refuses to start, in one line, on a database it could not deliver from: unreachable, refusing
+ * the login, missing, or without this code's migrations. Started anyway, it would look healthy
+ * and fail every job it took (a statement error is not an outage to wait out).
+ */
+async function assertDatabaseUsable(databaseUrl: string): Promise<void> {
+  const db = createDb(databaseUrl, { poolMax: 1 });
+  try {
+    await assertDatabaseReachable(db, databaseUrl);
+    await assertMigrated(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
 /** `npm run worker`: one delivery worker process; run as many as the load needs. */
 await runProcess('worker', async (config, log) => {
+  await assertDatabaseUsable(config.databaseUrl);
   const worker = startDeliveryWorker(config, log);
   let stopping = false;
   const metrics =

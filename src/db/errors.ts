@@ -37,8 +37,9 @@ export function isConnectionError(err: unknown): boolean {
   // EAI_AGAIN (a name that briefly fails to resolve during a failover), …
   if (/^E[A-Z_]+$/.test(code)) return true;
   // A SQLSTATE: connection exceptions but a protocol violation (08P01, a bug of ours), operator
-  // intervention (a shutdown) and insufficient resources.
-  return (code.startsWith('08') && code !== '08P01') || code.startsWith('57P') || code.startsWith('53');
+  // intervention (a shutdown), insufficient resources, a login refused (class 28: a password being
+  // rotated) and a database that is not there (3D000: being restored or renamed).
+  return (code.startsWith('08') && code !== '08P01') || code.startsWith('57P') || code.startsWith('53') || code.startsWith('28') || code === PG_INVALID_CATALOG_NAME;
 }
 
 // Not "Client was closed": that is a released client used again, a bug.

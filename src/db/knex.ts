@@ -1,6 +1,7 @@
 import { userInfo } from 'node:os';
 import knex, { type Knex } from 'knex';
 import pg from 'pg';
+import { redact } from '../config.js';
 import { StartupError, unreachable } from '../lifecycle.js';
 import { PG_INVALID_CATALOG_NAME, pgErrorCode } from './errors.js';
 import type { Logger } from '../logger.js';
@@ -45,11 +46,19 @@ function firstLine(message: unknown): string {
   return String(message).split('\n', 1)[0] ?? '';
 }
 
-/** For commands whose stdout is their answer (knex would print to stdout, in colour, with stacks). */
+/**
+ * For commands whose stdout is their answer (knex would print to stdout, in colour, with stacks).
+ * A failed connection attempt is left out: the command's own one line says what went wrong.
+ */
 function knexToStderr() {
   const say = (message: unknown) => void process.stderr.write(`mozhno: knex: ${firstLine(message)}\n`);
-  return { warn: say, error: say, deprecate: say, debug: () => undefined };
+  const warn = (message: unknown) => {
+    if (!isFailedConnectionAttempt(message)) say(message);
+  };
+  return { warn, error: say, deprecate: say, debug: () => undefined };
 }
+
+const isFailedConnectionAttempt = (message: unknown): boolean => firstLine(message).startsWith('Acquire connection error');
 
 /**
  * knex's messages as log lines: the first line only (some carry a stack). A failed
@@ -60,7 +69,7 @@ function knexLog(log: Logger) {
   return {
     warn: (message: unknown) => {
       const text = firstLine(message);
-      if (text.startsWith('Acquire connection error')) log.debug({ knex: text }, 'database connection attempt failed');
+      if (isFailedConnectionAttempt(message)) log.debug({ knex: text }, 'database connection attempt failed');
       else log.warn({ knex: text }, 'knex warning');
     },
     error: (message: unknown) => log.error({ knex: firstLine(message) }, 'knex error'),
@@ -96,8 +105,13 @@ export async function assertDatabaseReachable(db: Db, databaseUrl: string): Prom
   try {
     await db.raw('select 1');
   } catch (err) {
-    if (pgErrorCode(err) === PG_INVALID_CATALOG_NAME) {
+    const code = pgErrorCode(err);
+    if (code === PG_INVALID_CATALOG_NAME) {
       throw new StartupError(`database in DATABASE_URL does not exist: run \`npm start\` (creates it) or \`createdb\` it, then \`npm run migrate\``);
+    }
+    // Class 28, invalid authorization: PostgreSQL is up and said no, so "start it" would mislead.
+    if (code?.startsWith('28')) {
+      throw new StartupError(`PostgreSQL at ${redact(databaseUrl)} refused the login (${code}: ${(err as Error).message}): check the user and password in DATABASE_URL`);
     }
     throw unreachable('PostgreSQL', databaseUrl, err);
   }
