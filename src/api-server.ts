@@ -53,12 +53,14 @@ export interface ApiServer {
 export interface ApiServerOptions {
   host?: string;
   relay?: RelayOptions;
+  /** How long a Redis command may go unanswered (PRODUCER_COMMAND_TIMEOUT_MS); tests shorten it. */
+  redisCommandTimeoutMs?: number;
 }
 
 export async function startApiServer(config: Readonly<Config>, log: Logger, options: ApiServerOptions = {}): Promise<ApiServer> {
   const db = createDb(config.databaseUrl, { log });
   await assertDatabaseReachable(db, config.databaseUrl);
-  const redis = createProducerConnection(config);
+  const redis = createProducerConnection(config, options.redisCommandTimeoutMs);
   let redisDown = false;
   let redisError = 'not connected yet';
   redis.on('error', (err: Error & { code?: string }) => {

@@ -55,8 +55,8 @@ export interface RedisSettings {
  * PRODUCER_COMMAND_TIMEOUT_MS rather than holding the relay's batch (its locked
  * events, its transaction) for as long as TCP takes to give up.
  */
-export function createProducerConnection(settings: RedisSettings): RedisConnection {
-  return connect(settings, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, commandTimeout: PRODUCER_COMMAND_TIMEOUT_MS });
+export function createProducerConnection(settings: RedisSettings, commandTimeoutMs = PRODUCER_COMMAND_TIMEOUT_MS): RedisConnection {
+  return connect(settings, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, commandTimeout: commandTimeoutMs });
 }
 
 /** Far above any one command's time (an addBulk slice of 100 jobs takes milliseconds, even under load). */

@@ -7,8 +7,9 @@ import { startDeliveryWorker } from '../../src/delivery/worker.js';
 import { DeliveryTally, deliveryTallyKey } from '../../src/ops/delivery-tally.js';
 import { startMetricsServer } from '../../src/ops/metrics-server.js';
 import { startTestApi } from '../support/api.js';
-import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
+import { eventually, startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
 import { REDIS_URL } from '../support/env.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
@@ -89,6 +90,24 @@ describe('health', () => {
       expect(await ready.json()).toEqual({ status: 'unavailable', postgres: 'ok', redis: 'unreachable: ECONNREFUSED' });
       expect((await fetch(`${api.server.url}/healthz`)).status).toBe(200);
     } finally {
+      await api.close();
+    }
+  });
+
+  it('with Redis taking commands but no longer answering, a test send is 503 once the command timeout passes, not left waiting', async () => {
+    const redis = new URL(REDIS_URL);
+    const proxy = await startTcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
+    const api = await startTestApi({ REDIS_URL: `redis://127.0.0.1:${proxy.port}` }, { server: { redisCommandTimeoutMs: 500 } });
+    try {
+      const p = await api.project();
+      const integration = (await p.post('/api/v1/integrations', { name: 't', configJson: { url: 'https://hooks.example.com/t' }, eventSubscriptionsJson: ['flag.created'] })).body;
+      await eventually(async () => (await fetch(`${api.server.url}/readyz`)).status === 200);
+      proxy.stall();
+      const sent = await p.post(`/api/v1/integrations/${integration.id}/test`, {});
+      expect(sent.status).toBe(503);
+      expect(sent.body.error.code).toBe('unavailable');
+    } finally {
+      await proxy.close();
       await api.close();
     }
   });

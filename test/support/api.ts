@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { startApiServer, type ApiServer } from '../../src/api-server.js';
+import { startApiServer, type ApiServer, type ApiServerOptions } from '../../src/api-server.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger, type Logger } from '../../src/logger.js';
 import { bootstrap, type BootstrapResult } from '../../src/projects/bootstrap.js';
@@ -35,7 +35,7 @@ export interface Client {
 }
 
 /** This file's api: own database, own queue prefix, on an ephemeral port. */
-export async function startTestApi(env: Record<string, string> = {}, options: { log?: Logger } = {}): Promise<TestApi> {
+export async function startTestApi(env: Record<string, string> = {}, options: { log?: Logger; server?: ApiServerOptions } = {}): Promise<TestApi> {
   const database = await createTestDatabase();
   const config = loadConfig({
     DATABASE_URL: database.url,
@@ -46,7 +46,7 @@ export async function startTestApi(env: Record<string, string> = {}, options: { 
     LOG_LEVEL: 'silent',
     ...env,
   });
-  const server = await startApiServer(config, options.log ?? createLogger(config.logLevel), { host: '127.0.0.1' });
+  const server = await startApiServer(config, options.log ?? createLogger(config.logLevel), { host: '127.0.0.1', ...options.server });
   let projects = 0;
   const makeClient = (authorization?: string) => createClient(server.url, authorization);
   return {

@@ -6,15 +6,19 @@ export interface TcpProxy {
   port: number;
   /** Drops every connection through it and refuses new ones: the far side looks down. */
   cut(): void;
+  /** Keeps every connection open but passes nothing more either way, and takes new ones into the same void: the far side stops answering. */
+  stall(): void;
   /** Lets connections through again. */
   restore(): void;
   close(): Promise<void>;
 }
 
-/** A loopback TCP proxy to `target`, to take a real PostgreSQL away from one process and give it back. */
+/** A loopback TCP proxy to `target`, to take a real PostgreSQL or Redis away from one process (and give it back). */
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   let open = true;
+  let stalled = false;
   const sockets = new Set<Socket>();
+  const pairs = new Set<[Socket, Socket]>();
   const track = (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -23,10 +27,16 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const server = createServer((client) => {
     track(client);
     if (!open) return void client.destroy();
+    if (stalled) return void client.pause();
     const upstream = createConnection(target);
     track(upstream);
     client.pipe(upstream).pipe(client);
-    client.on('close', () => upstream.destroy());
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    client.on('close', () => {
+      pairs.delete(pair);
+      upstream.destroy();
+    });
     upstream.on('close', () => client.destroy());
   });
   server.listen(0, '127.0.0.1');
@@ -36,6 +46,15 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     cut() {
       open = false;
       for (const socket of sockets) socket.destroy();
+    },
+    stall() {
+      stalled = true;
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
     },
     restore() {
       open = true;
