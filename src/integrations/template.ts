@@ -208,7 +208,7 @@ export function checkTemplate(text: string | undefined, contentType: string): Te
     return [{ message: `template is ${bytes} bytes; the limit is ${MAX_TEMPLATE_BYTES} bytes (64 KiB)` }];
   }
   const { template, problems: variableProblems } = compileTemplate(text);
-  const problems = firstProblems(variableProblems);
+  const problems = [...variableProblems];
   if (template.variables.length > MAX_PLACEHOLDERS) {
     problems.push({ message: `template uses ${template.variables.length} placeholders; the limit is ${MAX_PLACEHOLDERS}` });
   }
@@ -216,7 +216,7 @@ export function checkTemplate(text: string | undefined, contentType: string): Te
     const jsonProblem = afterBackslash(template) ?? checkRendersToJson(template);
     if (jsonProblem !== undefined) problems.push(jsonProblem);
   }
-  return problems;
+  return firstProblems(problems);
 }
 
 /** Enough to fix a template by; 64 KiB of slips would otherwise answer with thousands of details. */

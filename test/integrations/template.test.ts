@@ -356,6 +356,13 @@ describe('checkTemplate', () => {
     expect(messages[10]).toBe('…and 5 more problems like these');
   });
 
+  it('counts the placeholder limit among the ten', () => {
+    const text = `${Array.from({ length: 12 }, (_, i) => `{{events.nope${i}}}`).join(' ')} ${'[[events.action]]'.repeat(101)}`;
+    const messages = problemMessages(text, 'text/plain');
+    expect(messages).toHaveLength(11);
+    expect(messages[10]).toBe('…and 3 more problems like these');
+  });
+
   describe('size limit', () => {
     const jsonOfBytes = (bytes: number): string => `"${'a'.repeat(bytes - 2)}"`;
 

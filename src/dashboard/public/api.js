@@ -40,7 +40,8 @@ export async function request(method, path, body) {
     text = await response.text();
   } catch (err) {
     if (err instanceof Error && err.name === 'TimeoutError') {
-      throw new ApiError(0, 'timeout', `The server did not answer within ${REQUEST_TIMEOUT_MS / 1000} s; try again.`, []);
+      // It may still do what was asked: a retry could, say, connect a second integration.
+      throw new ApiError(0, 'timeout', `The server did not answer within ${REQUEST_TIMEOUT_MS / 1000} s, and may still do what was asked: refresh to see whether it did before trying again.`, []);
     }
     throw new ApiError(0, 'network', 'The server could not be reached; check the connection and try again.', []);
   }

@@ -93,16 +93,19 @@ function announce(text) {
   }, 8000);
 }
 
-function showMessage(selector, content, kind = 'error') {
+/** `from` names the action that showed it, so that action alone may take it away (see toggleEnabled). */
+function showMessage(selector, content, kind = 'error', from = '') {
   const element = $(selector);
   element.replaceChildren(...[content].flat());
   element.className = `message ${kind}`;
+  element.dataset.from = from;
   element.hidden = false;
 }
 
 function hideMessage(selector) {
   const element = $(selector);
   element.hidden = true;
+  element.dataset.from = '';
   element.replaceChildren();
 }
 
@@ -117,9 +120,9 @@ function describe(err) {
 }
 
 /** A 401 anywhere ends the session; any other failure is shown in the view's message area. */
-function fail(err, selector) {
+function fail(err, selector, from = '') {
   if (err instanceof ApiError && err.status === 401) signOut(UNAUTHORIZED);
-  else showMessage(selector, describe(err));
+  else showMessage(selector, describe(err), 'error', from);
 }
 
 // ---------------------------------------------------------------- session
@@ -295,11 +298,12 @@ async function toggleEnabled(integration, input) {
     Object.assign(integration, updated);
     input.checked = updated.enabled;
     input.closest('li')?.classList.toggle('off', !updated.enabled);
-    hideMessage('#list-message'); // an earlier toggle's failure no longer applies
+    // An earlier toggle's failure no longer applies; another action's message still does.
+    if ($('#list-message').dataset.from === 'toggle') hideMessage('#list-message');
     announce(`“${updated.name}” is ${updated.enabled ? 'enabled' : 'disabled'}.`);
   } catch (err) {
     input.checked = !enabled;
-    fail(err, '#list-message');
+    fail(err, '#list-message', 'toggle');
     if (!$('#list-message').hidden) $('#list-message').scrollIntoView({ block: 'nearest' }); // above the cards, maybe far off
   } finally {
     delete input.dataset.busy;
@@ -562,6 +566,7 @@ function showSaveErrors(err) {
   }
   let summary;
   if (err.code === 'validation_failed') summary = marked.length > 0 ? 'Nothing was saved: correct the fields marked below.' : 'Nothing was saved:';
+  else if (err.code === 'timeout') summary = describe(err); // it may have been saved after all
   else summary = `Nothing was saved. ${describe(err)}`;
   showMessage('#form-message', [h('p', {}, summary), general.length > 0 ? h('ul', {}, ...general.map((text) => h('li', {}, text))) : null].filter(Boolean));
   if (err.code === 'integration_limit_reached' || err.code === 'not_found') {
