@@ -31,8 +31,12 @@ async function main(): Promise<void> {
   }
   await assertRedisReachable(config.redisUrl);
 
-  const children = [spawn('../src/api.ts'), spawn('../workers/delivery-worker.ts', { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE || String(WORKER_THREAD_POOL_SIZE) })];
-  say(`api on http://localhost:${config.port}  ·  dashboard http://localhost:${config.port}/  ·  Ctrl-C stops`);
+  const api = spawn('../src/api.ts');
+  const children = [api, spawn('../workers/delivery-worker.ts', { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE || String(WORKER_THREAD_POOL_SIZE) })];
+  // Said once the api listens, with the port it got: not before (the port may be taken) nor PORT=0 as it is.
+  api.on('message', (message: { listening?: unknown }) => {
+    if (typeof message?.listening === 'string') say(`api on ${message.listening}  ·  dashboard ${message.listening}/  ·  Ctrl-C stops`);
+  });
 
   let stopping = false;
   const killAll = () => {
