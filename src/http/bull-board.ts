@@ -35,7 +35,9 @@ export function bullBoard(queue: Queue, admin: { user: string; password: string 
       ctx.body = { error: { code: 'unauthorized', message: 'Bull Board needs the ADMIN_USER and ADMIN_PASSWORD credentials' } };
       return;
     }
-    return board(ctx, next);
+    await board(ctx, next);
+    // Job data names users (their emails): kept in no browser's or proxy's cache.
+    ctx.set('Cache-Control', 'no-store');
   };
 }
 

@@ -41,6 +41,9 @@ describe('Bull Board at /admin/queues', () => {
     expect(queues.status).toBe(200);
     const body = (await queues.json()) as any;
     expect(body.queues.map((q: any) => [q.name, q.readOnlyMode])).toEqual([['deliveries', true]]);
+    // Job data names users (their emails): never kept in a browser's or proxy's cache.
+    expect(queues.headers.get('cache-control')).toBe('no-store');
+    expect(page.headers.get('cache-control')).toBe('no-store');
     // Read-only: no clean, retry or pause through the board.
     const clean = await fetch(`${url}/api/queues/deliveries/clean/completed`, { method: 'PUT', headers: { authorization: basic('ops', 'correct horse battery staple') } });
     expect(clean.status).not.toBe(200);
