@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../src/logger.js';
 import { insertEvent } from '../src/events/store.js';
 import { startTestApi, type TestApi } from './support/api.js';
@@ -661,6 +661,28 @@ describe('deleting a whole project (an operator\'s clean-up; the API has no such
   it('finds what an environment holds through indexes, not by reading every project\'s strategies and keys', async () => {
     const indexed = await api.server.db('pg_indexes').whereIn('tablename', ['strategies', 'api_keys']).pluck('indexdef');
     expect(indexed).toEqual(expect.arrayContaining([expect.stringMatching(/ON public\.strategies USING btree \(environment_id\)$/), expect.stringMatching(/ON public\.api_keys USING btree \(environment_id\)$/)]));
+  });
+});
+
+describe('updatedAt', () => {
+  it('is dated by the database, as createdAt is, not by an api host whose clock runs behind', async () => {
+    const p = await api.project();
+    const flag = (await p.post('/api/v1/flags', { key: 'clock', name: 'Clock' })).body;
+    const key = (await p.get('/api/v1/apikeys')).body[0];
+    vi.useFakeTimers({ toFake: ['Date'], now: new Date('2001-01-01T00:00:00Z') });
+    try {
+      const changes = [
+        await p.put(`/api/v1/flags/${flag.id}`, { key: 'clock', name: 'Clock 2' }),
+        await p.put('/api/v1/project', { name: 'Renamed' }),
+        await p.put(`/api/v1/apikeys/${key.id}`, { name: 'renamed key', enabled: true }),
+      ];
+      for (const { status, body } of changes) {
+        expect(status).toBe(200);
+        expect(Date.parse(body.updatedAt)).toBeGreaterThanOrEqual(Date.parse(body.createdAt));
+      }
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

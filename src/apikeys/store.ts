@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { fn } from 'objection';
 import type { Db } from '../db/knex.js';
 import type { Actor } from '../events/actor.js';
 import { ApiKeyModel } from './model.js';
@@ -29,7 +30,7 @@ export async function insertApiKey(trx: Knex.Transaction, key: Pick<ApiKeyModel,
 }
 
 export async function updateApiKey(trx: Knex.Transaction, id: number, changes: { name?: string; enabled?: boolean }): Promise<ApiKeyModel> {
-  return ApiKeyModel.query(trx).patchAndFetchById(id, { ...changes, updatedAt: new Date() });
+  return ApiKeyModel.query(trx).patchAndFetchById(id, { ...changes, updatedAt: fn.now() });
 }
 
 export async function deleteApiKey(trx: Knex.Transaction, id: number): Promise<void> {

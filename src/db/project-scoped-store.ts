@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { ModelClass, PartialModelObject, QueryBuilder } from 'objection';
+import { fn, type ModelClass, type PartialModelObject, type QueryBuilder } from 'objection';
 import type { BaseModel } from './model.js';
 import type { Db } from './knex.js';
 
@@ -55,7 +55,8 @@ export class ProjectScopedStore<M extends ProjectScoped> {
   async patch(trx: Knex.Transaction, id: number, changes: PartialModelObject<M>): Promise<M> {
     const rows = (await this.model
       .query(trx)
-      .patch({ ...changes, updatedAt: new Date() } as PartialModelObject<M>)
+      // The database's clock, as for created_at: an api host running behind would date a change before its creation.
+      .patch({ ...changes, updatedAt: fn.now() } as PartialModelObject<M>)
       .where('id', id)
       .returning('*')) as unknown as M[];
     return rows[0]!;

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { fn } from 'objection';
 import type { Plan } from '../config.js';
 import type { Db } from '../db/knex.js';
 import { ProjectModel } from './model.js';
@@ -19,5 +20,5 @@ export async function insertProject(trx: Knex.Transaction, name: string, plan: P
 }
 
 export async function updateProject(trx: Knex.Transaction, id: number, changes: { name?: string; plan?: Plan }): Promise<ProjectModel> {
-  return ProjectModel.query(trx).patchAndFetchById(id, { ...changes, updatedAt: new Date() });
+  return ProjectModel.query(trx).patchAndFetchById(id, { ...changes, updatedAt: fn.now() });
 }
