@@ -35,7 +35,7 @@ await runProcess('worker', async (config, log) => {
   const metrics =
     config.workerMetricsPort === 0
       ? null
-      : await startMetricsServer(config.workerMetricsPort, worker.metrics.registry, () => !stopping && worker.worker.isRunning());
+      : await startMetricsServer(config.workerMetricsPort, worker.metrics.registry, () => !stopping && worker.worker.isRunning() && worker.healthy());
   // libuv's pool (getaddrinfo lookups among its uses) is sized from UV_THREADPOOL_SIZE when the process starts: 4 without it.
   const threadPool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
   log.info({ concurrency: config.workerConcurrency, queuePrefix: config.queuePrefix, metricsPort: metrics?.port ?? null, threadPool }, 'worker started');

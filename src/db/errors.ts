@@ -39,7 +39,13 @@ export function isConnectionError(err: unknown): boolean {
   // A SQLSTATE: connection exceptions but a protocol violation (08P01, a bug of ours), operator
   // intervention (a shutdown), insufficient resources, a login refused (class 28: a password being
   // rotated) and a database that is not there (3D000: being restored or renamed).
-  return (code.startsWith('08') && code !== '08P01') || code.startsWith('57P') || code.startsWith('53') || code.startsWith('28') || code === PG_INVALID_CATALOG_NAME;
+  return (code.startsWith('08') && code !== '08P01') || code.startsWith('57P') || code.startsWith('53') || isRefusedByDatabase(err);
+}
+
+/** PostgreSQL answers but will not serve DATABASE_URL: the login is refused (class 28) or the database is missing. */
+export function isRefusedByDatabase(err: unknown): boolean {
+  const code = pgErrorCode(err);
+  return code !== undefined && (code.startsWith('28') || code === PG_INVALID_CATALOG_NAME);
 }
 
 // Not "Client was closed": that is a released client used again, a bug.

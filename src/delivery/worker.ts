@@ -1,6 +1,6 @@
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Config } from '../config.js';
-import { isConnectionError } from '../db/errors.js';
+import { isConnectionError, isRefusedByDatabase } from '../db/errors.js';
 import { createDb } from '../db/knex.js';
 import { SelfVacuum } from '../db/vacuum.js';
 import { EventRetention } from '../events/retention.js';
@@ -23,11 +23,20 @@ export interface DeliveryWorkerOptions {
   readRetryMs?: number;
   /** Resolver for the SSRF guard; tests point names at the local sink. */
   lookup?: ConstructorParameters<typeof WebhookClient>[0]['lookup'];
+  /** How long PostgreSQL may refuse the login (or miss the database) before `healthy()` says no; tests shorten it. */
+  refusedUnhealthyAfterMs?: number;
 }
 
 export interface DeliveryWorker {
   worker: Worker<DeliveryJobData>;
   metrics: WorkerMetrics;
+  /**
+   * False once PostgreSQL has refused the login (or the database has been missing) for
+   * `refusedUnhealthyAfterMs`, 2 minutes by default: jobs wait meanwhile, but a password
+   * rotated without restarting the worker never heals by waiting. A restart, which the
+   * liveness probe then asks for, names the cause at start.
+   */
+  healthy(): boolean;
   /** Stops taking jobs, lets those in flight finish (each bounded by WEBHOOK_TIMEOUT_MS), saves their outcomes. */
   close(): Promise<void>;
 }
@@ -62,6 +71,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
 
   const readRetryMs = options.readRetryMs ?? 5_000;
   const outage = new OutageLog(log, readRetryMs);
+  const refusedUnhealthyAfterMs = options.refusedUnhealthyAfterMs ?? 120_000;
   const drop = (job: Job<DeliveryJobData>, reason: string): string => {
     metrics.dropped.inc({ reason });
     log.info({ integrationId: job.data.integrationId, eventId: job.data.eventId, action: job.data.vars.action, reason }, 'delivery dropped');
@@ -128,6 +138,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
   return {
     worker,
     metrics,
+    healthy: () => outage.refusedFor(Date.now()) < refusedUnhealthyAfterMs,
     async close() {
       await vacuum.stop(); // at once: a VACUUM under way is cancelled, not waited for
       recorder.hurry(5_000); // outcomes waiting for PostgreSQL do not hold the shutdown up for long
@@ -148,6 +159,8 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
 /** One warning when jobs start waiting for PostgreSQL, one line when they stop: not one per job. */
 class OutageLog {
   private deferred = 0;
+  /** Since when every read was refused (login, missing database) rather than unreachable; null otherwise. */
+  private refusedSince: number | null = null;
 
   constructor(
     private readonly log: Logger,
@@ -155,12 +168,19 @@ class OutageLog {
   ) {}
 
   report(err: unknown): void {
+    if (!isRefusedByDatabase(err)) this.refusedSince = null;
+    else this.refusedSince ??= Date.now();
     if (this.deferred++ === 0) {
       this.log.warn({ err: (err as Error).message }, `integrations cannot be read; jobs wait ${this.retryMs / 1000} s and run again`);
     }
   }
 
+  refusedFor(now: number): number {
+    return this.refusedSince === null ? 0 : now - this.refusedSince;
+  }
+
   over(): void {
+    this.refusedSince = null;
     if (this.deferred === 0) return;
     this.log.info({ deferred: this.deferred }, 'integrations can be read again');
     this.deferred = 0;

@@ -85,6 +85,27 @@ describe('PostgreSQL unreachable from the worker', () => {
     expect(lines.some((l) => l.msg === 'database connection attempt failed' && l.level === 20 && !l.knex!.includes('\n'))).toBe(true);
   });
 
+  it('a login PostgreSQL refuses keeps jobs waiting, unsent, and makes the worker unhealthy after a while (a restart names the cause)', async () => {
+    const own = await startTestApi({ WEBHOOK_CA_FILE: testCaFile() });
+    const refused = new URL(own.config.databaseUrl);
+    refused.username = 'nosuchrole_mozhno';
+    const locked = startDeliveryWorker({ ...own.config, databaseUrl: refused.toString() }, createLogger('silent'), { readRetryMs: 200, refusedUnhealthyAfterMs: 1_000 });
+    try {
+      await locked.worker.waitUntilReady();
+      expect(locked.healthy()).toBe(true);
+      const p = await own.project();
+      await p.post('/api/v1/integrations', { name: 'refused', configJson: { url: `${sink.url}/refused` }, eventSubscriptionsJson: ['flag.created'] });
+      await p.post('/api/v1/flags', { key: 'refused', name: 'Refused' });
+      await eventually(async () => (await counter(locked.metrics.deferred)) >= 2 || undefined);
+      await eventually(() => !locked.healthy() || undefined);
+      expect(await own.server.queue.getJobCounts('failed')).toEqual({ failed: 0 });
+      expect(sink.requests.filter((r) => r.path === '/refused')).toEqual([]);
+    } finally {
+      await locked.close();
+      await own.close();
+    }
+  });
+
   it('a job whose integration cannot be read for another reason (a broken schema) fails, and is not put back', async () => {
     const { p } = await connect('bad-schema');
     const deferredBefore = await counter(worker.metrics.deferred);
