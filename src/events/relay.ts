@@ -203,6 +203,9 @@ export class EventRelay {
       let jobs = 0;
       let parked = 0;
       for (const slice of wholeEventSlices(toAdd, ADD_BULK_SLICE)) {
+        // A statement between slices: it restarts the idle clock above, so only one stuck Redis call
+        // can run it out, and it stops the loop should PostgreSQL have ended this transaction.
+        await trx.raw('SELECT 1');
         await this.queue.addBulk(slice.jobs);
         // In line only once they are in the delayed set, where a wake-up can find them.
         await this.parking.parkQueued(slice.parked);
