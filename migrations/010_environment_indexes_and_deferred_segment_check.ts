@@ -34,6 +34,9 @@ export async function down(knex: Knex): Promise<void> {
 /** Added NOT VALID, then validated: the rows are checked without holding off writes to segments meanwhile. */
 async function replaceSegmentCheck(knex: Knex, rule: string): Promise<void> {
   await knex.transaction(async (trx) => {
+    // The swap locks segments and strategy_segments outright: behind a long transaction it would
+    // hold every read of them waiting. It gives up instead, and the migration can run again.
+    await trx.raw(`SET LOCAL lock_timeout = '10s'`);
     await trx.raw(`ALTER TABLE strategy_segments
       DROP CONSTRAINT strategy_segments_segment_id_foreign,
       ADD CONSTRAINT strategy_segments_segment_id_foreign FOREIGN KEY (segment_id) REFERENCES segments (id) ON DELETE ${rule} NOT VALID`);

@@ -5,6 +5,6 @@ await runProcess('api', async (config, log) => {
   const server = await startApiServer(config, log, { host: '0.0.0.0' });
   log.info({ url: server.url }, `mozhno api listening on ${server.url}`);
   // Started by `npm start`, which prints where it listens once it does (PORT=0 picks a port).
-  process.send?.({ listening: server.url });
+  if (process.connected) process.send?.({ listening: server.url }, () => undefined);
   return () => server.close();
 });

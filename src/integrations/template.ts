@@ -208,15 +208,17 @@ export function checkTemplate(text: string | undefined, contentType: string): Te
     return [{ message: `template is ${bytes} bytes; the limit is ${MAX_TEMPLATE_BYTES} bytes (64 KiB)` }];
   }
   const { template, problems: variableProblems } = compileTemplate(text);
-  const problems = [...variableProblems];
+  // The placeholder limit first: a problem of its own kind, never among the "…and N more".
+  const problems: TemplateProblem[] = [];
   if (template.variables.length > MAX_PLACEHOLDERS) {
     problems.push({ message: `template uses ${template.variables.length} placeholders; the limit is ${MAX_PLACEHOLDERS}` });
   }
+  problems.push(...firstProblems(variableProblems));
   if (variableProblems.length === 0 && isJsonContentType(contentType)) {
     const jsonProblem = afterBackslash(template) ?? checkRendersToJson(template);
     if (jsonProblem !== undefined) problems.push(jsonProblem);
   }
-  return firstProblems(problems);
+  return problems;
 }
 
 /** Enough to fix a template by; 64 KiB of slips would otherwise answer with thousands of details. */

@@ -356,11 +356,12 @@ describe('checkTemplate', () => {
     expect(messages[10]).toBe('…and 5 more problems like these');
   });
 
-  it('counts the placeholder limit among the ten', () => {
+  it('puts the placeholder limit first, never among the "…and N more"', () => {
     const text = `${Array.from({ length: 12 }, (_, i) => `{{events.nope${i}}}`).join(' ')} ${'[[events.action]]'.repeat(101)}`;
     const messages = problemMessages(text, 'text/plain');
-    expect(messages).toHaveLength(11);
-    expect(messages[10]).toBe('…and 3 more problems like these');
+    expect(messages).toHaveLength(12);
+    expect(messages[0]).toBe('template uses 101 placeholders; the limit is 100');
+    expect(messages[11]).toBe('…and 2 more problems like these');
   });
 
   describe('size limit', () => {

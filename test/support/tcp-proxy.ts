@@ -58,6 +58,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
     restore() {
       open = true;
+      stalled = false;
     },
     async close() {
       for (const socket of sockets) socket.destroy();
