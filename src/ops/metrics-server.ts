@@ -9,7 +9,7 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** A worker's own small HTTP server: /metrics for Prometheus, /healthz for liveness probes. */
+/** A worker's own small HTTP server: /metrics for Prometheus, /healthz for liveness probes (503 once stopping, or unable to work: see DeliveryWorker.healthy). */
 export async function startMetricsServer(port: number, registry: Registry, alive: () => boolean): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -20,7 +20,7 @@ export async function startMetricsServer(port: number, registry: Registry, alive
       );
     } else if (req.method === 'GET' && path === '/healthz') {
       const ok = alive();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'stopping' }));
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'unavailable' }));
     } else {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'not_found', message: 'not found' } }));
     }
