@@ -6,7 +6,7 @@ import { createLogger } from '../../src/logger.js';
 import { startDeliveryWorker } from '../../src/delivery/worker.js';
 import { DeliveryTally, deliveryTallyKey } from '../../src/ops/delivery-tally.js';
 import { startMetricsServer } from '../../src/ops/metrics-server.js';
-import { startTestApi } from '../support/api.js';
+import { deleteQueueKeys, startTestApi } from '../support/api.js';
 import { eventually, startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
 import { REDIS_URL } from '../support/env.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
@@ -111,7 +111,8 @@ describe('health', () => {
       expect(sent.body.error.code).toBe('unavailable');
     } finally {
       await proxy.close();
-      await api.close();
+      await api.close(); // its own clean-up goes through the proxy, closed by now
+      await deleteQueueKeys(REDIS_URL, api.config.queuePrefix);
     }
   });
 
