@@ -675,11 +675,13 @@ describe('updatedAt', () => {
         await p.put(`/api/v1/flags/${flag.id}`, { key: 'clock', name: 'Clock 2' }),
         await p.put('/api/v1/project', { name: 'Renamed' }),
         await p.put(`/api/v1/apikeys/${key.id}`, { name: 'renamed key', enabled: true }),
+        await p.post(`/api/v1/flags/${flag.id}/archive`),
       ];
       for (const { status, body } of changes) {
         expect(status).toBe(200);
         expect(Date.parse(body.updatedAt)).toBeGreaterThanOrEqual(Date.parse(body.createdAt));
       }
+      expect(Date.parse(changes[3]!.body.archivedAt)).toBeGreaterThanOrEqual(Date.parse(changes[3]!.body.createdAt));
     } finally {
       vi.useRealTimers();
     }

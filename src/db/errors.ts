@@ -39,13 +39,12 @@ export function isConnectionError(err: unknown): boolean {
   // A SQLSTATE: connection exceptions but a protocol violation (08P01, a bug of ours), operator
   // intervention (a shutdown), insufficient resources, a login refused (class 28: a password being
   // rotated) and a database that is not there (3D000: being restored or renamed).
-  return (code.startsWith('08') && code !== '08P01') || code.startsWith('57P') || code.startsWith('53') || isRefusedByDatabase(err);
+  return (code.startsWith('08') && code !== '08P01') || code.startsWith('57P') || code.startsWith('53') || isLoginRefused(err) || code === PG_INVALID_CATALOG_NAME;
 }
 
-/** PostgreSQL answers but will not serve DATABASE_URL: the login is refused (class 28) or the database is missing. */
-export function isRefusedByDatabase(err: unknown): boolean {
-  const code = pgErrorCode(err);
-  return code !== undefined && (code.startsWith('28') || code === PG_INVALID_CATALOG_NAME);
+/** PostgreSQL answers but refuses DATABASE_URL's login (class 28: a wrong password, an unknown role). */
+export function isLoginRefused(err: unknown): boolean {
+  return pgErrorCode(err)?.startsWith('28') === true;
 }
 
 // Not "Client was closed": that is a released client used again, a bug.

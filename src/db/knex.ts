@@ -22,10 +22,12 @@ export interface DbOptions {
  * Connection settings for pg. A URL without a user name connects as the operating
  * system user, as psql does (pg alone would need $USER, which services often lack).
  */
-export function pgConnection(databaseUrl: string): { connectionString: string; application_name: string } {
+export function pgConnection(databaseUrl: string): { connectionString: string; application_name: string; keepAlive: boolean; keepAliveInitialDelayMillis: number } {
   const url = new URL(databaseUrl);
   if (!url.username) url.username = process.env.PGUSER ?? process.env.USER ?? userInfo().username;
-  return { connectionString: url.toString(), application_name: 'mozhno' };
+  // TCP keepalive from 30 s idle: a connection to a PostgreSQL that vanished (a partition, a
+  // dead host) ends in minutes rather than the kernel's default two hours, with what it held.
+  return { connectionString: url.toString(), application_name: 'mozhno', keepAlive: true, keepAliveInitialDelayMillis: 30_000 };
 }
 
 export function createDb(databaseUrl: string, options: DbOptions = {}): Db {

@@ -80,7 +80,13 @@ export class SelfVacuum extends PeriodicPass<string[]> {
    * pass does the rest).
    */
   protected override async interrupt(): Promise<void> {
-    if (this.vacuuming !== null) await this.db.raw('SELECT pg_cancel_backend(?)', [this.vacuuming]).catch(() => undefined);
+    // Only while that backend is still in its VACUUM: one that just finished may be unlocking, and a
+    // cancelled unlock would leave the lock held by a connection back in the pool.
+    if (this.vacuuming !== null) {
+      await this.db
+        .raw(`SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid = ? AND state = 'active' AND query ILIKE 'VACUUM%'`, [this.vacuuming])
+        .catch(() => undefined);
+    }
   }
 
   /** One pass answers the tables it vacuumed (none when another worker holds the lock). */

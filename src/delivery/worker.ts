@@ -1,6 +1,6 @@
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Config } from '../config.js';
-import { isConnectionError, isRefusedByDatabase } from '../db/errors.js';
+import { isConnectionError, isLoginRefused } from '../db/errors.js';
 import { createDb } from '../db/knex.js';
 import { SelfVacuum } from '../db/vacuum.js';
 import { EventRetention } from '../events/retention.js';
@@ -23,7 +23,7 @@ export interface DeliveryWorkerOptions {
   readRetryMs?: number;
   /** Resolver for the SSRF guard; tests point names at the local sink. */
   lookup?: ConstructorParameters<typeof WebhookClient>[0]['lookup'];
-  /** How long PostgreSQL may refuse the login (or miss the database) before `healthy()` says no; tests shorten it. */
+  /** How long PostgreSQL may keep refusing the login before `healthy()` says no; tests shorten it. */
   refusedUnhealthyAfterMs?: number;
 }
 
@@ -31,10 +31,10 @@ export interface DeliveryWorker {
   worker: Worker<DeliveryJobData>;
   metrics: WorkerMetrics;
   /**
-   * False once PostgreSQL has refused the login (or the database has been missing) for
-   * `refusedUnhealthyAfterMs`, 2 minutes by default: jobs wait meanwhile, but a password
-   * rotated without restarting the worker never heals by waiting. A restart, which the
-   * liveness probe then asks for, names the cause at start.
+   * False while PostgreSQL keeps refusing the worker's login, for `refusedUnhealthyAfterMs`
+   * (2 minutes by default) and still in the last few read retries: jobs wait meanwhile, but
+   * a password rotated in the Secret and not in the process never heals by waiting. A restart,
+   * which the liveness probe then asks for, picks the new one up or names the cause at start.
    */
   healthy(): boolean;
   /** Stops taking jobs, lets those in flight finish (each bounded by WEBHOOK_TIMEOUT_MS), saves their outcomes. */
@@ -138,7 +138,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
   return {
     worker,
     metrics,
-    healthy: () => outage.refusedFor(Date.now()) < refusedUnhealthyAfterMs,
+    healthy: () => outage.refusedFor(Date.now(), 3 * readRetryMs) < refusedUnhealthyAfterMs,
     async close() {
       await vacuum.stop(); // at once: a VACUUM under way is cancelled, not waited for
       recorder.hurry(5_000); // outcomes waiting for PostgreSQL do not hold the shutdown up for long
@@ -159,8 +159,9 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
 /** One warning when jobs start waiting for PostgreSQL, one line when they stop: not one per job. */
 class OutageLog {
   private deferred = 0;
-  /** Since when every read was refused (login, missing database) rather than unreachable; null otherwise. */
+  /** Since when every read had its login refused (null otherwise), and when the last one did. */
   private refusedSince: number | null = null;
+  private lastRefused = 0;
 
   constructor(
     private readonly log: Logger,
@@ -168,15 +169,21 @@ class OutageLog {
   ) {}
 
   report(err: unknown): void {
-    if (!isRefusedByDatabase(err)) this.refusedSince = null;
-    else this.refusedSince ??= Date.now();
+    if (!isLoginRefused(err)) {
+      this.refusedSince = null;
+    } else {
+      this.lastRefused = Date.now();
+      this.refusedSince ??= this.lastRefused;
+    }
     if (this.deferred++ === 0) {
       this.log.warn({ err: (err as Error).message }, `integrations cannot be read; jobs wait ${this.retryMs / 1000} s and run again`);
     }
   }
 
-  refusedFor(now: number): number {
-    return this.refusedSince === null ? 0 : now - this.refusedSince;
+  /** How long reads have been refused, if one was within `recentMs` (jobs may have stopped coming, or gone to other workers). */
+  refusedFor(now: number, recentMs: number): number {
+    if (this.refusedSince === null || now - this.lastRefused > recentMs) return 0;
+    return now - this.refusedSince;
   }
 
   over(): void {

@@ -1,3 +1,4 @@
+import { fn } from 'objection';
 import type { Db } from '../db/knex.js';
 import { uniqueViolationAs } from '../db/errors.js';
 import { transact, type Tx } from '../db/transaction.js';
@@ -83,7 +84,7 @@ export class FlagService {
     return transact(this.db, async (tx) => {
       const flag = (await store.lock(tx.trx, actor.projectId, id)) ?? notFoundError();
       if ((flag.archivedAt !== null) === archived) return flag;
-      const updated = await store.patch(tx.trx, flag.id, { archivedAt: archived ? new Date() : null });
+      const updated = await store.patch(tx.trx, flag.id, { archivedAt: archived ? fn.now() : null });
       const action = archived ? 'flag.archived' : 'flag.unarchived';
       await this.record(tx, actor, action, updated, `${archived ? 'archived' : 'restored'} flag "${flag.key}"`);
       return updated;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { RedisConnection } from '../delivery/queue.js';
 import type { Logger } from '../logger.js';
 import { DELIVERY_METRICS, DURATION_BUCKETS } from './metrics.js';
@@ -17,18 +18,48 @@ export function deliveryTallyKey(queuePrefix: string): string {
 
 const FLUSH_EVERY_MS = 1_000;
 const CLOSE_FLUSH_TIMEOUT_MS = 2_000;
+/** How long Redis remembers a worker's last flush (refreshed by each): far longer than any resend. */
+const FLUSHED_MARK_SECONDS = 86_400;
+
+/**
+ * Adds one flush to the hash unless this worker's flush of that number was added already
+ * (a resend after a connection reset whose reply was lost). Each field on its own: one
+ * Redis refuses (not a number) is reported back by its place, the others are added.
+ * KEYS: the hash, the worker's last-flush mark. ARGV: flush number, then (i|f, field, n)…
+ */
+const ADD_FLUSH = `
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+if last >= tonumber(ARGV[1]) then return {} end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ${FLUSHED_MARK_SECONDS})
+local failed = {}
+for i = 2, #ARGV, 3 do
+  local command = ARGV[i] == 'f' and 'HINCRBYFLOAT' or 'HINCRBY'
+  local reply = redis.pcall(command, KEYS[1], ARGV[i + 1], ARGV[i + 2])
+  if type(reply) == 'table' and reply.err then failed[#failed + 1] = (i + 1) / 3 end
+end
+return failed`;
+
+interface PendingFlush {
+  number: number;
+  entries: Array<{ kind: 'i' | 'f'; field: string; value: number }>;
+}
 
 /**
  * A worker's delivery counts, kept in memory and added to the hash once a second
- * (and on close) in one MULTI, so a scrape never sees half of a flush. Counts a
- * flush could not send (Redis unreachable) go with the next one.
+ * (and on close) by one script, so a scrape never sees half of a flush. A flush
+ * whose answer did not come (Redis unreachable, a connection reset) is sent again,
+ * the same counts under the same number, before anything counted since: the script
+ * adds a number only once, so a flush Redis did apply is never added twice.
  */
 export class DeliveryTally {
   private counts = new Map<string, number>();
   private sums = new Map<string, number>();
+  private pending: PendingFlush | null = null;
+  private flushes = 0;
   private flushing: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
   private readonly key: string;
+  private readonly flushedKey: string;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -36,6 +67,9 @@ export class DeliveryTally {
     private readonly log: Logger,
   ) {
     this.key = deliveryTallyKey(queuePrefix);
+    // Under the same prefix (so the same Redis Cluster slot), one per worker process.
+    this.flushedKey = `${this.key}:flushed:${randomUUID()}`;
+    if (!('mozhnoAddFlush' in redis)) redis.defineCommand('mozhnoAddFlush', { numberOfKeys: 2, lua: ADD_FLUSH });
     this.timer = setInterval(() => void this.flush(), FLUSH_EVERY_MS);
     this.timer.unref();
   }
@@ -64,26 +98,31 @@ export class DeliveryTally {
   }
 
   private async send(): Promise<void> {
-    if (this.counts.size === 0 && this.sums.size === 0) return;
-    const counts = this.counts;
-    const sums = this.sums;
-    this.counts = new Map();
-    this.sums = new Map();
-    const multi = this.redis.multi();
-    const sent = [...[...counts].map((entry) => ({ entry, map: this.counts })), ...[...sums].map((entry) => ({ entry, map: this.sums }))];
-    for (const [field, n] of counts) multi.hincrby(this.key, field, n);
-    for (const [field, seconds] of sums) multi.hincrbyfloat(this.key, field, seconds);
-    let replies: Array<[Error | null, unknown]> | null = null;
-    try {
-      replies = await multi.exec();
-    } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'could not add delivery counts to Redis; adding them with the next flush');
+    if (this.pending === null) {
+      if (this.counts.size === 0 && this.sums.size === 0) return;
+      const entries = [
+        ...[...this.counts].map(([field, value]) => ({ kind: 'i' as const, field, value })),
+        ...[...this.sums].map(([field, value]) => ({ kind: 'f' as const, field, value })),
+      ];
+      this.pending = { number: ++this.flushes, entries };
+      this.counts = new Map();
+      this.sums = new Map();
     }
-    // What Redis did not add goes with the next flush: all of it, or (a MULTI is not rolled back)
-    // only the commands that failed.
-    sent.forEach(({ entry: [field, value], map }, i) => {
-      if (!replies || replies[i]?.[0]) increment(map, field, value);
-    });
+    const { number, entries } = this.pending;
+    let failed: number[];
+    try {
+      const add = (this.redis as unknown as { mozhnoAddFlush(...args: Array<string | number>): Promise<number[]> }).mozhnoAddFlush;
+      failed = await add.call(this.redis, this.key, this.flushedKey, number, ...entries.flatMap((e) => [e.kind, e.field, e.value]));
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'could not add delivery counts to Redis; sending them again with the next flush');
+      return;
+    }
+    this.pending = null;
+    // Fields Redis refused go with the next flush, under a number of its own.
+    for (const place of failed) {
+      const entry = entries[place - 1];
+      if (entry) increment(entry.kind === 'i' ? this.counts : this.sums, entry.field, entry.value);
+    }
   }
 }
 

@@ -100,6 +100,9 @@ describe('PostgreSQL unreachable from the worker', () => {
       await eventually(() => !locked.healthy() || undefined);
       expect(await own.server.queue.getJobCounts('failed')).toEqual({ failed: 0 });
       expect(sink.requests.filter((r) => r.path === '/refused')).toEqual([]);
+      // Refusals no longer seen (no jobs come to this worker: here it is paused; or they went to another): healthy again.
+      await locked.worker.pause();
+      await eventually(() => locked.healthy() || undefined);
     } finally {
       await locked.close();
       await own.close();

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { startDeliveryWorker } from '../../src/delivery/worker.js';
+import { createWorkerConnection } from '../../src/delivery/queue.js';
 import { DeliveryTally, deliveryTallyKey } from '../../src/ops/delivery-tally.js';
 import { startMetricsServer } from '../../src/ops/metrics-server.js';
 import { deleteQueueKeys, startTestApi } from '../support/api.js';
@@ -223,6 +224,37 @@ describe('metrics', () => {
       await tally.close();
       await redis.del(key);
       redis.disconnect();
+    }
+  });
+
+  it('a flush Redis applied but whose answer was lost in a connection reset is not added twice when it is sent again', async () => {
+    const direct = new Redis(REDIS_URL);
+    const target = new URL(REDIS_URL);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+    const connection = createWorkerConnection({ redisUrl: `redis://127.0.0.1:${proxy.port}`, redisCluster: false });
+    connection.on('error', () => undefined);
+    const prefix = `mozhno-test-tally-${randomBytes(4).toString('hex')}`;
+    const tally = new DeliveryTally(connection, prefix, createLogger('silent'));
+    const key = deliveryTallyKey(prefix);
+    try {
+      await connection.ping();
+      tally.add('success', 'none', 0.02);
+      proxy.dropReplies();
+      const flushed = tally.flush();
+      await eventually(async () => (await direct.hget(key, 'total|success|none')) === '1');
+      proxy.cut(); // the reply is lost; ioredis reconnects and sends the flush again
+      proxy.restore();
+      await flushed;
+      tally.add('success', 'none', 0.02);
+      await tally.flush();
+      expect(await direct.hget(key, 'total|success|none')).toBe('2');
+      expect(await direct.hget(key, 'bucket|success|0.025')).toBe('2');
+    } finally {
+      await tally.close();
+      connection.disconnect();
+      await proxy.close();
+      await deleteQueueKeys(REDIS_URL, prefix);
+      direct.disconnect();
     }
   });
 

@@ -6,6 +6,8 @@ export interface TcpProxy {
   port: number;
   /** Drops every connection through it and refuses new ones: the far side looks down. */
   cut(): void;
+  /** Passes requests on but no answers back, on the connections open now: a reply lost in a reset. */
+  dropReplies(): void;
   /** Keeps every connection open but passes nothing more either way, and takes new ones into the same void: the far side stops answering. */
   stall(): void;
   /** Lets connections through again. */
@@ -46,6 +48,12 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     cut() {
       open = false;
       for (const socket of sockets) socket.destroy();
+    },
+    dropReplies() {
+      for (const [client, upstream] of pairs) {
+        upstream.unpipe(client);
+        upstream.on('data', () => undefined); // read and thrown away
+      }
     },
     stall() {
       stalled = true;
