@@ -222,7 +222,7 @@ describe('metrics', () => {
       expect(await redis.hget(key, 'bucket|failure|0.05')).toBe('1');
     } finally {
       await tally.close();
-      await redis.del(key);
+      await deleteQueueKeys(REDIS_URL, prefix); // the hash and the worker's flush mark
       redis.disconnect();
     }
   });
