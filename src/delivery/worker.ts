@@ -31,10 +31,11 @@ export interface DeliveryWorker {
   worker: Worker<DeliveryJobData>;
   metrics: WorkerMetrics;
   /**
-   * False while PostgreSQL keeps refusing the worker's login, for `refusedUnhealthyAfterMs`
-   * (2 minutes by default) and still in the last few read retries: jobs wait meanwhile, but
-   * a password rotated in the Secret and not in the process never heals by waiting. A restart,
-   * which the liveness probe then asks for, picks the new one up or names the cause at start.
+   * False once PostgreSQL has kept refusing the worker's login for `refusedUnhealthyAfterMs`
+   * (2 minutes by default; a gap of over a minute without a refused read starts the count
+   * again), until a read gets through: jobs wait meanwhile, but a password rotated in the
+   * Secret and not in the process never heals by waiting. A restart, which the liveness probe
+   * then asks for, picks the new one up or names the cause at start.
    */
   healthy(): boolean;
   /** Stops taking jobs, lets those in flight finish (each bounded by WEBHOOK_TIMEOUT_MS), saves their outcomes. */
@@ -138,7 +139,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
   return {
     worker,
     metrics,
-    healthy: () => outage.refusedFor(Date.now(), 3 * readRetryMs) < refusedUnhealthyAfterMs,
+    healthy: () => !outage.loginRefusedFor(refusedUnhealthyAfterMs),
     async close() {
       await vacuum.stop(); // at once: a VACUUM under way is cancelled, not waited for
       recorder.hurry(5_000); // outcomes waiting for PostgreSQL do not hold the shutdown up for long
@@ -156,12 +157,15 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
   };
 }
 
+const REFUSAL_GAP_MS = 60_000;
+
 /** One warning when jobs start waiting for PostgreSQL, one line when they stop: not one per job. */
 class OutageLog {
   private deferred = 0;
-  /** Since when every read had its login refused (null otherwise), and when the last one did. */
+  /** Since when reads have had their login refused (null otherwise), and when the last one did. */
   private refusedSince: number | null = null;
   private lastRefused = 0;
+  private tripped = false;
 
   constructor(
     private readonly log: Logger,
@@ -171,23 +175,27 @@ class OutageLog {
   report(err: unknown): void {
     if (!isLoginRefused(err)) {
       this.refusedSince = null;
+      this.tripped = false;
     } else {
-      this.lastRefused = Date.now();
-      this.refusedSince ??= this.lastRefused;
+      const now = Date.now();
+      // Refusals a minute apart or more are not one stretch: jobs may simply have stopped coming.
+      if (this.refusedSince === null || now - this.lastRefused > REFUSAL_GAP_MS) this.refusedSince = now;
+      this.lastRefused = now;
     }
     if (this.deferred++ === 0) {
       this.log.warn({ err: (err as Error).message }, `integrations cannot be read; jobs wait ${this.retryMs / 1000} s and run again`);
     }
   }
 
-  /** How long reads have been refused, if one was within `recentMs` (jobs may have stopped coming, or gone to other workers). */
-  refusedFor(now: number, recentMs: number): number {
-    if (this.refusedSince === null || now - this.lastRefused > recentMs) return 0;
-    return now - this.refusedSince;
+  /** Whether reads have had their login refused for `ms` in one stretch; it stays so until a read gets through. */
+  loginRefusedFor(ms: number): boolean {
+    if (this.refusedSince !== null && this.lastRefused - this.refusedSince >= ms) this.tripped = true;
+    return this.tripped;
   }
 
   over(): void {
     this.refusedSince = null;
+    this.tripped = false;
     if (this.deferred === 0) return;
     this.log.info({ deferred: this.deferred }, 'integrations can be read again');
     this.deferred = 0;

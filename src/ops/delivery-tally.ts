@@ -97,9 +97,15 @@ export class DeliveryTally {
     clearTimeout(timer);
   }
 
+  /** The pending flush if there is one, then what was counted since (so close() leaves nothing behind). */
   private async send(): Promise<void> {
+    for (let round = 0; round < 2; round++) if (!(await this.sendOne())) return;
+  }
+
+  /** Sends one flush; false when there was nothing to send or it did not get through. */
+  private async sendOne(): Promise<boolean> {
     if (this.pending === null) {
-      if (this.counts.size === 0 && this.sums.size === 0) return;
+      if (this.counts.size === 0 && this.sums.size === 0) return false;
       const entries = [
         ...[...this.counts].map(([field, value]) => ({ kind: 'i' as const, field, value })),
         ...[...this.sums].map(([field, value]) => ({ kind: 'f' as const, field, value })),
@@ -115,7 +121,7 @@ export class DeliveryTally {
       failed = await add.call(this.redis, this.key, this.flushedKey, number, ...entries.flatMap((e) => [e.kind, e.field, e.value]));
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'could not add delivery counts to Redis; sending them again with the next flush');
-      return;
+      return false;
     }
     this.pending = null;
     // Fields Redis refused go with the next flush, under a number of its own.
@@ -123,6 +129,7 @@ export class DeliveryTally {
       const entry = entries[place - 1];
       if (entry) increment(entry.kind === 'i' ? this.counts : this.sums, entry.field, entry.value);
     }
+    return true;
   }
 }
 

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import type { RelayedEvents } from '../../src/events/relay.js';
 import { startDeliveryWorker, type DeliveryWorker } from '../../src/delivery/worker.js';
 import { createLogger } from '../../src/logger.js';
 import { startTestApi, type TestApi } from '../support/api.js';
+import { adminQuery } from '../support/postgres-admin.js';
 import { eventually } from '../support/delivery.js';
 import { startSink, testCaFile, type Sink } from '../support/sink.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -85,10 +87,11 @@ describe('PostgreSQL unreachable from the worker', () => {
     expect(lines.some((l) => l.msg === 'database connection attempt failed' && l.level === 20 && !l.knex!.includes('\n'))).toBe(true);
   });
 
-  it('a login PostgreSQL refuses keeps jobs waiting, unsent, and makes the worker unhealthy after a while (a restart names the cause)', async () => {
+  it('a login PostgreSQL refuses keeps jobs waiting, unsent, and the worker unhealthy once it lasts, until the login works', async () => {
     const own = await startTestApi({ WEBHOOK_CA_FILE: testCaFile() });
+    const role = `mozhno_test_role_${randomBytes(4).toString('hex')}`;
     const refused = new URL(own.config.databaseUrl);
-    refused.username = 'nosuchrole_mozhno';
+    refused.username = role; // no such role yet: every login is refused (28000)
     const locked = startDeliveryWorker({ ...own.config, databaseUrl: refused.toString() }, createLogger('silent'), { readRetryMs: 200, refusedUnhealthyAfterMs: 1_000 });
     try {
       await locked.worker.waitUntilReady();
@@ -100,12 +103,14 @@ describe('PostgreSQL unreachable from the worker', () => {
       await eventually(() => !locked.healthy() || undefined);
       expect(await own.server.queue.getJobCounts('failed')).toEqual({ failed: 0 });
       expect(sink.requests.filter((r) => r.path === '/refused')).toEqual([]);
-      // Refusals no longer seen (no jobs come to this worker: here it is paused; or they went to another): healthy again.
-      await locked.worker.pause();
+      // The login works again (the role now exists): the waiting job goes out, and the worker is healthy.
+      await adminQuery(`CREATE ROLE ${role} LOGIN SUPERUSER`);
+      await eventually(() => sink.requests.some((r) => r.path === '/refused') || undefined, 15_000);
       await eventually(() => locked.healthy() || undefined);
     } finally {
       await locked.close();
       await own.close();
+      await adminQuery(`DROP ROLE IF EXISTS ${role}`);
     }
   });
 

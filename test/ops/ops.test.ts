@@ -227,6 +227,29 @@ describe('metrics', () => {
     }
   });
 
+  it('on close, a flush that did not get through goes out, and so does what was counted after it', async () => {
+    const redis = new Redis(REDIS_URL);
+    const prefix = `mozhno-test-tally-${randomBytes(4).toString('hex')}`;
+    const tally = new DeliveryTally(redis, prefix, createLogger('silent'));
+    const key = deliveryTallyKey(prefix);
+    // Its flush mark of the wrong type: Redis answers the flush with an error, as it would while LOADING or READONLY.
+    const mark = (tally as unknown as { flushedKey: string }).flushedKey;
+    try {
+      await redis.hset(mark, 'x', '1');
+      tally.add('success', 'none', 0.02);
+      await tally.flush();
+      expect(await redis.hget(key, 'total|success|none')).toBeNull();
+      tally.add('failure', 'E_HTTP', 0.03);
+      await redis.del(mark);
+      await tally.close();
+      expect(await redis.hget(key, 'total|success|none')).toBe('1');
+      expect(await redis.hget(key, 'total|failure|E_HTTP')).toBe('1');
+    } finally {
+      await deleteQueueKeys(REDIS_URL, prefix);
+      redis.disconnect();
+    }
+  });
+
   it('a flush Redis applied but whose answer was lost in a connection reset is not added twice when it is sent again', async () => {
     const direct = new Redis(REDIS_URL);
     const target = new URL(REDIS_URL);
