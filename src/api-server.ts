@@ -5,7 +5,7 @@ import { apiKeyRoutes } from './apikeys/routes.js';
 import { ApiKeyService } from './apikeys/service.js';
 import type { Config } from './config.js';
 import { assertDatabaseReachable, createDb, type Db } from './db/knex.js';
-import { missingMigrations } from './db/migrate.js';
+import { missingMigrations, notMigrated } from './db/migrate.js';
 import { environmentRoutes } from './environments/routes.js';
 import { EnvironmentService } from './environments/service.js';
 import type { Queue } from 'bullmq';
@@ -113,7 +113,7 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
         // answer 500s (a new pod started before the migrate Job finished).
         postgres: async () => {
           const missing = await missingMigrations(db);
-          if (missing.length > 0) throw new NotReady(`not migrated: ${missing.join(', ')} missing (run npm run migrate)`);
+          if (missing.length > 0) throw new NotReady(notMigrated(missing));
         },
         // Without an offline queue a ping while disconnected only says the stream is not writeable: name the cause.
         redis: () => (redisReady() ? redis.ping() : Promise.reject(new Error(redisError))),

@@ -32,13 +32,8 @@ export async function runProcess(name: string, main: (config: Readonly<Config>, 
   const log = createLogger(config.logLevel, { name, stream: options.logTo ?? 'stdout' });
   // Until it has started there is nothing to stop cleanly: a signal, or the end of `npm start`
   // (its parent), ends it at once. Without a handler, PID 1 in a container would ignore SIGTERM.
-  const duringStart = (signal: NodeJS.Signals) => {
-    process.stderr.write(`mozhno: ${name} stopped while starting (${signal})\n`);
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  const parentGone = () => duringStart('SIGTERM');
-  process.on('SIGINT', duringStart);
-  process.on('SIGTERM', duringStart);
+  const stopEarly = exitOnSignals((signal) => `${name} stopped while starting (${signal})`);
+  const parentGone = () => stopEarly('SIGTERM');
   if (process.connected) process.on('disconnect', parentGone);
   let stop: Stop;
   try {
@@ -74,8 +69,8 @@ export async function runProcess(name: string, main: (config: Readonly<Config>, 
       },
     );
   };
-  process.off('SIGINT', duringStart);
-  process.off('SIGTERM', duringStart);
+  process.off('SIGINT', stopEarly);
+  process.off('SIGTERM', stopEarly);
   process.off('disconnect', parentGone);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -83,6 +78,20 @@ export async function runProcess(name: string, main: (config: Readonly<Config>, 
   // also when it went away while this process was starting.
   if (process.connected) process.on('disconnect', () => onSignal('SIGTERM'));
   else if (process.send !== undefined) onSignal('SIGTERM');
+}
+
+/**
+ * Until a process has something to stop cleanly, SIGINT and SIGTERM end it at once with one line
+ * (PID 1 in a container ignores a signal it has no handler for). Answers the handler installed.
+ */
+export function exitOnSignals(say: (signal: NodeJS.Signals) => string): (signal: NodeJS.Signals) => never {
+  const exit = (signal: NodeJS.Signals): never => {
+    process.stderr.write(`mozhno: ${say(signal)}\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.on('SIGINT', exit);
+  process.on('SIGTERM', exit);
+  return exit;
 }
 
 function exitAfterFlush(log: Logger, code: number): void {

@@ -3,7 +3,7 @@ import knex, { type Knex } from 'knex';
 import pg from 'pg';
 import { redact } from '../config.js';
 import { StartupError, unreachable } from '../lifecycle.js';
-import { PG_INVALID_CATALOG_NAME, pgErrorCode } from './errors.js';
+import { isLoginRefused, PG_INVALID_CATALOG_NAME, pgErrorCode } from './errors.js';
 import type { Logger } from '../logger.js';
 
 // int8 columns (bigserial ids, counts) are read as numbers: ids stay far below 2^53.
@@ -112,7 +112,7 @@ export async function assertDatabaseReachable(db: Db, databaseUrl: string): Prom
       throw new StartupError(`database in DATABASE_URL does not exist: run \`npm start\` (creates it) or \`createdb\` it, then \`npm run migrate\``);
     }
     // Class 28, invalid authorization: PostgreSQL is up and said no, so "start it" would mislead.
-    if (code?.startsWith('28')) {
+    if (isLoginRefused(err)) {
       throw new StartupError(`PostgreSQL at ${redact(databaseUrl)} refused the login (${code}: ${(err as Error).message}): check the user and password in DATABASE_URL`);
     }
     throw unreachable('PostgreSQL', databaseUrl, err);

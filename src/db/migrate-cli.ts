@@ -1,5 +1,5 @@
 import { loadConfig } from '../config.js';
-import { exitOnStartupError } from '../lifecycle.js';
+import { exitOnSignals, exitOnStartupError } from '../lifecycle.js';
 import { assertDatabaseReachable, createDb } from './knex.js';
 import { migrateLatest } from './migrate.js';
 
@@ -16,13 +16,8 @@ async function main(): Promise<void> {
   }
 }
 
-// PID 1 of a migrate Job ignores a signal it has no handler for. Stopping mid-way is safe: each
-// migration is its own transaction or may run again (see migrations/009), and the lock is freed.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    process.stderr.write(`mozhno: migration stopped (${signal}); run it again to finish\n`);
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  });
-}
+// Stopping mid-way is safe: each migration is its own transaction or may run again (see
+// migrations/009), and the lock is freed.
+exitOnSignals((signal) => `migration stopped (${signal}); run it again to finish`);
 
 main().catch((err: unknown) => exitOnStartupError(err, 'migration failed'));

@@ -61,10 +61,15 @@ export async function missingMigrations(db: Db): Promise<string[]> {
   return known.filter((name) => !have.has(name));
 }
 
+/** What /readyz and a refused start say of a database missing `missing`. */
+export function notMigrated(missing: readonly string[]): string {
+  return `not migrated: ${missing.join(', ')} missing (run npm run migrate)`;
+}
+
 /** Fails with one line when the database lacks migrations of this code: a worker on it would fail every job. */
 export async function assertMigrated(db: Db): Promise<void> {
   const missing = await missingMigrations(db);
-  if (missing.length > 0) throw new StartupError(`database not migrated: ${missing.join(', ')} missing (run npm run migrate)`);
+  if (missing.length > 0) throw new StartupError(`database ${notMigrated(missing)}`);
 }
 
 /** Creates the database named in `databaseUrl` when it does not exist yet; returns whether it did. */

@@ -34,4 +34,3 @@ function clip(details: string): string {
   }
   return details;
 }
-
