@@ -15,7 +15,12 @@ export async function jsonBody(ctx: Context, next: Next): Promise<void> {
   if (ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'DELETE') return next();
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > BODY_LIMIT_BYTES) throw tooLarge();
-  const raw = await readBody(ctx);
+  const encoding = ctx.get('content-encoding').trim().toLowerCase();
+  if (encoding !== '' && encoding !== 'identity') {
+    ctx.set('Connection', 'close'); // the body is left unread
+    throw new AppError('invalid_json', `the request body is sent with Content-Encoding: ${ctx.get('content-encoding')}, which is not accepted: send the JSON uncompressed`);
+  }
+  const raw = utf8(await readBody(ctx));
   if (raw.trim() !== '') {
     try {
       ctx.request.body = JSON.parse(raw);
@@ -26,7 +31,22 @@ export async function jsonBody(ctx: Context, next: Next): Promise<void> {
   return next();
 }
 
-async function readBody(ctx: Context): Promise<string> {
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The body as text. JSON is UTF-8 (RFC 8259), whatever charset a Content-Type names: bytes that
+ * are not UTF-8 are refused rather than read as U+FFFD, which would store a changed text. A
+ * leading byte order mark is dropped.
+ */
+function utf8(body: Buffer): string {
+  try {
+    return strictUtf8.decode(body);
+  } catch {
+    throw new AppError('invalid_json', 'the request body is not valid UTF-8 (JSON is always sent as UTF-8)');
+  }
+}
+
+async function readBody(ctx: Context): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {
@@ -46,7 +66,7 @@ async function readBody(ctx: Context): Promise<string> {
     // request, not a system error of ours, which would be taken for PostgreSQL going away.
     throw new AppError('invalid_json', 'the request body ended early: the connection closed before all of it arrived');
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 const tooLarge = (): AppError => new AppError('payload_too_large', `the request body exceeds ${BODY_LIMIT_BYTES} bytes`);

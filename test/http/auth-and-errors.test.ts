@@ -1,5 +1,7 @@
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApi, type TestApi } from '../support/api.js';
+import { rawHttp } from '../support/raw-http.js';
 
 let api: TestApi;
 beforeAll(async () => {
@@ -70,6 +72,21 @@ describe('authentication', () => {
     expect((await p.send('PATCH', '/api/v1/flags', '{}')).body.error.code).toBe('method_not_allowed');
   });
 
+  it('answers 401 when Authorization comes twice, whichever of the two is good', async () => {
+    const p = await api.project();
+    const other = await api.project();
+    expect((await rawHttp(api.server.url, 'GET', '/api/v1/project', [['Authorization', `Bearer ${p.token}`]])).status).toBe(200);
+    for (const pair of [
+      [p.token, other.token],
+      [p.token, 'mzk_junk'],
+      ['mzk_junk', p.token],
+    ]) {
+      const answer = await rawHttp(api.server.url, 'GET', '/api/v1/project', pair.map((token) => ['authorization', `Bearer ${token}`] as [string, string]));
+      expect(answer.status, pair.join(' then ')).toBe(401);
+      expect(JSON.parse(answer.body).error).toMatchObject({ code: 'unauthorized', message: expect.stringContaining('more than one Authorization header') });
+    }
+  });
+
   it('accepts the scheme in any case', async () => {
     const p = await api.project();
     expect((await api.client(`bearer ${p.token}`).get('/api/v1/project')).status).toBe(200);
@@ -83,6 +100,41 @@ describe('error answers (SPEC §9)', () => {
     expect(answer.status).toBe(400);
     expect(answer.body.error.code).toBe('invalid_json');
     expect((await p.get('/api/v1/flags')).body).toEqual([]);
+  });
+
+  it('400 invalid_json for bytes that are not UTF-8, whatever charset is named, nothing stored', async () => {
+    const p = await api.project();
+    const before = (await p.get('/api/v1/events')).body.length;
+    const auth: [string, string] = ['Authorization', `Bearer ${p.token}`];
+    for (const [contentType, bytes] of [
+      ['application/json', Buffer.from('{"name":"caf\xe9"}', 'latin1')],
+      ['application/json; charset=iso-8859-1', Buffer.from('{"name":"caf\xe9 \xff\xfe"}', 'latin1')],
+      ['application/json', Buffer.from([...Buffer.from('{"name":"'), 0xc3, 0x28, ...Buffer.from('"}')])], // a lead byte without its continuation
+    ] as const) {
+      const answer = await rawHttp(api.server.url, 'PUT', '/api/v1/project', [auth, ['Content-Type', contentType]], bytes);
+      expect(answer.status, contentType).toBe(400);
+      expect(JSON.parse(answer.body).error).toEqual({ code: 'invalid_json', message: 'the request body is not valid UTF-8 (JSON is always sent as UTF-8)' });
+    }
+    expect((await p.get('/api/v1/project')).body.name).not.toMatch(/caf/);
+    expect((await p.get('/api/v1/events')).body).toHaveLength(before);
+
+    // The same text in UTF-8 goes in as sent, and a byte order mark before it is dropped.
+    const utf8 = await rawHttp(api.server.url, 'PUT', '/api/v1/project', [auth, ['Content-Type', 'application/json']], Buffer.from('\ufeff{"name":"café ☕"}', 'utf8'));
+    expect(utf8.status).toBe(200);
+    expect(JSON.parse(utf8.body).name).toBe('café ☕');
+  });
+
+  it('400 invalid_json for a compressed body, which is never taken for its bytes', async () => {
+    const p = await api.project();
+    const gzipped = gzipSync(JSON.stringify({ key: 'zipped', name: 'Zipped' }));
+    for (const encoding of ['gzip', 'br', 'GZIP, identity']) {
+      const answer = await rawHttp(api.server.url, 'POST', '/api/v1/flags', [['Authorization', `Bearer ${p.token}`], ['Content-Type', 'application/json'], ['Content-Encoding', encoding]], gzipped);
+      expect(answer.status, encoding).toBe(400);
+      expect(JSON.parse(answer.body).error).toEqual({ code: 'invalid_json', message: `the request body is sent with Content-Encoding: ${encoding}, which is not accepted: send the JSON uncompressed` });
+    }
+    const identity = await rawHttp(api.server.url, 'POST', '/api/v1/flags', [['Authorization', `Bearer ${p.token}`], ['Content-Encoding', 'identity']], Buffer.from(JSON.stringify({ key: 'plain', name: 'Plain' })));
+    expect(identity.status).toBe(201);
+    expect((await p.get('/api/v1/flags')).body.map((f: { key: string }) => f.key)).toEqual(['plain']);
   });
 
   it('413 payload_too_large above 1 MiB, with or without a Content-Length', async () => {

@@ -11,6 +11,7 @@ import { deleteQueueKeys, startTestApi } from '../support/api.js';
 import { eventually, startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
 import { REDIS_URL } from '../support/env.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
+import { rawHttp } from '../support/raw-http.js';
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
@@ -33,6 +34,10 @@ describe('Bull Board at /admin/queues', () => {
     expect(anonymous.headers.get('www-authenticate')).toMatch(/^Basic realm="mozhno admin"/);
     for (const [user, password] of [['ops', 'wrong'], ['admin', 'correct horse battery staple'], ['ops', 'correct horse battery stapl']]) {
       expect((await fetch(url, { headers: { authorization: basic(user!, password!) } })).status).toBe(401);
+    }
+    // Two Authorization headers, one of them right: refused, whichever comes first.
+    for (const pair of [[basic('ops', 'correct horse battery staple'), basic('ops', 'wrong')], [basic('ops', 'wrong'), basic('ops', 'correct horse battery staple')]]) {
+      expect((await rawHttp(h.api.server.url, 'GET', '/admin/queues/api/queues', pair.map((v) => ['Authorization', v] as [string, string]))).status).toBe(401);
     }
     const page = await fetch(url, { headers: { authorization: basic('ops', 'correct horse battery staple') } });
     expect(page.status).toBe(200);
