@@ -116,15 +116,18 @@ function flag(name: string, value: string | undefined, fallback: boolean): boole
 }
 
 function url(name: string, value: string, protocols: string[]): string {
+  const form = `${protocols.map((p) => `${p}//`).join(' or ')}user:password@host:port/name`;
   let parsed: URL;
   try {
     parsed = new URL(value);
   } catch {
-    throw new ConfigError(name, `not a URL: ${redact(value)}`);
+    throw new ConfigError(name, `not a URL (not shown: it may hold a password); expected ${form}, with a "/", "@", ":" or "%" in the password written %2F, %40, %3A or %25`);
   }
-  if (!protocols.includes(parsed.protocol)) {
+  if (!protocols.includes(parsed.protocol) || !value.slice(parsed.protocol.length).startsWith('//')) {
     throw new ConfigError(name, `must start with ${protocols.map((p) => `${p}//`).join(' or ')}, got ${redact(value)}`);
   }
+  // A "/" left as it is in a password ends the host there: the rest of the password then reads as a path.
+  if (parsed.pathname.includes('@')) throw new ConfigError(name, `holds an "@" after the host: write a "/" in the password as %2F (got ${redact(value)})`);
   return value;
 }
 
@@ -203,13 +206,20 @@ function queuePrefix(value: string): string {
   return value;
 }
 
-/** Hides a password in a connection URL before it goes into a message. */
+/**
+ * A connection URL as a message may show it: scheme, user, host, port and a plain database name.
+ * Never a password, wherever a mistyped URL put it: in the password field (shown as ****), in
+ * the query (`?password=`, which the drivers honour: shown as `?…`) or in a path that is not a
+ * plain name (shown as `/…`). A value that is not a URL is not shown at all.
+ */
 export function redact(value: string): string {
+  let parsed: URL;
   try {
-    const parsed = new URL(value);
-    if (parsed.password) parsed.password = '****';
-    return parsed.toString();
+    parsed = new URL(value);
   } catch {
-    return value.replace(/\/\/[^@/]*@/, '//****@');
+    return '(a value that is not a URL, not shown)';
   }
+  const credentials = parsed.username || parsed.password ? `${parsed.username}${parsed.password ? ':****' : ''}@` : '';
+  const path = parsed.pathname === '' || /^\/[\w.-]*$/.test(parsed.pathname) ? parsed.pathname : '/…';
+  return `${parsed.protocol}//${credentials}${parsed.host}${path}${parsed.search ? '?…' : ''}`;
 }

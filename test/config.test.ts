@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig, redact } from '../src/config.js';
 import { testCa } from './support/sink.js';
 
 const dirs: string[] = [];
@@ -140,5 +140,37 @@ describe('loadConfig', () => {
   it('never puts a database password into its message', () => {
     expect(() => loadConfig({ DATABASE_URL: 'mysql://me:hunter2@db/x' })).toThrow(/\*\*\*\*/);
     expect(() => loadConfig({ DATABASE_URL: 'mysql://me:hunter2@db/x' })).not.toThrow(/hunter2/);
+  });
+
+  it.each([
+    ['DATABASE_URL', 'postgres://root:hunt/er2@127.0.0.1:5432/db', /not a URL \(not shown/], // a "/" in the password, left as it is
+    ['DATABASE_URL', 'root:hunter2@127.0.0.1:5432/db', /must start with postgres:\/\//], // the scheme left off
+    ['DATABASE_URL', 'postgres:root:hunter2@127.0.0.1:5432/db', /must start with postgres:\/\//],
+    ['DATABASE_URL', 'postgres:/root:hunter2@127.0.0.1:5432/db', /must start with postgres:\/\//],
+    ['DATABASE_URL', 'postgres://root:1234/hunter2@127.0.0.1:5432/db', /holds an "@" after the host: write a "\/" in the password as %2F/],
+    ['DATABASE_URL', 'postgres:///root:hunter2@127.0.0.1:5432/db', /holds an "@" after the host/],
+    ['REDIS_URL', 'redis://:hunt/er2@127.0.0.1:6379', /not a URL \(not shown/],
+    ['REDIS_URL', ':hunter2@127.0.0.1:6379', /REDIS_URL/],
+    ['REDIS_URL', 'redis:/:hunter2@127.0.0.1:6379', /must start with redis:\/\//],
+  ])('refuses a mistyped %s without showing its password: %s', (name, value, message) => {
+    let error: unknown;
+    try {
+      loadConfig({ [name]: value });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toMatch(message);
+    expect((error as ConfigError).message).not.toMatch(/hunt/);
+  });
+
+  it('shows a connection URL it accepts without any password, wherever one was put', () => {
+    expect(redact('postgres://me:hunter2@127.0.0.1:1/mozhno')).toBe('postgres://me:****@127.0.0.1:1/mozhno');
+    expect(redact('postgres://root@127.0.0.1:5439/db?password=hunter2')).toBe('postgres://root@127.0.0.1:5439/db?…');
+    expect(redact('redis://127.0.0.1:6379/?password=hunter2')).toBe('redis://127.0.0.1:6379/?…');
+    expect(redact('redis://:hunter2@127.0.0.1:1')).toBe('redis://:****@127.0.0.1:1');
+    expect(redact('redis://127.0.0.1:1')).toBe('redis://127.0.0.1:1');
+    expect(redact('postgres://localhost/odd%2Fname')).toBe('postgres://localhost/…');
+    expect(redact('not a url hunter2')).not.toMatch(/hunter2/);
   });
 });

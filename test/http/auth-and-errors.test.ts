@@ -1,5 +1,7 @@
+import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createLogger } from '../../src/logger.js';
 import { startTestApi, type TestApi } from '../support/api.js';
 import { rawHttp } from '../support/raw-http.js';
 
@@ -196,6 +198,36 @@ describe('error answers (SPEC §9)', () => {
       expect(answer.body).toEqual({ error: { code: 'internal', message: 'internal error' } });
     } finally {
       await api.server.db.raw('ALTER TABLE segments_gone RENAME TO segments');
+    }
+  });
+});
+
+describe('the log of an unexpected database error', () => {
+  it('names the constraint but holds none of the row PostgreSQL quotes back: no secret, no header value', async () => {
+    const lines: string[] = [];
+    const destination = new PassThrough().on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
+    const own = await startTestApi({}, { log: createLogger('error', { destination }) });
+    try {
+      // Schema drift an operator might make: every insert of this name now fails with the row in its detail.
+      await own.server.db.raw(`ALTER TABLE integrations ADD CONSTRAINT drifted_check CHECK (name <> 'boom') NOT VALID`);
+      const p = await own.project();
+      const secret = `whsec_${Buffer.alloc(24, 7).toString('base64')}`;
+      const answer = await p.post('/api/v1/integrations', {
+        name: 'boom',
+        configJson: { url: 'https://hooks.example.com/x', headers: { 'X-Api-Key': 'CANARY-HEADER-VALUE' }, secret },
+        eventSubscriptionsJson: ['flag.created'],
+      });
+      expect(answer.status).toBe(500);
+      const logged = await vi.waitFor(() => {
+        const entry = lines.map((line) => JSON.parse(line)).find((e) => e.msg === 'request failed');
+        if (!entry) throw new Error('not logged yet');
+        return entry;
+      });
+      expect(JSON.stringify(logged)).toContain('drifted_check');
+      expect(lines.join('\n')).not.toContain('CANARY-HEADER-VALUE');
+      expect(lines.join('\n')).not.toContain(secret.slice(6, 20));
+    } finally {
+      await own.close();
     }
   });
 });
