@@ -287,13 +287,18 @@ function withoutWhiteSpace(json: string): string {
 
 /**
  * The configJson text to store and answer: the secret never leaves, its place reads "********".
- * Only the `secret` member is masked: a header holding the same text keeps its value, so what
+ * Text that holds more than its parsed value (a repeated member, an escape such as `\/`) is
+ * stored as that value, re-serialized, so nothing it hides can come back. Only the `secret` member is masked: a header holding the same text keeps its value, so what
  * GET answers can be sent back by PUT unchanged.
  */
 function maskSecret(text: string, secret: SecretChange): string {
-  if (secret.kind !== 'set') return text;
-  const literal = JSON.stringify(secret.secret);
   const original = JSON.parse(text) as Record<string, unknown>;
+  if (secret.kind !== 'set') {
+    // Nothing to mask in what the text means; but a repeated member can still hold a secret that its
+    // last copy ("", null, the mask) hides from the parsed value. Such text is stored as its value.
+    return withoutWhiteSpace(text) === JSON.stringify(original) ? text : JSON.stringify(original);
+  }
+  const literal = JSON.stringify(secret.secret);
   const expected = JSON.stringify({ ...original, secret: SECRET_MASK });
   // Client formatting (white space) is kept when masking one occurrence of the literal leaves exactly
   // what is expected. Anything else the text holds beyond its parsed value (a repeated member, whose

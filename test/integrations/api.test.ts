@@ -131,6 +131,28 @@ describe('CRUD', () => {
     expect((await api.server.db('integrations').where('id', created.body.id).first()).secret).toBe(slashy);
   });
 
+  it('never answers a secret hidden by a repeated member whose last copy is empty, null or the mask', async () => {
+    const p = await api.project({ plan: 'pro' });
+    const hidden = (last: string) => `{"url":"https://hooks.example.com/x","secret":"${SECRET}","secret":${last}}`;
+    for (const last of ['""', 'null']) {
+      const created = await p.post('/api/v1/integrations', { ...seedBody(), configJson: hidden(last) });
+      expect(created.status, last).toBe(201);
+      expect(created.body.configJson).toBe(`{"url":"https://hooks.example.com/x","secret":${last}}`);
+      expect(JSON.stringify((await p.get(`/api/v1/integrations/${created.body.id}`)).body)).not.toContain(SECRET.slice(6, 20));
+      expect((await api.server.db('integrations').where('id', created.body.id).first()).secret).toBeNull();
+    }
+    const signed = await p.post('/api/v1/integrations', withConfig({ secret: SECRET }));
+    const other = `whsec_${Buffer.alloc(40, 9).toString('base64')}`;
+    const kept = await p.put(`/api/v1/integrations/${signed.body.id}`, { ...seedBody(), configJson: `{"url":"https://hooks.example.com/x","secret":"${other}","secret":"********"}` });
+    expect(kept.status).toBe(200);
+    expect(kept.body.configJson).toBe('{"url":"https://hooks.example.com/x","secret":"********"}');
+    expect(JSON.stringify((await p.get('/api/v1/integrations')).body)).not.toContain(other.slice(6, 20));
+    expect((await api.server.db('integrations').where('id', signed.body.id).first()).secret).toBe(SECRET);
+    // Text that means what it says is kept as sent, its formatting with it.
+    const spaced = await p.post('/api/v1/integrations', { ...seedBody(), configJson: '{ "url" : "https://hooks.example.com/x" }' });
+    expect(spaced.body.configJson).toBe('{ "url" : "https://hooks.example.com/x" }');
+  });
+
   it('reports integration usage on the project', async () => {
     const p = await api.project({ plan: 'pro' });
     await p.post('/api/v1/integrations', seedBody());
