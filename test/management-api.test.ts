@@ -333,6 +333,19 @@ describe('API keys', () => {
     expectOneEvent(rows, p, { action: 'apikey.deleted', resourceType: 'apikey', resourceId: id, resourceName: 'deploy', details: 'deleted API key "deploy"' });
   });
 
+  it('quotes a key name in details as every other event does: a quote, a backslash or a line break is escaped', async () => {
+    const p = await api.project();
+    const name = 'k "q" \\ nl\nx';
+    let answer: any;
+    let rows = await eventsDuring(api, p.projectId, async () => {
+      answer = await p.post('/api/v1/apikeys', { name });
+    });
+    expect(rows[0].details).toBe('created API key "k \\"q\\" \\\\ nl\\nx" (enabled: true, for all environments)');
+    rows = await eventsDuring(api, p.projectId, () => p.delete(`/api/v1/apikeys/${answer.body.id}`));
+    expect(rows[0].details).toBe('deleted API key "k \\"q\\" \\\\ nl\\nx"');
+    expect(rows[0].details).not.toContain('\n');
+  });
+
   it('scopes a key to an environment of the project only', async () => {
     const p = await api.project();
     const other = await api.project();

@@ -2,7 +2,7 @@ import type { Db } from '../db/knex.js';
 import { transact } from '../db/transaction.js';
 import { environmentStore } from '../environments/store.js';
 import type { Actor } from '../events/actor.js';
-import { describeChanges, describeFields } from '../events/details.js';
+import { describeChanges, describeFields, formatValue } from '../events/details.js';
 import type { EventLog } from '../events/event-log.js';
 import { conflict, notFound, validationFailed } from '../http/errors.js';
 import { lockProject } from '../projects/store.js';
@@ -58,7 +58,7 @@ export class ApiKeyService {
         resourceType: 'apikey',
         resourceId: key.id,
         resourceName: key.name,
-        details: `created API key "${key.name}" (${describeFields({ enabled: true })}, for ${scope})`,
+        details: `created API key ${formatValue(key.name)} (${describeFields({ enabled: true })}, for ${scope})`,
       });
       return { key, token };
     });
@@ -94,7 +94,7 @@ export class ApiKeyService {
         resourceType: 'apikey',
         resourceId: key.id,
         resourceName: key.name,
-        details: `deleted API key "${key.name}"`,
+        details: `deleted API key ${formatValue(key.name)}`,
       });
     });
   }

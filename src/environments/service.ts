@@ -2,7 +2,7 @@ import type { Db } from '../db/knex.js';
 import { uniqueViolationAs } from '../db/errors.js';
 import { transact } from '../db/transaction.js';
 import type { Actor } from '../events/actor.js';
-import { describeChanges, describeFields } from '../events/details.js';
+import { describeChanges, describeFields, formatValue } from '../events/details.js';
 import type { EventLog } from '../events/event-log.js';
 import { conflict, notFound, validationFailed } from '../http/errors.js';
 import { keysScopedTo } from '../apikeys/store.js';
@@ -39,7 +39,7 @@ export class EnvironmentService {
           resourceType: 'environment',
           resourceId: env.id,
           resourceName: env.key,
-          details: `created environment "${env.key}" (${describeFields({ name: env.name })})`,
+          details: `created environment ${formatValue(env.key)} (${describeFields({ name: env.name })})`,
         });
         return env;
       });
@@ -83,7 +83,7 @@ export class EnvironmentService {
         resourceType: 'environment',
         resourceId: env.id,
         resourceName: env.key,
-        details: `deleted environment "${env.key}"`,
+        details: `deleted environment ${formatValue(env.key)}`,
       });
     });
   }

@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { listDeliveries, type DeliveryRecord } from '../delivery/deliveries-store.js';
 import { JOB_OPTIONS, testJobId, type DeliveryJobData } from '../delivery/queue.js';
 import { TEST_ACTION } from '../events/codes.js';
+import { formatValue } from '../events/details.js';
 import type { AddressPolicy } from '../delivery/address-rules.js';
 import type { Db } from '../db/knex.js';
 import { transact } from '../db/transaction.js';
@@ -84,7 +85,7 @@ export class IntegrationService {
         resourceType: 'integration',
         resourceId: integration.id,
         resourceName: integration.name,
-        details: `test delivery to integration "${integration.name}"`,
+        details: `test delivery to integration ${formatValue(integration.name)}`,
         projectId: actor.projectId,
         user: actor.user,
         timestamp: new Date().toISOString(),
