@@ -134,6 +134,10 @@ interface ConnectionInfo {
 }
 
 const kAttempt = Symbol('mozhno.deliveryAttempt');
+/** Handed to the connector with its options: called with the address once TCP is up, before TLS. */
+const kTcpConnected = Symbol('mozhno.tcpConnected');
+
+type TrackedConnectOptions = buildConnector.Options & { [kTcpConnected]?: (address: string | null) => void };
 
 type AttemptDispatchOptions = Dispatcher.DispatchOptions & { [kAttempt]?: DeliveryAttempt };
 
@@ -151,7 +155,10 @@ class AddressTrackingClient extends Client {
     super(origin, {
       ...options,
       connect: (connectOptions, callback) => {
-        connect(connectOptions, (err, socket) => {
+        // A new socket: until TCP is up, no address is this connection's (a deadline then names none).
+        connection.address = null;
+        const tracked: TrackedConnectOptions = { ...connectOptions, [kTcpConnected]: (address) => (connection.address = address) };
+        connect(tracked, (err, socket) => {
           if (err) {
             callback(err, null);
           } else {
@@ -403,9 +410,12 @@ export class WebhookClient {
     responseExcerpt: string | null,
     headers: Readonly<Record<string, string>>,
   ): { code: DeliveryErrorCode | null; error: string | null; address: string | null } {
-    if (outcome.kind === 'timeout') return { code: 'E_TIMEOUT', error: `timeout after ${this.timeoutMs} ms`, address: attempt.address };
+    if (outcome.kind === 'timeout') {
+      // Cut before the request was written (TLS not done yet): the address TCP reached, if it got that far.
+      return { code: 'E_TIMEOUT', error: `timeout after ${this.timeoutMs} ms`, address: attempt.address ?? attempt.connection?.address ?? null };
+    }
     if (outcome.kind === 'error') {
-      const failure = this.classifyError(outcome.error, attempt.status);
+      const failure = this.classifyError(outcome.error, attempt.status, attempt.address !== null);
       return { code: failure.code, error: toErrorText(failure.message, secretValues(headers)), address: attempt.address ?? failure.address };
     }
 
@@ -435,7 +445,8 @@ export class WebhookClient {
     return { code, error: toErrorText(text, secrets, cutAtEnd), address: attempt.address };
   }
 
-  private classifyError(error: Error, status: number | null): { code: DeliveryErrorCode; message: string; address: string | null } {
+  /** `written`: the request had started on a connection that was up (its TLS done). */
+  private classifyError(error: Error, status: number | null, written: boolean): { code: DeliveryErrorCode; message: string; address: string | null } {
     const failure = connectFailures.get(error);
     const code = errorCode(error);
     const address = failure?.address ?? addressOf(error);
@@ -459,6 +470,8 @@ export class WebhookClient {
     if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED') {
       return { code: 'E_CONNECT', message: 'connect: the delivery client is closed', address };
     }
+    // Connected, then closed or reset before any answer: the request may well have arrived.
+    if (written) return { code: 'E_CONNECT', message: `no answer: ${describeConnectError(error, code)}`, address };
     return { code: 'E_CONNECT', message: `connect: ${describeConnectError(error, code)}`, address };
   }
 
@@ -554,6 +567,7 @@ export class WebhookClient {
     socket.on('session', (session: Buffer) => this.rememberTlsSession(sessionKey, session));
     socket.once('connect', () => {
       connectedAddress = socket.remoteAddress ?? null;
+      (options as TrackedConnectOptions)[kTcpConnected]?.(connectedAddress);
     });
     socket.once('secureConnect', () => settle(null));
     socket.on('error', onError);

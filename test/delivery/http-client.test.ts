@@ -783,15 +783,29 @@ describe('WebhookClient: TLS and connection failures', () => {
     });
   });
 
-  it('reports a connection reset before the answer as E_CONNECT', async () => {
+  it('reports a connection that closes after taking the request, before any answer, as E_CONNECT "no answer"', async () => {
     sink.respond((req) => {
       req.socket.destroy();
     });
     const result = await makeClient().send({ url: sink.url, headers: {}, body: '{}' });
-    expect(result.errorCode).toBe('E_CONNECT');
-    expect(result.error).toMatch(/^connect: /);
-    expect(result.address).toBe('127.0.0.1');
+    // Not "connect: …": the connection was made, and the request may well have arrived.
+    expect(result).toMatchObject({ ok: false, errorCode: 'E_CONNECT', error: 'no answer: other side closed', address: '127.0.0.1', httpStatus: null });
     expectOneLine(result);
+  });
+
+  it.each([
+    ['accepts and never speaks', (socket: Socket) => void socket, 'E_TIMEOUT', /^timeout after 500 ms$/],
+    ['accepts and resets at once', (socket: Socket) => void socket.resetAndDestroy(), 'E_CONNECT', /^connect: /],
+  ])('names the address TCP reached when a TLS endpoint %s', async (_label, onConnection, code, error) => {
+    const server = createTcpServer((socket) => onConnection(socket.on('error', () => {})));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => server.close(() => resolve())));
+    const sockets: Socket[] = [];
+    server.on('connection', (socket) => sockets.push(socket));
+    cleanups.push(async () => sockets.forEach((socket) => socket.destroy()));
+    const result = await makeClient({ timeoutMs: 500 }).send({ url: `https://127.0.0.1:${(server.address() as AddressInfo).port}/`, headers: {}, body: '{}' });
+    expect(result).toMatchObject({ ok: false, errorCode: code, address: '127.0.0.1', httpStatus: null });
+    expect(result.error).toMatch(error);
   });
 
   it('checks the certificate against the host name, not the address (SNI included)', async () => {
