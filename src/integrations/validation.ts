@@ -182,7 +182,10 @@ function checkUrl(text: string, policy: AddressPolicy, details: ErrorDetail[]): 
   }
   if (url.protocol !== 'https:') return fail(`configJson.url must use https, not ${url.protocol.replace(':', '')}`);
   if (!/^https:\/\//i.test(text)) return fail('configJson.url must be an absolute https:// URL'); // `https:host` parses too
-  if (url.username || url.password) return fail('configJson.url must not contain a user name or password; send credentials in a header');
+  // An empty one (`https://:@host/`) is a user:password part too, which the parser would drop.
+  const authority = text.slice('https://'.length).split(/[/?#]/, 1)[0]!;
+  if (url.username || url.password || authority.includes('@')) return fail('configJson.url must not contain a user name or password; send credentials in a header');
+  if (url.port === '0') return fail('configJson.url port must be between 1 and 65535');
   const verdict = policy.checkHost(url.hostname);
   if (!verdict.allowed) return fail(`configJson.url host is not allowed: ${verdict.reason}`);
   return text;
