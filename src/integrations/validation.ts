@@ -17,6 +17,8 @@ export function contentTypeHeader(headers: Readonly<Record<string, string>>): [n
 export const MAX_URL_LENGTH = 2048;
 export const MAX_HEADERS = 30;
 export const MAX_HEADER_VALUE_BYTES = 4096;
+/** Far above any real one; receivers' servers refuse a head of more than 8–16 KiB. */
+export const MAX_HEADER_NAME_LENGTH = 256;
 
 /** What a secret field asks for: a new secret, none, or (PUT with the mask) the stored one. */
 export type SecretChange = { kind: 'set'; secret: string } | { kind: 'none' } | { kind: 'keep' };
@@ -214,6 +216,7 @@ function checkHeaders(headers: Record<string, unknown>, details: ErrorDetail[]):
 function headerProblem(name: string, value: unknown, seen: Map<string, string>): string | null {
   const lower = name.toLowerCase();
   if (!TOKEN.test(name)) return 'is not a valid header name (letters, digits and !#$%&\'*+.^_`|~- only)';
+  if (name.length > MAX_HEADER_NAME_LENGTH) return `is longer than ${MAX_HEADER_NAME_LENGTH} characters`;
   if (RESERVED_HEADERS.has(lower) || RESERVED_PREFIXES.some((prefix) => lower.startsWith(prefix))) {
     return 'is reserved and cannot be configured';
   }

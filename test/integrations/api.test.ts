@@ -196,6 +196,7 @@ describe('validation: every failure is 400 validation_failed naming the field, n
     ['header with NUL', () => withConfig({ headers: { 'X-Foo': 'a\u0000' } }), ['configJson.headers.X-Foo']],
     ['header value not a string', () => withConfig({ headers: { 'X-Foo': 5 } }), ['configJson.headers.X-Foo']],
     ['header value too long', () => withConfig({ headers: { 'X-Foo': 'v'.repeat(4097) } }), ['configJson.headers.X-Foo']],
+    ['header name too long', () => withConfig({ headers: { [`X-${'n'.repeat(255)}`]: 'v' } }), [`configJson.headers.X-${'n'.repeat(255)}`]],
     ['reserved Host', () => withConfig({ headers: { host: 'evil.example' } }), ['configJson.headers.host']],
     ['reserved Content-Length', () => withConfig({ headers: { 'Content-Length': '1' } }), ['configJson.headers.Content-Length']],
     ['reserved Transfer-Encoding', () => withConfig({ headers: { 'Transfer-Encoding': 'chunked' } }), ['configJson.headers.Transfer-Encoding']],
