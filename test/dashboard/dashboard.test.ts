@@ -543,6 +543,70 @@ describe('an integration', () => {
   });
 });
 
+describe('what users and endpoints wrote, shown for what it is', () => {
+  it('keeps Forget token within reach when the API cannot be reached as the page loads, and forgets the form too', async () => {
+    const p = await h.api.project();
+    await openDashboard(p.token);
+    await page.getByRole('link', { name: 'Connect' }).click();
+    await fillConnectForm({ name: 'Half typed', url: 'https://hooks.example.com/with-credentials' });
+    // The API goes away (as when the api process is down), and the tab is reloaded.
+    await page.route('**/api/v1/**', (route) => route.abort('connectionrefused'));
+    await page.reload();
+    await expect.poll(text('#form-message')).toContain('could not be reached');
+    const forget = page.getByRole('button', { name: 'Forget token' });
+    expect(await forget.isVisible()).toBe(true);
+    await forget.click();
+    await page.getByLabel('API token').waitFor();
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.locator('#f-name').inputValue()).toBe('');
+    expect(await page.locator('#f-url').inputValue()).toBe('');
+  });
+
+  it('writes out bidirectional controls, so a name cannot reverse the page\'s own words', async () => {
+    const p = await h.api.project();
+    await seed(p, '\u202Eabc.exe');
+    await openDashboard(p.token);
+    expect(await page.locator('#integrations h2').textContent()).toBe('⟨U+202E⟩abc.exe');
+    await page.getByRole('link', { name: /^Deliveries/ }).click();
+    await expect.poll(text('#deliveries-title')).toBe('Deliveries of “⟨U+202E⟩abc.exe”');
+  });
+
+  it('redraws a card from the toggle\'s answer, with what changed elsewhere, and drops one deleted elsewhere', async () => {
+    const p = await h.api.project();
+    const renamed = await seed(p, 'Old name');
+    const gone = await seed(p, 'Gone soon');
+    await openDashboard(p.token);
+    const config = JSON.stringify({ url: `${h.sink.url}/seeded` });
+    expect((await p.put(`/api/v1/integrations/${renamed.id}`, { name: 'New name', configJson: config, eventSubscriptionsJson: '["flag.created"]' })).status).toBe(200);
+    await cardOf('Old name').getByRole('switch').click();
+    await cardOf('New name').waitFor();
+    expect(await cardOf('Old name').count()).toBe(0);
+    expect(await cardOf('New name').getByRole('switch').isChecked()).toBe(false);
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('role'))).toBe('switch');
+
+    expect((await p.delete(`/api/v1/integrations/${gone.id}`)).status).toBe(204);
+    await cardOf('Gone soon').getByRole('switch').click();
+    await expect.poll(() => cardOf('Gone soon').count()).toBe(0);
+    expect(await page.locator('#list-message').textContent()).toContain('no longer exists');
+  });
+
+  it('says when an attempt was never sent, and when a kept body is only its first 8 KiB', async () => {
+    const p = await h.api.project();
+    await seed(p, 'Nowhere', { url: 'https://no-such-host.invalid/hook' });
+    await seed(p, 'Long body', { url: `${h.sink.url}/long`, body: `{"long": "${'L'.repeat(9000)}", "action": "[[events.action]]"}` });
+    await openDashboard(p.token);
+
+    await cardOf('Nowhere').getByRole('button', { name: /^Send test/ }).click();
+    await expect.poll(text('#deliveries-message')).toMatch(/Test failed: DNS/);
+    expect(await page.locator('#deliveries > li').first().locator('summary').first().textContent()).toBe('Request body (not sent)');
+
+    await page.getByRole('link', { name: 'Integrations' }).click();
+    await cardOf('Long body').getByRole('button', { name: /^Send test/ }).click();
+    await expect.poll(text('#deliveries-message')).toMatch(/Test delivered/);
+    expect(await page.locator('#deliveries > li').first().locator('summary').first().textContent()).toBe('Request body: its first 8 KiB, the rest is not kept');
+  });
+});
+
 describe('at phone width (360 px)', () => {
   it('renders every view without horizontal scrolling', async () => {
     await context.close();

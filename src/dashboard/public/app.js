@@ -1,7 +1,7 @@
-/* global document, window, location, history, setTimeout, clearTimeout, crypto, btoa, URL */
+/* global document, window, location, history, setTimeout, clearTimeout, crypto, btoa, URL, TextEncoder */
 import { ApiError, request, token } from './api.js';
 import { EVENT_GROUPS, VARIABLES, placeholder } from './catalog.js';
-import { $, h, time } from './dom.js';
+import { $, h, setText, shown, time } from './dom.js';
 
 const VIEWS = ['token', 'list', 'form', 'deliveries'];
 const SECRET_MASK = '********';
@@ -73,7 +73,8 @@ async function route() {
 
 function showView(name) {
   for (const view of VIEWS) $(`#view-${view}`).hidden = view !== name;
-  $('#session').hidden = name === 'token' || !state.project;
+  // Whenever a token is stored, it can be forgotten: also when the project could not be read.
+  $('#session').hidden = name === 'token' || !token.get();
   // Move focus to the new view, so keyboard and screen-reader users start where the content changed.
   if (name === 'token') $('#token').focus();
   else $(`#view-${name} h1`).focus();
@@ -86,7 +87,7 @@ const isCurrent = (navigation) => navigation === state.navigation;
 let announceTimer;
 function announce(text) {
   const status = $('#status');
-  status.textContent = text;
+  setText(status, text);
   clearTimeout(announceTimer);
   announceTimer = setTimeout(() => {
     status.textContent = '';
@@ -114,9 +115,17 @@ function describe(err) {
   if (err.code === 'integration_limit_reached') return `Integration limit reached: ${err.message}.`;
   if (err.code === 'not_found') return 'That integration no longer exists; it may have been deleted elsewhere.';
   // Outside the form (the list's switch) nothing shows the details by field: say them here.
-  const details = (err.details ?? []).map((d) => d.message).filter(Boolean);
+  const details = (err.details ?? []).filter((d) => d?.message).map((d) => humanize(String(d.path ?? ''), String(d.message)));
   if (err.code === 'validation_failed' && details.length > 0) return `${details.join('; ')}. Open Edit to fix it.`;
-  return err.message;
+  return sentence(err.message);
+}
+
+/** The API's messages start in lower case and end without a stop: "the request body exceeds …" reads "The request body exceeds ….". */
+function sentence(text) {
+  const trimmed = String(text).trim();
+  if (trimmed === '') return trimmed;
+  const capital = trimmed[0].toUpperCase() + trimmed.slice(1);
+  return /[.!?…:]$/.test(capital) ? capital : `${capital}.`;
 }
 
 /** A 401 anywhere ends the session; any other failure is shown in the view's message area. */
@@ -135,7 +144,7 @@ async function refreshProject() {
 function renderProject() {
   const project = state.project;
   if (!project) return;
-  $('#project-name').textContent = `Project: ${project.name}`;
+  setText($('#project-name'), `Project: ${project.name}`);
   $('#session').hidden = false;
   const { used, limit } = project.integrations;
   const usage = $('#usage');
@@ -170,7 +179,7 @@ async function submitToken(event) {
 function setTokenError(text) {
   const input = $('#token');
   const error = $('#token-error');
-  error.textContent = text ?? '';
+  setText(error, text ?? '');
   error.hidden = text === null;
   if (text === null) input.removeAttribute('aria-invalid');
   else {
@@ -296,13 +305,17 @@ async function toggleEnabled(integration, input) {
     const current = await request('GET', `/integrations/${integration.id}`);
     const updated = await request('PUT', `/integrations/${integration.id}`, wholeIntegration(current, { enabled }));
     Object.assign(integration, updated);
-    input.checked = updated.enabled;
-    input.closest('li')?.classList.toggle('off', !updated.enabled);
+    // The card is drawn again from the answer: whatever else changed elsewhere (a new name, a last
+    // error) shows too. Focus stays on its switch.
+    const fresh = card(integration);
+    input.closest('li')?.replaceWith(fresh);
+    fresh.querySelector('input[role="switch"]')?.focus();
     // An earlier toggle's failure no longer applies; another action's message still does.
     if ($('#list-message').dataset.from === 'toggle') hideMessage('#list-message');
     announce(`“${updated.name}” is ${updated.enabled ? 'enabled' : 'disabled'}.`);
   } catch (err) {
     input.checked = !enabled;
+    if (err instanceof ApiError && err.status === 404) input.closest('li')?.remove(); // deleted elsewhere
     fail(err, '#list-message', 'toggle');
     if (!$('#list-message').hidden) $('#list-message').scrollIntoView({ block: 'nearest' }); // above the cards, maybe far off
   } finally {
@@ -312,7 +325,7 @@ async function toggleEnabled(integration, input) {
 }
 
 async function removeIntegration(integration) {
-  const question = `Delete the webhook “${integration.name}”?\n\nIts settings and delivery log are removed. This cannot be undone.`;
+  const question = `Delete the webhook “${shown(integration.name)}”?\n\nIts settings and delivery log are removed. This cannot be undone.`;
   if (!window.confirm(question)) return;
   const navigation = state.navigation;
   try {
@@ -385,7 +398,7 @@ function restoreDraft() {
   for (const box of eventBoxes()) box.checked = draft.events.includes(box.value);
   $('#f-enabled').checked = draft.enabled;
   $('#advanced').open = draft.fields['#f-secret'] !== '';
-  showMessage('#form-message', 'What you typed before the token stopped working is back; nothing was saved yet.');
+  showMessage('#form-message', 'What you typed before the token stopped working is back; nothing was saved yet.', 'info');
 }
 
 function fillForm(integration) {
@@ -400,7 +413,7 @@ function fillForm(integration) {
   $('#f-secret').value = typeof config.secret === 'string' ? config.secret : '';
   $('#f-secret-kept').hidden = config.secret !== SECRET_MASK;
   $('#advanced').open = $('#f-secret').value !== '';
-  $('#form-title').textContent = integration ? `Edit “${integration.name}”` : 'Connect a webhook';
+  setText($('#form-title'), integration ? `Edit “${integration.name}”` : 'Connect a webhook');
   $('#form-crumb').textContent = integration ? 'Edit' : 'Connect';
   $('#form-submit').textContent = integration ? 'Save' : 'Connect';
 }
@@ -597,8 +610,8 @@ async function openDeliveries(id, navigation) {
     if (!isCurrent(navigation)) return;
     state.viewing = integration;
     hideMessage('#deliveries-message');
-    $('#deliveries-title').textContent = `Deliveries of “${integration.name}”`;
-    $('#deliveries-target').textContent = `${hostOf(parseJson(integration.configJson, {}).url)} · ${integration.enabled ? 'enabled' : 'disabled'}`;
+    setText($('#deliveries-title'), `Deliveries of “${integration.name}”`);
+    setText($('#deliveries-target'), `${hostOf(parseJson(integration.configJson, {}).url)} · ${integration.enabled ? 'enabled' : 'disabled'}`);
     $('#deliveries-edit').setAttribute('href', `#edit/${integration.id}`);
     renderDeliveries(deliveries);
     showView('deliveries');
@@ -629,10 +642,26 @@ function deliveryItem(delivery, newest) {
       fact('HTTP status', delivery.httpStatus === null ? '—' : String(delivery.httpStatus)),
       fact('Duration', `${delivery.durationMs} ms`),
       fact('Error', ...error)),
-    delivery.requestBody === null || delivery.requestBody === ''
-      ? h('p', { class: 'muted' }, 'Sent without a body.')
-      : h('details', { open: newest }, h('summary', {}, 'Request body'), h('pre', { tabindex: 0 }, delivery.requestBody)),
+    requestBodyOf(delivery, newest),
     delivery.responseExcerpt ? h('details', {}, h('summary', {}, 'Response excerpt'), h('pre', { tabindex: 0 }, delivery.responseExcerpt)) : null);
+}
+
+/** Attempts that never wrote the request: refused, unresolved, no connection, no TLS, no place in line. */
+function notSent(delivery) {
+  const code = delivery.errorCode;
+  return code === 'E_BLOCKED' || code === 'E_DNS' || code === 'E_BACKLOG' || code === 'E_TLS' || (code === 'E_CONNECT' && String(delivery.error ?? '').startsWith('connect:'));
+}
+
+/** The log keeps the first 8 KiB (8192 bytes) of a body; one that long was most likely cut. */
+const KEPT_BODY_BYTES = 8192;
+
+function requestBodyOf(delivery, newest) {
+  const body = delivery.requestBody;
+  const unsent = notSent(delivery);
+  if (body === null || body === '') return h('p', { class: 'muted' }, unsent ? 'Not sent (it had no body).' : 'Sent without a body.');
+  const cut = new TextEncoder().encode(body).length > KEPT_BODY_BYTES - 4;
+  const summary = `${unsent ? 'Request body (not sent)' : 'Request body'}${cut ? ': its first 8 KiB, the rest is not kept' : ''}`;
+  return h('details', { open: newest }, h('summary', {}, summary), h('pre', { tabindex: 0 }, body));
 }
 
 async function refreshDeliveries() {
@@ -695,6 +724,10 @@ function start() {
   $('#sign-out').addEventListener('click', () => {
     state.draft = null; // forgotten on purpose: nothing typed comes back either
     signOut(null);
+    // Nor does it stay in the page: headers can hold a receiver's credentials.
+    fillForm(null);
+    clearFormErrors();
+    $('#project-name').textContent = '';
     announce('Token forgotten.');
   });
   $('#refresh-list').addEventListener('click', () => loadList(state.navigation));

@@ -1,18 +1,32 @@
 /* global document */
 
+/** Bidirectional overrides, embeddings and isolates: in text a user or an endpoint wrote, they could reverse the page's own words around it. */
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+
+/** Text as shown: each bidirectional control written out (⟨U+202E⟩), so none can reorder what the page says. */
+export function shown(text) {
+  return String(text).replace(BIDI_CONTROLS, (c) => `⟨U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}⟩`);
+}
+
 /**
- * Creates an element. Strings among the children become text nodes and attribute
- * values are set with setAttribute, so user data is never parsed as HTML.
+ * Creates an element. Strings among the children become text nodes (shown as `shown` writes
+ * them) and attribute values are set with setAttribute, so user data is never parsed as HTML.
  */
 export function h(tag, attributes = {}, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
     if (value === undefined || value === null || value === false) continue;
     if (name.startsWith('on')) element.addEventListener(name.slice(2), value);
-    else element.setAttribute(name, value === true ? '' : String(value));
+    else element.setAttribute(name, value === true ? '' : shown(value));
   }
-  element.append(...children.flat().filter((child) => child !== undefined && child !== null && child !== false));
+  const nodes = children.flat().filter((child) => child !== undefined && child !== null && child !== false);
+  element.append(...nodes.map((child) => (typeof child === 'string' ? shown(child) : child)));
   return element;
+}
+
+/** Sets an element's text, as `shown` writes it. */
+export function setText(element, text) {
+  element.textContent = shown(text);
 }
 
 export function $(selector) {
