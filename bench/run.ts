@@ -143,9 +143,9 @@ async function main(): Promise<void> {
   console.log(
     `mozhno bench — ${cpus().length} cores, node ${process.version}, ${settings.workers} worker process(es) × concurrency ${settings.concurrency}, ` +
       `${throughput.events} events × ${throughput.integrations} integrations per throughput run, ` +
-      `${options.runs === 1 ? 'one run' : `median of ${options.runs} runs`}${options.quick ? ', QUICK sizes' : ''}, ${((now() - started) / 1000).toFixed(0)} s`,
+      `${options.runs === 1 ? 'one run' : `median of ${options.runs} runs`}${options.quick ? ', QUICK sizes (the labels name the full ones; nothing is judged)' : ''}, ${((now() - started) / 1000).toFixed(0)} s`,
   );
-  console.log(renderTable(figures));
+  console.log(renderTable(figures, options.quick));
   const notes = allNotes();
   const logged = loggedProblems();
   if (notes.length > 0) console.log(`\nnotes:\n${notes.map((n) => `- ${n}`).join('\n')}`);

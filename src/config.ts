@@ -133,7 +133,7 @@ function url(name: string, value: string, protocols: string[]): string {
 
 function integer<F extends number | null>(name: string, value: string | undefined, fallback: F, min: number, max: number): number | F {
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value)) throw new ConfigError(name, `must be a whole number, got "${value}"`);
+  if (!/^\d+$/.test(value)) throw new ConfigError(name, `must be a whole number between ${min} and ${max}, got "${value}"`);
   const n = Number(value);
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
   return n;

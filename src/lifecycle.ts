@@ -20,7 +20,7 @@ export interface ProcessOptions {
 
 /**
  * Runs a process: config read once, one-line errors for what an operator can
- * fix, and a clean stop on SIGINT/SIGTERM (a second signal exits at once).
+ * fix, and a clean stop on SIGINT/SIGTERM (a second signal, a second or more after the first, exits at once).
  */
 export async function runProcess(name: string, main: (config: Readonly<Config>, log: Logger) => Promise<Stop>, options: ProcessOptions = {}): Promise<void> {
   let config: Readonly<Config>;
@@ -44,12 +44,13 @@ export async function runProcess(name: string, main: (config: Readonly<Config>, 
     await new Promise<void>((resolve) => log.flush(() => resolve()));
     fail(`${name} failed to start: ${(err as Error).message}`);
   }
-  let stopping = false;
+  let stoppingSince: number | null = null;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
+    if (stoppingSince !== null) {
+      if (Date.now() - stoppingSince < SAME_SIGNAL_MS) return; // the same Ctrl-C, relayed
       process.exit(130);
     }
-    stopping = true;
+    stoppingSince = Date.now();
     log.info({ signal }, `${name} stopping`);
     const deadlineMs = options.stopDeadlineMs?.(config);
     if (deadlineMs !== undefined) {
@@ -79,6 +80,14 @@ export async function runProcess(name: string, main: (config: Readonly<Config>, 
   if (process.connected) process.on('disconnect', () => onSignal('SIGTERM'));
   else if (process.send !== undefined) onSignal('SIGTERM');
 }
+
+/**
+ * One Ctrl-C can reach a process two or three times within moments: from the terminal (to the
+ * whole foreground process group) and again from npm and the tsx launcher, which pass signals
+ * on to their child. A signal this soon after the first is that same one; only a later one
+ * means "stop now, without waiting".
+ */
+export const SAME_SIGNAL_MS = 1_000;
 
 /**
  * Until a process has something to stop cleanly, SIGINT and SIGTERM end it at once with one line
@@ -115,7 +124,7 @@ export function unreachable(service: 'PostgreSQL' | 'Redis', url: string, err: u
   const reason = (err as { code?: string }).code ?? (err as Error).message;
   const hint =
     service === 'PostgreSQL'
-      ? 'start it (e.g. `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` or `docker compose up -d postgres`) or set DATABASE_URL'
-      : 'start it (e.g. `redis-server --daemonize yes` or `docker compose up -d redis`) or set REDIS_URL';
+      ? 'start it (e.g. `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` or `systemctl start postgresql`) or set DATABASE_URL'
+      : 'start it (e.g. `redis-server --daemonize yes` or `systemctl start redis-server`) or set REDIS_URL';
   return new StartupError(`cannot reach ${service} at ${redact(url)} (${reason}): ${hint}`);
 }

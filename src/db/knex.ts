@@ -109,7 +109,7 @@ export async function assertDatabaseReachable(db: Db, databaseUrl: string): Prom
   } catch (err) {
     const code = pgErrorCode(err);
     if (code === PG_INVALID_CATALOG_NAME) {
-      throw new StartupError(`database in DATABASE_URL does not exist: run \`npm start\` (creates it) or \`createdb\` it, then \`npm run migrate\``);
+      throw new StartupError(`database in DATABASE_URL does not exist (${redact(databaseUrl)}): run \`npm start\` (creates it) or \`createdb\` it, then \`npm run migrate\``);
     }
     // Class 28, invalid authorization: PostgreSQL is up and said no, so "start it" would mislead.
     if (isLoginRefused(err)) {
