@@ -16,6 +16,17 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
+/** The ConfigError that loading `name=value` throws (failing the test if it throws none). */
+function refusal(name: string, value: string): ConfigError {
+  try {
+    loadConfig({ [name]: value });
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`${name}=${value} was accepted`);
+}
+
 describe('loadConfig', () => {
   it('has a working default for every variable of SPEC §8', () => {
     const config = loadConfig({});
@@ -100,13 +111,7 @@ describe('loadConfig', () => {
     ['QUEUE_PREFIX', 'has space', /QUEUE_PREFIX/],
     ['LOG_LEVEL', 'loud', /LOG_LEVEL/],
   ])('refuses %s=%s naming the variable', (name, value, message) => {
-    let error: unknown;
-    try {
-      loadConfig({ [name]: value });
-    } catch (err) {
-      error = err;
-    }
-    expect(error).toBeInstanceOf(ConfigError);
+    const error = refusal(name, value);
     expect((error as ConfigError).variable).toBe(name);
     expect((error as Error).message).toMatch(message);
     expect((error as Error).message).not.toContain('\n');
@@ -153,13 +158,7 @@ describe('loadConfig', () => {
     ['REDIS_URL', ':hunter2@127.0.0.1:6379', /REDIS_URL/],
     ['REDIS_URL', 'redis:/:hunter2@127.0.0.1:6379', /must start with redis:\/\//],
   ])('refuses a mistyped %s without showing its password: %s', (name, value, message) => {
-    let error: unknown;
-    try {
-      loadConfig({ [name]: value });
-    } catch (err) {
-      error = err;
-    }
-    expect(error).toBeInstanceOf(ConfigError);
+    const error = refusal(name, value);
     expect((error as ConfigError).message).toMatch(message);
     expect((error as ConfigError).message).not.toMatch(/hunt/);
   });
