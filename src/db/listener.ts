@@ -18,6 +18,8 @@ export class PgListener {
   private client: pg.Client | null = null;
   private stopped = false;
   private retry: NodeJS.Timeout | null = null;
+  /** Failed attempts since LISTEN was last in force: the first is a warning, the rest go to debug. */
+  private failures = 0;
 
   constructor(
     private readonly databaseUrl: string,
@@ -42,9 +44,13 @@ export class PgListener {
       await client.connect();
       await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
       this.client = client;
+      if (this.failures > 0) this.log.info({ channel: this.channel, attempts: this.failures + 1 }, 'LISTEN in force again');
+      this.failures = 0;
       this.handlers.up?.();
     } catch (err) {
-      this.log.warn({ err: (err as Error).message, channel: this.channel }, 'cannot LISTEN; retrying');
+      // One warning an outage, not one a second: the retries go on quietly until one gets through.
+      const level = this.failures++ === 0 ? 'warn' : 'debug';
+      this.log[level]({ err: (err as Error).message, channel: this.channel }, `cannot LISTEN; retrying every ${this.retryMs / 1000} s`);
       client.removeAllListeners('end');
       await client.end().catch(() => undefined);
       this.scheduleRetry();

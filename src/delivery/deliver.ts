@@ -69,16 +69,9 @@ export class Deliverer {
   private async finish(data: DeliveryJobData, requestBody: string | null, result: DeliveryResult, sent = true): Promise<void> {
     const status = result.ok ? 'success' : 'failure';
     this.deps.metrics.delivered(status, result.errorCode ?? 'none', sent ? result.durationMs / 1000 : null);
-    await this.deps.recorder.record({
-      integrationId: data.integrationId,
-      eventId: data.eventId,
-      webhookId: data.webhookId,
-      action: data.vars.action,
-      requestBody,
-      result,
-      at: new Date(),
-    });
-    // One line per delivery; never header values or bodies.
+    const at = new Date();
+    // One line per delivery, before its record is saved: an attempt made is logged even if its
+    // record cannot be (PostgreSQL gone for good). Never header values or bodies.
     this.deps.log.info(
       {
         integrationId: data.integrationId,
@@ -91,6 +84,15 @@ export class Deliverer {
       },
       'delivery',
     );
+    await this.deps.recorder.record({
+      integrationId: data.integrationId,
+      eventId: data.eventId,
+      webhookId: data.webhookId,
+      action: data.vars.action,
+      requestBody,
+      result,
+      at,
+    });
   }
 
   buildRequest(data: DeliveryJobData, target: DeliveryTarget): { url: string; headers: Record<string, string>; body: string | null } {

@@ -3,6 +3,8 @@ import { within } from './deadline.js';
 import type { DeliveryTally } from './delivery-tally.js';
 
 export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** A change can wait far longer than one attempt lasts: a relay held up by Redis, a job in line for a hanging endpoint (hours). */
+export const LATENCY_BUCKETS = [...DURATION_BUCKETS, 300, 900, 3600, 4 * 3600, 24 * 3600];
 
 /** Served by each worker for itself and, summed over every worker, by the api (see DeliveryTally). */
 export const DELIVERY_METRICS = {
@@ -42,7 +44,7 @@ export class WorkerMetrics {
   readonly latency = new Histogram({
     name: 'mozhno_delivery_latency_seconds',
     help: 'From the change committing to its delivery attempt finishing',
-    buckets: DURATION_BUCKETS,
+    buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
   readonly deferred = new Counter({
@@ -95,7 +97,6 @@ export class ApiMetrics {
     registers: [this.registry],
   });
   readonly jobs: Gauge<'state'>;
-  readonly relayLag: Gauge;
 
   /** What /metrics serves: this process's registry, then every worker's deliveries (none while Redis is unreachable). */
   readonly exposition: Exposition;
@@ -105,8 +106,12 @@ export class ApiMetrics {
     this.exposition = {
       contentType: this.registry.contentType,
       metrics: async () => {
-        const [own, fleet] = await Promise.all([this.registry.metrics(), within(sources.fleetDeliveries(), SOURCE_TIMEOUT_MS).catch(() => '')]);
-        return `${own}\n${fleet}`;
+        const [own, lag, fleet] = await Promise.all([
+          this.registry.metrics(),
+          within(sources.relayLagSeconds(), SOURCE_TIMEOUT_MS).then(relayLagText, () => relayLagText(null)),
+          within(sources.fleetDeliveries(), SOURCE_TIMEOUT_MS).catch(() => ''),
+        ]);
+        return `${own}\n${lag}${fleet}`;
       },
     };
     this.jobs = new Gauge({
@@ -123,17 +128,16 @@ export class ApiMetrics {
         }
       },
     });
-    this.relayLag = new Gauge({
-      name: 'mozhno_relay_lag_seconds',
-      help: 'Age of the oldest committed event not yet queued (0 when none waits)',
-      registers: [this.registry],
-      async collect() {
-        try {
-          this.set(await within(sources.relayLagSeconds(), SOURCE_TIMEOUT_MS));
-        } catch {
-          this.reset();
-        }
-      },
-    });
   }
+}
+
+/**
+ * The relay's lag, written out here rather than by a prom-client gauge: an unlabelled gauge
+ * always has a sample (0 after a reset), and 0 means "no event waits", which is the opposite of
+ * what an unreachable PostgreSQL may hide. Unread, the metric has no sample: an alert on it
+ * sees it absent rather than fine.
+ */
+function relayLagText(seconds: number | null): string {
+  const head = '# HELP mozhno_relay_lag_seconds Age of the oldest committed event not yet queued (0 when none waits; no sample while PostgreSQL does not answer)\n# TYPE mozhno_relay_lag_seconds gauge\n';
+  return seconds === null ? head : `${head}mozhno_relay_lag_seconds ${seconds}\n`;
 }

@@ -66,6 +66,8 @@ describe('PostgreSQL unreachable from the worker', () => {
     try {
       await p.post('/api/v1/flags', { key: 'during-outage', name: 'During the outage' });
       await eventually(async () => (await counter(worker.metrics.deferred)) >= deferredBefore + 2 || undefined);
+      // Long enough for the loader's LISTEN connection to be tried again a few times (once a second).
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
       expect(sink.requests.filter((r) => r.path === '/before-read')).toEqual([]);
       expect(await api.server.queue.getJobCounts('failed')).toEqual({ failed: 0 });
     } finally {
@@ -85,6 +87,11 @@ describe('PostgreSQL unreachable from the worker', () => {
     expect(lines.filter((l) => l.msg.startsWith('integrations cannot be read'))).toHaveLength(1);
     expect(lines.find((l) => l.msg === 'integrations can be read again')?.deferred).toBeGreaterThanOrEqual(2);
     expect(lines.some((l) => l.msg === 'database connection attempt failed' && l.level === 20 && !l.knex!.includes('\n'))).toBe(true);
+    // The LISTEN connection's retries too: one warning for the outage, the rest at debug level, and a line when it is back.
+    const listenFailures = lines.filter((l) => l.msg.startsWith('cannot LISTEN'));
+    expect(listenFailures.length).toBeGreaterThan(1);
+    expect(listenFailures.filter((l) => l.level >= 40)).toHaveLength(1);
+    await eventually(() => logLines().some((l) => l.msg === 'LISTEN in force again'));
   });
 
   it('a login PostgreSQL refuses keeps jobs waiting, unsent, and the worker unhealthy once it lasts, until the login works', async () => {
@@ -155,6 +162,11 @@ describe('PostgreSQL unreachable from the worker', () => {
         const waited = messages.indexOf('PostgreSQL unreachable; delivery outcomes wait for it');
         return waited >= 0 && messages.indexOf('PostgreSQL is back; delivery outcomes are saved again', waited) > waited;
       });
+      // Its log line came when the attempt ended, not once it could be saved: an attempt is logged even if its record never is.
+      const lines = logLines() as Array<{ msg: string; integrationId?: number }>;
+      const logged = lines.findIndex((l) => l.msg === 'delivery' && l.integrationId === integration.id);
+      expect(logged).toBeGreaterThanOrEqual(0);
+      expect(logged).toBeLessThan(lines.findIndex((l) => l.msg === 'PostgreSQL is back; delivery outcomes are saved again'));
       expect((await p.get(`/api/v1/integrations/${integration.id}`)).body).toMatchObject({ lastDeliveryStatus: 'success' });
       expect(sink.requests.filter((r) => r.path === '/during-post')).toHaveLength(1);
       expect(await api.server.queue.getJobCounts('failed')).toEqual({ failed: failedBefore });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApiServer } from '../../src/api-server.js';
 import { createLogger } from '../../src/logger.js';
 import { startDeliveryWorker } from '../../src/delivery/worker.js';
 import { createWorkerConnection } from '../../src/delivery/queue.js';
@@ -161,6 +162,28 @@ describe('metrics', () => {
     for (const state of ['waiting', 'active', 'delayed', 'failed']) expect(text).toMatch(new RegExp(`^mozhno_jobs\\{state="${state}"\\} \\d+`, 'm'));
     expect(text).toMatch(/^mozhno_relay_lag_seconds \d/m);
     expect(text).toMatch(/^process_resident_memory_bytes \d/m);
+  });
+
+  it('leaves the relay lag out while PostgreSQL does not answer, rather than reading 0 ("none waits")', async () => {
+    const target = new URL(h.api.config.databaseUrl);
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(target.port || 5432) });
+    const proxied = new URL(h.api.config.databaseUrl);
+    proxied.port = String(proxy.port);
+    // A second api of the same database and queue, reaching PostgreSQL through the proxy. Its relay
+    // is not the one queueing (one relay at a time), so nothing here depends on it.
+    const second = await startApiServer({ ...h.api.config, databaseUrl: proxied.toString(), port: 0 }, createLogger('silent'), { host: '127.0.0.1' });
+    const scrape = async () => (await fetch(`${second.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+    try {
+      expect(await scrape()).toMatch(/^mozhno_relay_lag_seconds \d/m);
+      proxy.stall();
+      const text = await scrape();
+      expect(text).toContain('# TYPE mozhno_relay_lag_seconds gauge');
+      expect(text).not.toMatch(/^mozhno_relay_lag_seconds /m);
+      expect(text).toMatch(/^mozhno_jobs\{state="waiting"\} \d/m); // Redis still answers: the queue is there
+    } finally {
+      await proxy.close(); // its stalled connections fail now, so the second api's pool can close
+      await second.close();
+    }
   });
 
   it('the api exposes deliveries by result and code and the duration histogram, summed over every worker process', async () => {
