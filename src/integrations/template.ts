@@ -77,11 +77,13 @@ export function compileTemplate(text: string): { template: CompiledTemplate; pro
 }
 
 // Outside any placeholder, these are slips that would reach the receiver unexpanded: an opening
-// pair before `events.` (`{{events.user-name}}`, `[[events.action}}`, `{{events .action}}`), or a
-// single opening brace or bracket before a closing pair (`{events.action}}`).
+// pair before `events.` (`{{events.user-name}}`, `[[events.action}}`, `{{events .action}}`), also
+// in another letter case, as `event`, with an invisible character (a zero-width space, a soft
+// hyphen: Unicode's format characters) or with `:` or `/` for the dot; or a single opening brace
+// or bracket before a closing pair (`{events.action}}`).
 const MALFORMED_START = new RegExp(
-  String.raw`(?:\{\{|\[\[)\s*events\s*\.|(?<![{[])[{[]\s*events\s*\.[\w.]*\s*(?:\}\}|\]\])`,
-  'g',
+  String.raw`(?:\{\{|\[\[)[\s\p{Cf}]*events?[\s\p{Cf}]*[.:/]|(?<![{[])[{[]\s*events\s*\.[\w.]*\s*(?:\}\}|\]\])`,
+  'giu',
 );
 const EXCERPT_LENGTH = 40;
 
@@ -110,7 +112,8 @@ function knownVariable(path: string): TemplateVariable | undefined {
 function unknownVariableProblem(path: string): TemplateProblem {
   const suggestion = suggestVariable(path);
   const hint = suggestion === undefined ? '' : ` (did you mean "${suggestion}"?)`;
-  return { message: `unknown variable "${path}"${hint}`, variable: path };
+  const shown = path.length <= EXCERPT_LENGTH ? path : `${path.slice(0, EXCERPT_LENGTH)}…`;
+  return { message: `unknown variable "${shown}"${hint}`, variable: path };
 }
 
 /** Catches the likely slips: `action`, `event.action`, `events.resourcename`. */
@@ -232,12 +235,16 @@ function firstProblems(problems: TemplateProblem[]): TemplateProblem[] {
 
 /**
  * `"\[[events.action]]"` makes the value's first character an escape: valid JSON for
- * `flag.…` (`\f`), invalid for `segment.…`. The samples cannot tell, so it is refused by shape.
+ * `flag.…` (`\f`), invalid for `segment.…`; so does `"\u00[[events.action]]"`, whose escape
+ * takes the value's first characters as its hex digits. The samples cannot tell, so both are
+ * refused by shape: an odd run of backslashes, then nothing or `u` and up to 3 hex digits.
  */
+const ENDS_IN_OPEN_ESCAPE = /(?<!\\)(?:\\\\)*\\(?:u[0-9A-Fa-f]{0,3})?$/;
+
 function afterBackslash(template: CompiledTemplate): TemplateProblem | undefined {
-  const index = template.variables.findIndex((_, i) => /(?<!\\)(?:\\\\)*\\$/.test(template.parts[i] ?? ''));
+  const index = template.variables.findIndex((_, i) => ENDS_IN_OPEN_ESCAPE.test(template.parts[i] ?? ''));
   if (index < 0) return undefined;
-  return { message: `placeholder events.${template.variables[index]} follows a backslash, which would turn the value's first character into an escape` };
+  return { message: `placeholder events.${template.variables[index]} follows a backslash (or an unfinished \\u escape), which would turn the value's first characters into part of an escape` };
 }
 
 /** Reports only the first failing sample: the others would usually repeat it. */
@@ -247,7 +254,7 @@ function checkRendersToJson(template: CompiledTemplate): TemplateProblem | undef
       JSON.parse(renderTemplate(template, vars, true));
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      return { message: `renders to invalid JSON: ${reason} (with ${label})` };
+      return { message: `renders to invalid JSON: ${reason} (with ${label}; a position counts in that rendering, not in the template)` };
     }
   }
   return undefined;

@@ -153,6 +153,18 @@ describe('CRUD', () => {
     expect(spaced.body.configJson).toBe('{ "url" : "https://hooks.example.com/x" }');
   });
 
+  it('masks a secret repeated thousands of times in one configJson just under 1 MiB, answering as for one', async () => {
+    // Each copy once made the masking scan the whole text again: this request took minutes of the api's one thread.
+    const p = await api.project({ plan: 'pro' });
+    const copies = 12_000;
+    const configJson = `{"url":"https://hooks.example.com/x"${`,"secret":"${SECRET}"`.repeat(copies)}}`;
+    expect(configJson.length).toBeGreaterThan(600_000);
+    const created = await p.post('/api/v1/integrations', { ...seedBody(), configJson });
+    expect(created.status).toBe(201);
+    expect(created.body.configJson).toBe('{"url":"https://hooks.example.com/x","secret":"********"}');
+    expect((await api.server.db('integrations').where('id', created.body.id).first()).secret).toBe(SECRET);
+  });
+
   it('reports integration usage on the project', async () => {
     const p = await api.project({ plan: 'pro' });
     await p.post('/api/v1/integrations', seedBody());

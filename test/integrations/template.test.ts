@@ -302,15 +302,38 @@ describe('checkTemplate', () => {
   ])('refuses %s for a JSON content type', (_label, text) => {
     const messages = problemMessages(text);
     expect(messages).toHaveLength(1);
-    expect(messages[0]).toMatch(/^renders to invalid JSON: .+ \(with (?:\w+ )?sample values\)$/);
+    expect(messages[0]).toMatch(/^renders to invalid JSON: .+ \(with (?:\w+ )?sample values; a position counts in that rendering, not in the template\)$/);
   });
 
-  it('refuses a string placeholder right after a backslash, which the sample values cannot catch', () => {
+  it('refuses a string placeholder right after a backslash or inside an unfinished \\u escape, which the sample values cannot catch', () => {
+    const refusal = "placeholder events.action follows a backslash (or an unfinished \\u escape), which would turn the value's first characters into part of an escape";
     // `\f` + "lag.updated" is valid JSON; `\s` + "egment.created" is not.
-    expect(problemMessages('{"a":"\\[[events.action]]\\[[events.action]]"}')).toEqual([
-      "placeholder events.action follows a backslash, which would turn the value's first character into an escape",
-    ]);
+    expect(problemMessages('{"a":"\\[[events.action]]\\[[events.action]]"}')).toEqual([refusal]);
+    // `\u000` + "f…" is an escape for flag events, and broken for segment.created ("s" is no hex digit).
+    for (const open of ['\\u', '\\u0', '\\u00', '\\u000', '\\uABC']) expect(problemMessages(`{"a":"${open}{{events.action}}"}`), open).toEqual([refusal]);
     expect(problemMessages('{"a":"\\\\[[events.action]]"}')).toEqual([]); // an escaped backslash, then the value
+    expect(problemMessages('{"a":"\\u0041[[events.action]]"}')).toEqual([]); // a finished escape, then the value
+    expect(problemMessages('{"a":"\\\\u00[[events.action]]"}')).toEqual([]); // an escaped backslash, then text "u00"
+  });
+
+  it('names an unknown variable in at most 40 characters, however long it is', () => {
+    const [message] = problemMessages(`{"a":"{{events.${'a'.repeat(65_000)}}}"}`);
+    expect(message).toBe(`unknown variable "events.${'a'.repeat(33)}…"`);
+  });
+
+  it.each([
+    ['a zero-width space before the dot', '{{events\u200b.action}}'],
+    ['a zero-width space first', '{{\u200bevents.action}}'],
+    ['a soft hyphen', '{{events\u00ad.action}}'],
+    ['a word joiner', '[[\u2060events.action]]'],
+    ['a colon for the dot', '{{events:action}}'],
+    ['a slash for the dot', '{{events/action}}'],
+    ['capitals and spaces', '{{ Events .action }}'],
+    ['the singular, spaced', '{{ event .action }}'],
+  ])('refuses a placeholder broken by %s, which would reach the receiver unexpanded', (_label, placeholder) => {
+    const messages = problemMessages(`{"a":"${placeholder}"}`);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toMatch(/^malformed placeholder "/);
   });
 
   it('allows at most MAX_PLACEHOLDERS placeholders, so a rendered body stays near 1 MiB', () => {
@@ -323,7 +346,7 @@ describe('checkTemplate', () => {
   it('renders with empty sample values too, not only realistic ones', () => {
     // With a realistic id this is 420; with 0 it is "00", which JSON refuses.
     expect(problemMessages('{"a": [[events.resourceId]]0}')).toEqual([
-      expect.stringMatching(/^renders to invalid JSON: .+ \(with empty sample values\)$/),
+      expect.stringMatching(/^renders to invalid JSON: .+ \(with empty sample values; a position counts in that rendering, not in the template\)$/),
     ]);
   });
 
