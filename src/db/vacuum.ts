@@ -124,7 +124,8 @@ export class SelfVacuum extends PeriodicPass<string[]> {
     this.vacuuming = connection.processID ?? null;
     try {
       // A plain VACUUM: it runs beside inserts and deletes, and takes no lock they wait for.
-      await connection.query(`VACUUM (ANALYZE) ${pg.escapeIdentifier(stats.table)}`);
+      // As long as it takes (no query timeout): stopping cancels it instead.
+      await connection.query({ text: `VACUUM (ANALYZE) ${pg.escapeIdentifier(stats.table)}`, query_timeout: 24 * 3600 * 1000 } as pg.QueryConfig);
     } finally {
       this.vacuuming = null;
     }

@@ -173,7 +173,9 @@ export class OutcomeRecorder {
    */
   private async writeWithRetry(outcomes: DeliveryOutcome[]): Promise<void> {
     const batch = JSON.stringify(outcomes.map(toRow));
-    const giveUpBy = Date.now() + this.patienceMs;
+    // Counted from the first failure, not from the first try: a try that hung until it timed out
+    // (a PostgreSQL that stopped answering) must not have used up the patience by itself.
+    let giveUpBy = Infinity;
     for (let attempt = 1, pause = 100; ; attempt++) {
       try {
         await this.write(batch);
@@ -183,6 +185,7 @@ export class OutcomeRecorder {
         return;
       } catch (err) {
         if (RETRYABLE.has(pgErrorCode(err) ?? '') && attempt < 3) continue;
+        if (isConnectionError(err) && giveUpBy === Infinity) giveUpBy = Date.now() + this.patienceMs;
         if (!isConnectionError(err) || Date.now() + pause > Math.min(giveUpBy, this.giveUpBy)) throw err;
         if (!this.waitingForDatabase) this.log.warn({ err: (err as Error).message }, 'PostgreSQL unreachable; delivery outcomes wait for it');
         this.waitingForDatabase = true;

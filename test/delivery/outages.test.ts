@@ -7,7 +7,9 @@ import { PassThrough } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startApiServer } from '../../src/api-server.js';
+import { createDb } from '../../src/db/knex.js';
 import { InFlightLimit } from '../../src/delivery/in-flight-limit.js';
+import { OutcomeRecorder } from '../../src/delivery/outcome-recorder.js';
 import type { RelayedEvents } from '../../src/events/relay.js';
 import { startDeliveryWorker, type DeliveryWorker } from '../../src/delivery/worker.js';
 import { createLogger } from '../../src/logger.js';
@@ -232,6 +234,62 @@ describe('PostgreSQL unreachable from the api', () => {
       apiProxy.restore();
       await second.close();
       await apiProxy.close();
+    }
+  });
+});
+
+describe('PostgreSQL that takes connections but never answers', () => {
+  it('an api request is 503 once its statement times out, and the stuck connection is never used again', async () => {
+    const apiProxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(api.config.databaseUrl).port || 5432) });
+    const proxied = new URL(api.config.databaseUrl);
+    proxied.port = String(apiProxy.port);
+    const second = await startApiServer({ ...api.config, databaseUrl: proxied.toString(), port: 0 }, createLogger('silent'), { host: '127.0.0.1', queryTimeoutMs: 1_000 });
+    try {
+      const p = await api.project();
+      const get = () => fetch(`${second.url}/api/v1/flags`, { headers: { authorization: `Bearer ${p.token}` }, signal: AbortSignal.timeout(15_000) });
+      expect((await get()).status).toBe(200); // a pooled connection, warm
+      apiProxy.stall(); // its bytes go nowhere from now on, and no answer comes back
+      const hung = await get();
+      expect(hung.status).toBe(503);
+      expect(((await hung.json()) as { error: { code: string } }).error.code).toBe('unavailable');
+      // New connections work again; the stalled one, still waiting for its answer, is dropped rather than reused.
+      apiProxy.restore();
+      for (let i = 0; i < 3; i++) expect((await get()).status).toBe(200);
+    } finally {
+      await apiProxy.close();
+      await second.close();
+    }
+  });
+
+  it('a delivery outcome whose write hung past the patience is tried again, its patience counted from that failure', async () => {
+    const { integration, deliveries } = await connect('hung-write');
+    const recorderProxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(api.config.databaseUrl).port || 5432) });
+    const proxied = new URL(api.config.databaseUrl);
+    proxied.port = String(recorderProxy.port);
+    const db = createDb(proxied.toString(), { poolMax: 2, queryTimeoutMs: 2_000 });
+    // Patience shorter than the hang: counted from the first try, it was all used up by the time the write failed.
+    const recorder = new OutcomeRecorder(db, createLogger('silent'), { retention: 100, patienceMs: 1_000 });
+    const outcome = (eventId: number) => ({
+      integrationId: integration.id,
+      eventId,
+      webhookId: `msg_hung_${eventId}`,
+      action: 'flag.created',
+      requestBody: '{}',
+      result: { ok: true, httpStatus: 200, errorCode: null, error: null, address: '127.0.0.1', durationMs: 1, responseExcerpt: 'ok' } as const,
+      at: new Date(),
+    });
+    try {
+      await recorder.record(outcome(1)); // a pooled connection, warm
+      recorderProxy.stall();
+      const saved = recorder.record(outcome(2));
+      // New connections get through again before the hung write times out (at 2 s); the hung one never answers.
+      setTimeout(() => recorderProxy.restore(), 1_500);
+      await saved;
+      expect((await deliveries()).map((d) => d.eventId).sort()).toEqual([1, 2]);
+    } finally {
+      await recorderProxy.close();
+      await recorder.close();
+      await db.destroy();
     }
   });
 });

@@ -99,6 +99,10 @@ describe('health', () => {
       expect(ready.status).toBe(503);
       expect(await ready.json()).toEqual({ status: 'unavailable', postgres: 'ok', redis: 'unreachable: ECONNREFUSED' });
       expect((await fetch(`${api.server.url}/healthz`)).status).toBe(200);
+      // The api's readiness probe: Redis reported, not required (changes are still taken and queued later).
+      const probe = await fetch(`${api.server.url}/readyz?optional=redis`);
+      expect(probe.status).toBe(200);
+      expect(await probe.json()).toEqual({ status: 'ready', postgres: 'ok', redis: 'unreachable: ECONNREFUSED' });
     } finally {
       await api.close();
     }
