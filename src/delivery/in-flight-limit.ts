@@ -145,6 +145,19 @@ export class InFlightLimit {
     });
   }
 
+  /**
+   * Keeps a slot `holder` took while it is held: its lease (an attempt and 15 s) is stamped anew
+   * every third of a lease, so a job that holds it longer — a read waiting for PostgreSQL before
+   * the POST, a record waiting to be saved after it — does not see it swept as a crashed holder's
+   * and taken by another job meanwhile. A job done within a third of a lease (nearly all) sends
+   * nothing. Answers the function that stops it; call it before `release`.
+   */
+  hold(integrationId: number, holder: string): () => void {
+    const renewal = setInterval(() => void this.tryAcquire(integrationId, holder).catch(() => undefined), Math.max(1, Math.floor(this.leaseMs / 3)));
+    renewal.unref();
+    return () => clearInterval(renewal);
+  }
+
   /** Frees the slot (soon: see the class comment). */
   release(integrationId: number, holder: string): void {
     this.pending.push({ integrationId, holder });

@@ -100,6 +100,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
       metrics.parked.inc();
       throw new DelayedError();
     }
+    const unhold = limit.hold(integrationId, holder);
     try {
       let target: Awaited<ReturnType<Deliverer['target']>>;
       try {
@@ -119,6 +120,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
       const result = await deliverer.deliver(job.data, target);
       return result.ok ? 'success' : `failure: ${result.errorCode}`;
     } finally {
+      unhold();
       limit.release(integrationId, holder);
     }
   };

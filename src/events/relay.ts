@@ -195,10 +195,11 @@ export class EventRelay {
       const toAdd = remaining.filter((e) => e.jobs.length > 0);
       await this.relayed.attempt(toAdd.map((e) => e.eventId));
       // In slices, so workers start on the first jobs while the rest are still being added; each
-      // addBulk is one MULTI that holds Redis while it runs, so a small slice keeps the workers'
+      // addBulk is one pipeline (BullMQ 6: not a MULTI, so a slice can be added in part, which the
+      // attempted-mark above covers) that keeps Redis busy while it runs, so a small slice keeps the workers'
       // own commands from waiting behind it (100 against 500: first delivery of a burst ~50 ms
       // sooner on the bench, throughput the same; two slices in flight at once measured no better).
-      // A slice holds whole events (one MULTI: all of an event's jobs are added, or none), and its
+      // A slice holds whole events, and its
       // events are noted as added once its parked jobs are in line too (a retry would not park them).
       let jobs = 0;
       let parked = 0;

@@ -190,6 +190,21 @@ describe('InFlightLimit', () => {
     return { dying: new InFlightLimit(redis, prefix, cap, 200, onWake), living: new InFlightLimit(redis, prefix, cap, 60_000, onWake) };
   }
 
+  it('a slot held past its lease (a slow read, a record waiting) is kept while held, and swept once its holder stops', async () => {
+    const prefix = `mozhno-test-limit-${randomBytes(4).toString('hex')}`;
+    prefixes.push(prefix);
+    const onWake = (integrationId: number, jobId: string) => woken.push([integrationId, jobId]);
+    const mine = new InFlightLimit(redis, prefix, 1, 300, onWake);
+    const other = new InFlightLimit(redis, prefix, 1, 300, onWake);
+    expect(await mine.tryAcquire(23, 'slow')).toBe(true);
+    const unhold = mine.hold(23, 'slow');
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // three leases' worth
+    expect(await other.tryAcquire(23, 'next')).toBe(false); // still held: the cap of 1 stands
+    unhold(); // as if its worker died: no more renewals, and no release
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await other.tryAcquire(23, 'next')).toBe(true);
+  });
+
   it('wakes jobs in line for the slots expired leases free, which no release would ever wake them for', async () => {
     const { dying, living } = sharedLimits(3);
     expect(await dying.tryAcquire(21, 'dead-1')).toBe(true);
