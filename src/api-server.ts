@@ -55,15 +55,10 @@ export interface ApiServerOptions {
   relay?: RelayOptions;
   /** How long a Redis command may go unanswered (PRODUCER_COMMAND_TIMEOUT_MS); tests shorten it. */
   redisCommandTimeoutMs?: number;
-  /** How long a statement may go unanswered (API_QUERY_TIMEOUT_MS); tests shorten it. */
-  queryTimeoutMs?: number;
 }
 
-/** A request's statement PostgreSQL leaves unanswered this long is an outage: `503 unavailable` (see DbOptions.queryTimeoutMs). */
-export const API_QUERY_TIMEOUT_MS = 20_000;
-
 export async function startApiServer(config: Readonly<Config>, log: Logger, options: ApiServerOptions = {}): Promise<ApiServer> {
-  const db = createDb(config.databaseUrl, { log, queryTimeoutMs: options.queryTimeoutMs ?? API_QUERY_TIMEOUT_MS });
+  const db = createDb(config.databaseUrl, { log });
   await assertDatabaseReachable(db, config.databaseUrl);
   const redis = createProducerConnection(config, options.redisCommandTimeoutMs);
   let redisDown = false;

@@ -1,4 +1,4 @@
-import { API_QUERY_TIMEOUT_MS, startApiServer } from './api-server.js';
+import { startApiServer } from './api-server.js';
 import { runProcess } from './lifecycle.js';
 
 await runProcess('api', async (config, log) => {
@@ -7,6 +7,7 @@ await runProcess('api', async (config, log) => {
   // Started by `npm start`, which prints where it listens once it does (PORT=0 picks a port).
   if (process.connected) process.send?.({ listening: server.url }, () => undefined);
   return () => server.close();
-  // Requests under way get 5 s (see ApiServer.close); a relay or request stuck on a PostgreSQL that
-  // stopped answering ends with its statement's timeout; past that, the api exits anyway.
-}, { stopDeadlineMs: () => API_QUERY_TIMEOUT_MS + 10_000 });
+  // Requests under way get 5 s (see ApiServer.close); one stuck on a PostgreSQL that stopped
+  // answering (no statement is timed out: see README "Delivery") would hold the stop for as long
+  // as TCP takes to give up, so past 30 s the api exits anyway.
+}, { stopDeadlineMs: () => 30_000 });

@@ -47,6 +47,5 @@ export function isLoginRefused(err: unknown): boolean {
   return pgErrorCode(err)?.startsWith('28') === true;
 }
 
-// Not "Client was closed": that is a released client used again, a bug. "Query read timeout" is a
-// statement PostgreSQL did not answer within createDb's queryTimeoutMs.
-const DRIVER_CONNECTION_MESSAGES = /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Timeout acquiring a connection|Query read timeout/i;
+// Not "Client was closed": that is a released client used again, a bug.
+const DRIVER_CONNECTION_MESSAGES = /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Timeout acquiring a connection/i;

@@ -16,14 +16,6 @@ export interface DbOptions {
   poolMax?: number;
   /** Where knex's own messages go, as JSON lines like every other; without it (the CLI, migrate), one plain line each on stderr. */
   log?: Logger;
-  /**
-   * How long a statement may go unanswered before it fails with "Query read timeout" (an outage,
-   * see isConnectionError) and its connection is dropped instead of reused. Without it, a
-   * PostgreSQL that accepts connections but never answers (a hung server, a failover whose old
-   * primary vanished without resetting them) holds requests and delivery records for as long as
-   * TCP takes to give up: many minutes. Unset (migrations, the CLI): no limit.
-   */
-  queryTimeoutMs?: number;
 }
 
 /**
@@ -39,13 +31,10 @@ export function pgConnection(databaseUrl: string): { connectionString: string; a
 }
 
 export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
-  const timeout = options.queryTimeoutMs;
   return knex({
     client: 'pg',
-    connection: timeout === undefined ? pgConnection(databaseUrl) : { ...pgConnection(databaseUrl), query_timeout: timeout },
-    // A connection whose statement timed out is still waiting for its answer (pg gives up on the
-    // statement, not on the connection): it is never handed out again, but closed.
-    pool: { min: 0, max: options.poolMax ?? 10, ...(timeout === undefined ? {} : { validate: (connection: { readyForQuery?: boolean }) => connection.readyForQuery === true }) },
+    connection: pgConnection(databaseUrl),
+    pool: { min: 0, max: options.poolMax ?? 10 },
     acquireConnectionTimeout: 10_000,
     // A failed query's message carries its SQL with placeholders, not the values bound to them:
     // those can be an integration's secret or header values, and errors are logged.

@@ -124,8 +124,7 @@ export class SelfVacuum extends PeriodicPass<string[]> {
     this.vacuuming = connection.processID ?? null;
     try {
       // A plain VACUUM: it runs beside inserts and deletes, and takes no lock they wait for.
-      // As long as it takes (no query timeout): stopping cancels it instead.
-      await connection.query({ text: `VACUUM (ANALYZE) ${pg.escapeIdentifier(stats.table)}`, query_timeout: 24 * 3600 * 1000 } as pg.QueryConfig);
+      await connection.query(`VACUUM (ANALYZE) ${pg.escapeIdentifier(stats.table)}`);
     } finally {
       this.vacuuming = null;
     }

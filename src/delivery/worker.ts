@@ -42,12 +42,9 @@ export interface DeliveryWorker {
   close(): Promise<void>;
 }
 
-/** A statement PostgreSQL leaves unanswered this long is taken for an outage (see DbOptions.queryTimeoutMs). */
-export const WORKER_QUERY_TIMEOUT_MS = 60_000;
-
 /** The worker process's composition root. */
 export function startDeliveryWorker(config: Readonly<Config>, log: Logger, options: DeliveryWorkerOptions = {}): DeliveryWorker {
-  const db = createDb(config.databaseUrl, { poolMax: 10, log, queryTimeoutMs: WORKER_QUERY_TIMEOUT_MS });
+  const db = createDb(config.databaseUrl, { poolMax: 10, log });
   const client = new WebhookClient({
     timeoutMs: config.webhookTimeoutMs,
     policy: new AddressPolicy(config.webhookAllowedCidrs),
