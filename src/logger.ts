@@ -8,13 +8,28 @@ export type { Logger };
  * as stored), and the bindings some drivers attach. The code, constraint and message stay.
  */
 const ROW_DATA = new Set(['detail', 'parameters', 'bindings']);
+/** What pino's error serializer makes its objects from (nested errors, a cause, included). */
+const SERIALIZED_ERROR = Object.getPrototypeOf(pino.stdSerializers.err(new Error())) as unknown;
 
-/** A copy without ROW_DATA keys, a few levels deep (the serialized error may share objects with the original). */
+/**
+ * A copy without ROW_DATA keys, through plain objects and arrays (a serialized error's nested
+ * values may be the original's); anything else (a Date, a Buffer) stays as it is, for pino to
+ * write. It never throws: a getter that does leaves its value out.
+ */
 function withoutRowData(value: unknown, depth = 0): unknown {
-  if (value === null || typeof value !== 'object' || depth > 4) return value;
+  if (value === null || typeof value !== 'object' || depth > 8) return value;
   if (Array.isArray(value)) return value.map((item) => withoutRowData(item, depth + 1));
+  const prototype = Object.getPrototypeOf(value) as unknown;
+  if (prototype !== Object.prototype && prototype !== null && prototype !== SERIALIZED_ERROR) return value;
   const copy: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) if (!ROW_DATA.has(key)) copy[key] = withoutRowData(item, depth + 1);
+  for (const key of Object.keys(value)) {
+    if (ROW_DATA.has(key)) continue;
+    try {
+      copy[key] = withoutRowData((value as Record<string, unknown>)[key], depth + 1);
+    } catch {
+      copy[key] = '[unreadable]';
+    }
+  }
   return copy;
 }
 

@@ -77,18 +77,23 @@ export function compileTemplate(text: string): { template: CompiledTemplate; pro
 }
 
 // Outside any placeholder, these are slips that would reach the receiver unexpanded: an opening
-// pair before `events.` (`{{events.user-name}}`, `[[events.action}}`, `{{events .action}}`), also
-// in another letter case, as `event`, with an invisible character (a zero-width space, a soft
-// hyphen: Unicode's format characters) or with `:` or `/` for the dot; or a single opening brace
-// or bracket before a closing pair (`{events.action}}`).
-const MALFORMED_START = new RegExp(
-  String.raw`(?:\{\{|\[\[)[\s\p{Cf}]*events?[\s\p{Cf}]*[.:/]|(?<![{[])[{[]\s*events\s*\.[\w.]*\s*(?:\}\}|\]\])`,
+// pair before `events.` (`{{events.user-name}}`, `[[events.action}}`, `{{events .action}}`), or a
+// single opening brace or bracket before a closing pair (`{events.action}}`).
+const MALFORMED_START = new RegExp(String.raw`(?:\{\{|\[\[)\s*events\s*\.|(?<![{[])[{[]\s*events\s*\.[\w.]*\s*(?:\}\}|\]\])`, 'g');
+// And a variable's name in brackets, its `events.` written in another letter case, as `event`,
+// with an invisible character (a zero-width space, a soft hyphen: Unicode's format characters)
+// or with `:` or `/` for the dot. Only then: text that merely mentions events
+// (`[[Events/Launch plan]]`, `[[events:changelog]]`) stays text.
+const VARIABLE_NAMES = [...TEMPLATE_VARIABLES].sort((a, b) => b.length - a.length).map((name) => name.replace('.', String.raw`\.`)).join('|');
+const MALFORMED_VARIANT = new RegExp(
+  String.raw`(?:\{\{|\[\[)[\s\p{Cf}]*events?[\s\p{Cf}]*[.:/][\s\p{Cf}]*(?:${VARIABLE_NAMES})[\s\p{Cf}]*(?:\}\}|\]\])`,
   'giu',
 );
 const EXCERPT_LENGTH = 40;
 
 function findMalformedPlaceholders(literalText: string): string[] {
-  return [...literalText.matchAll(MALFORMED_START)].map((match) => excerpt(literalText, match.index));
+  const starts = new Set([...literalText.matchAll(MALFORMED_START), ...literalText.matchAll(MALFORMED_VARIANT)].map((match) => match.index));
+  return [...starts].sort((x, y) => x - y).map((start) => excerpt(literalText, start));
 }
 
 /** From `start` up to and including the first closing pair, at most EXCERPT_LENGTH characters. */

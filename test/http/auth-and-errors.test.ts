@@ -203,6 +203,26 @@ describe('error answers (SPEC §9)', () => {
 });
 
 describe('the log of an unexpected database error', () => {
+  it('is written whatever the error holds: a getter that throws, a Date, a Buffer, a detail nested deep', () => {
+    const lines: string[] = [];
+    const log = createLogger('error', { destination: new PassThrough().on('data', (chunk: Buffer) => lines.push(chunk.toString())) });
+    const at = new Date('2026-11-28T00:00:00Z');
+    const err = Object.assign(new Error('odd'), {
+      nested: { get boom(): never { throw new Error('getter'); }, at, bytes: Buffer.from('ab') },
+      l1: { l2: { l3: { l4: { l5: { detail: 'Failing row contains (secret)' } } } } },
+    });
+    expect(() => log.error({ err }, 'odd error')).not.toThrow();
+    log.flush();
+    return vi.waitFor(() => {
+      const entry = JSON.parse(lines.join('')) as { err: { message: string; nested: { boom: string; at: string; bytes: unknown } } };
+      expect(entry.err.message).toBe('odd');
+      expect(entry.err.nested.boom).toBe('[unreadable]');
+      expect(entry.err.nested.at).toBe(at.toISOString());
+      expect(entry.err.nested.bytes).toEqual({ type: 'Buffer', data: [97, 98] });
+      expect(lines.join('')).not.toContain('Failing row');
+    });
+  });
+
   it('names the constraint but holds none of the row PostgreSQL quotes back: no secret, no header value', async () => {
     const lines: string[] = [];
     const destination = new PassThrough().on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));

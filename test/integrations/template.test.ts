@@ -316,6 +316,15 @@ describe('checkTemplate', () => {
     expect(problemMessages('{"a":"\\\\u00[[events.action]]"}')).toEqual([]); // an escaped backslash, then text "u00"
   });
 
+  it.each([
+    ['a wiki link', 'See [[Events/Launch plan]] for {{events.action}}', 'text/plain'],
+    ['a label in brackets', '{"text":"[[EVENT: {{events.action}}]] by [[events.user.name]]"}', 'application/json'],
+    ['a link to a changelog', 'Docs: [[events:changelog]] after {{events.action}}', 'text/plain'],
+    ['a path', 'see /docs/[[events/]] for {{events.action}}', 'text/plain'],
+  ])('keeps text that merely mentions events in brackets: %s', (_label, text, contentType) => {
+    expect(problemMessages(text, contentType)).toEqual([]);
+  });
+
   it('names an unknown variable in at most 40 characters, however long it is', () => {
     const [message] = problemMessages(`{"a":"{{events.${'a'.repeat(65_000)}}}"}`);
     expect(message).toBe(`unknown variable "events.${'a'.repeat(33)}…"`);
