@@ -585,8 +585,10 @@ describe('what users and endpoints wrote, shown for what it is', () => {
     expect(await page.evaluate(() => document.activeElement?.getAttribute('role'))).toBe('switch');
 
     expect((await p.delete(`/api/v1/integrations/${gone.id}`)).status).toBe(204);
+    await expect.poll(text('#usage')).toContain('2 of 3 used');
     await cardOf('Gone soon').getByRole('switch').click();
     await expect.poll(() => cardOf('Gone soon').count()).toBe(0);
+    await expect.poll(text('#usage')).toContain('1 of 3 used');
     expect(await page.locator('#list-message').textContent()).toContain('no longer exists');
   });
 

@@ -315,7 +315,10 @@ async function toggleEnabled(integration, input) {
     announce(`“${updated.name}” is ${updated.enabled ? 'enabled' : 'disabled'}.`);
   } catch (err) {
     input.checked = !enabled;
-    if (err instanceof ApiError && err.status === 404) input.closest('li')?.remove(); // deleted elsewhere
+    if (err instanceof ApiError && err.status === 404) {
+      input.closest('li')?.remove(); // deleted elsewhere: the usage shown is one too high
+      refreshProject().catch(() => {});
+    }
     fail(err, '#list-message', 'toggle');
     if (!$('#list-message').hidden) $('#list-message').scrollIntoView({ block: 'nearest' }); // above the cards, maybe far off
   } finally {
