@@ -57,6 +57,9 @@ export interface ApiServerOptions {
   redisCommandTimeoutMs?: number;
 }
 
+/** How long the api, told to stop, waits for its requests and relay before it exits anyway (see src/api.ts). */
+export const API_STOP_DEADLINE_MS = 20_000;
+
 export async function startApiServer(config: Readonly<Config>, log: Logger, options: ApiServerOptions = {}): Promise<ApiServer> {
   const db = createDb(config.databaseUrl, { log });
   await assertDatabaseReachable(db, config.databaseUrl);

@@ -1,4 +1,4 @@
-import { startApiServer } from './api-server.js';
+import { API_STOP_DEADLINE_MS, startApiServer } from './api-server.js';
 import { runProcess } from './lifecycle.js';
 
 await runProcess('api', async (config, log) => {
@@ -9,5 +9,6 @@ await runProcess('api', async (config, log) => {
   return () => server.close();
   // Requests under way get 5 s (see ApiServer.close); one stuck on a PostgreSQL that stopped
   // answering (no statement is timed out: see README "Delivery") would hold the stop for as long
-  // as TCP takes to give up, so past 30 s the api exits anyway.
-}, { stopDeadlineMs: () => 30_000 });
+  // as TCP takes to give up, so past 20 s the api exits anyway: within the grace periods of
+  // deploy/ (30 s, of which the preStop hook's 5 s come first) and docker-compose.yml (30 s).
+}, { stopDeadlineMs: () => API_STOP_DEADLINE_MS });

@@ -20,6 +20,8 @@ function withoutRowData(value: unknown, depth = 0): unknown {
   if (value === null || typeof value !== 'object' || depth > 8) return value;
   if (Array.isArray(value)) return value.map((item) => withoutRowData(item, depth + 1));
   const prototype = Object.getPrototypeOf(value) as unknown;
+  // An error pino's serializer did not reach (inside a plain object, an array): serialized here.
+  if (value instanceof Error) return withoutRowData(pino.stdSerializers.err(value), depth + 1);
   if (prototype !== Object.prototype && prototype !== null && prototype !== SERIALIZED_ERROR) return value;
   const copy: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
@@ -33,6 +35,16 @@ function withoutRowData(value: unknown, depth = 0): unknown {
   return copy;
 }
 
+/** An error as logged: pino's form without row data; never a throw (a getter of the error's may throw). */
+function serializeError(err: unknown): unknown {
+  try {
+    return withoutRowData(pino.stdSerializers.err(err as Error));
+  } catch {
+    const { name, message } = (err ?? {}) as { name?: unknown; message?: unknown };
+    return { type: typeof name === 'string' ? name : 'Error', message: typeof message === 'string' ? message : String(err), note: 'could not be serialized whole' };
+  }
+}
+
 /**
  * JSON lines on stdout (stderr for the CLI, whose stdout is its answer). Whatever
  * a caller passes, these paths never reach the log: tokens, secrets, header values.
@@ -43,7 +55,7 @@ export function createLogger(level: string, options: { stream?: 'stdout' | 'stde
       level,
       name: options.name,
       base: { pid: process.pid },
-      serializers: { err: (err: unknown) => withoutRowData(pino.stdSerializers.err(err as Error)) },
+      serializers: { err: serializeError },
       redact: {
         paths: ['token', 'secret', 'authorization', 'headers', '*.token', '*.secret', '*.authorization', '*.headers'],
         censor: '[redacted]',

@@ -153,7 +153,10 @@ export class InFlightLimit {
    * nothing. Answers the function that stops it; call it before `release`.
    */
   hold(integrationId: number, holder: string): () => void {
-    const renewal = setInterval(() => void this.tryAcquire(integrationId, holder).catch(() => undefined), Math.max(1, Math.floor(this.leaseMs / 3)));
+    // ZADD XX only stamps an entry that is still there: a renewal that reaches Redis after the
+    // slot's release (they travel apart) cannot put the slot back.
+    const renew = () => void this.redis.zadd(this.inflightKey(integrationId), 'XX', Date.now() + this.leaseMs, holder).catch(() => undefined);
+    const renewal = setInterval(renew, Math.max(1, Math.floor(this.leaseMs / 3)));
     renewal.unref();
     return () => clearInterval(renewal);
   }

@@ -205,6 +205,24 @@ describe('InFlightLimit', () => {
     expect(await other.tryAcquire(23, 'next')).toBe(true);
   });
 
+  it('a renewal that reaches Redis after its slot was released does not put the slot back', async () => {
+    const limit = limitOf(1, 300, 0);
+    expect(await limit.tryAcquire(24, 'done')).toBe(true);
+    const unhold = limit.hold(24, 'done');
+    // The renewal timer and the job's end fall in the same turn: the release goes first, the renewal after it.
+    await new Promise<void>((resolve) =>
+      setTimeout(() => {
+        limit.release(24, 'done');
+        unhold();
+        resolve();
+      }, 100),
+    );
+    await limit.flush();
+    await new Promise((resolve) => setTimeout(resolve, 150)); // past the renewal's moment (a third of 300 ms)
+    expect(await limit.inFlight(24)).toBe(0);
+    expect(await limit.tryAcquire(24, 'next')).toBe(true);
+  });
+
   it('wakes jobs in line for the slots expired leases free, which no release would ever wake them for', async () => {
     const { dying, living } = sharedLimits(3);
     expect(await dying.tryAcquire(21, 'dead-1')).toBe(true);

@@ -12,6 +12,7 @@ import { loadConfig, WORKER_THREAD_POOL_SIZE, type Config } from '../../src/conf
 import { QUEUE_NAME } from '../../src/delivery/queue.js';
 import { startTestApi, type TestApi } from '../support/api.js';
 import { REDIS_URL } from '../support/env.js';
+import { API_STOP_DEADLINE_MS } from '../../src/api-server.js';
 
 /**
  * Static checks of the deployment files (Dockerfile, docker/entrypoint.sh,
@@ -464,6 +465,17 @@ describe('docker-compose.yml', () => {
     expect(url.pathname).toBe(HEALTHZ);
     expect(worker.stop_grace_period, 'default 10 s would cut deliveries').toBeDefined();
     expect(composeDuration(worker.stop_grace_period)).toBeGreaterThanOrEqual(config.webhookTimeoutMs / 1000 + GRACE_MARGIN_S);
+  });
+
+  it('the api: a grace period longer than its own stop deadline, in compose and on Kubernetes (after the preStop pause)', () => {
+    const api = APP_SERVICES.find(([, s]) => ([] as string[]).concat(s.command)[0] === 'api')![1];
+    expect(api.stop_grace_period, 'default 10 s would cut the api\'s stop short').toBeDefined();
+    expect(composeDuration(api.stop_grace_period) * 1000).toBeGreaterThan(API_STOP_DEADLINE_MS);
+    const { object, container } = workload(RENDERINGS.base, 'Deployment', 'api');
+    const grace = (object.spec.template.spec.terminationGracePeriodSeconds ?? 30) * 1000;
+    const preStop = container.lifecycle?.preStop?.exec?.command as string[] | undefined;
+    const pause = preStop?.[0] === 'sleep' ? Number(preStop[1]) * 1000 : 0;
+    expect(grace - pause).toBeGreaterThan(API_STOP_DEADLINE_MS);
   });
 
   it('.env.example names only variables compose uses, each a config variable or one compose itself needs', () => {

@@ -207,14 +207,21 @@ describe('the log of an unexpected database error', () => {
     const lines: string[] = [];
     const log = createLogger('error', { destination: new PassThrough().on('data', (chunk: Buffer) => lines.push(chunk.toString())) });
     const at = new Date('2026-11-28T00:00:00Z');
+    const rowError = () => Object.assign(new Error('check violation'), { code: '23514', detail: 'Failing row contains (secret)' });
     const err = Object.assign(new Error('odd'), {
       nested: { get boom(): never { throw new Error('getter'); }, at, bytes: Buffer.from('ab') },
       l1: { l2: { l3: { l4: { l5: { detail: 'Failing row contains (secret)' } } } } },
+      context: { query: rowError() },
+      failures: [rowError()],
     });
     expect(() => log.error({ err }, 'odd error')).not.toThrow();
+    // A getter of the error itself that throws: still one line, not a throw from the log call.
+    const hostile = Object.defineProperty(new Error('hostile'), 'boom', { enumerable: true, get: () => { throw new Error('getter'); } });
+    expect(() => log.error({ err: hostile }, 'hostile error')).not.toThrow();
     log.flush();
     return vi.waitFor(() => {
-      const entry = JSON.parse(lines.join('')) as { err: { message: string; nested: { boom: string; at: string; bytes: unknown } } };
+      const entry = JSON.parse(lines.join('').split('\n')[0]!) as { err: { message: string; nested: { boom: string; at: string; bytes: unknown } } };
+      expect(JSON.parse(lines.join('').split('\n')[1]!).err.message).toBe('hostile');
       expect(entry.err.message).toBe('odd');
       expect(entry.err.nested.boom).toBe('[unreadable]');
       expect(entry.err.nested.at).toBe(at.toISOString());
