@@ -12,7 +12,7 @@ const STOP_DEADLINE_MS = 60_000;
 /**
  * `npm start`: everything a laptop needs. Creates the database when missing,
  * migrates, checks Redis, then runs one api and one worker process until Ctrl-C
- * (a second Ctrl-C stops them at once).
+ * (a second Ctrl-C, a second or more after the first, stops them at once).
  */
 async function main(): Promise<void> {
   const config = loadConfig();

@@ -173,7 +173,7 @@ export class OutcomeRecorder {
    */
   private async writeWithRetry(outcomes: DeliveryOutcome[]): Promise<void> {
     const batch = JSON.stringify(outcomes.map(toRow));
-    // Counted from the first failure, not from the first try: a try that hung until it timed out
+    // Counted from the first failure, not from the first try: a try that hung until its connection broke
     // (a PostgreSQL that stopped answering) must not have used up the patience by itself.
     let giveUpBy = Infinity;
     for (let attempt = 1, pause = 100; ; attempt++) {

@@ -569,6 +569,10 @@ describe('what users and endpoints wrote, shown for what it is', () => {
     expect(await page.locator('#integrations h2').textContent()).toBe('⟨U+202E⟩abc.exe');
     await page.getByRole('link', { name: /^Deliveries/ }).click();
     await expect.poll(text('#deliveries-title')).toBe('Deliveries of “⟨U+202E⟩abc.exe”');
+    // An endpoint's words in a message too, and a right-to-left mark among them.
+    h.sink.respond((_req, res) => res.writeHead(503).end('\u202Egnp.exe\u200F down'));
+    await page.getByRole('button', { name: 'Send test' }).click();
+    await expect.poll(text('#deliveries-message')).toContain('⟨U+202E⟩gnp.exe⟨U+200F⟩ down');
   });
 
   it('redraws a card from the toggle\'s answer, with what changed elsewhere, and drops one deleted elsewhere', async () => {

@@ -97,7 +97,7 @@ function announce(text) {
 /** `from` names the action that showed it, so that action alone may take it away (see toggleEnabled). */
 function showMessage(selector, content, kind = 'error', from = '') {
   const element = $(selector);
-  element.replaceChildren(...[content].flat());
+  element.replaceChildren(...[content].flat().map((part) => (typeof part === 'string' ? shown(part) : part)));
   element.className = `message ${kind}`;
   element.dataset.from = from;
   element.hidden = false;
@@ -469,7 +469,7 @@ function addFieldError(key, text) {
   const field = FIELDS[key];
   const error = $(field.error);
   if (error.childNodes.length > 0) error.append(h('br'));
-  error.append(text);
+  error.append(shown(text));
   error.hidden = false;
   // aria-invalid belongs on form controls; for the Events group it goes on each checkbox.
   const controls = key === 'events' ? eventBoxes() : [$(field.control)];

@@ -1,7 +1,7 @@
 /* global document */
 
-/** Bidirectional overrides, embeddings and isolates: in text a user or an endpoint wrote, they could reverse the page's own words around it. */
-const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+/** Bidirectional marks, overrides, embeddings and isolates: in text a user or an endpoint wrote, they could reverse the page's own words around it. */
+const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
 
 /** Text as shown: each bidirectional control written out (⟨U+202E⟩), so none can reorder what the page says. */
 export function shown(text) {
