@@ -44,13 +44,11 @@ export async function runProcess(name: string, main: (config: Readonly<Config>, 
     await new Promise<void>((resolve) => log.flush(() => resolve()));
     fail(`${name} failed to start: ${(err as Error).message}`);
   }
-  let stoppingSince: number | null = null;
+  const signals = stopSignals();
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stoppingSince !== null) {
-      if (Date.now() - stoppingSince < SAME_SIGNAL_MS) return; // the same Ctrl-C, relayed
-      process.exit(130);
-    }
-    stoppingSince = Date.now();
+    const seen = signals();
+    if (seen === 'relayed') return; // the same Ctrl-C, relayed
+    if (seen === 'again') process.exit(130);
     log.info({ signal }, `${name} stopping`);
     const deadlineMs = options.stopDeadlineMs?.(config);
     if (deadlineMs !== undefined) {
@@ -87,7 +85,22 @@ export async function runProcess(name: string, main: (config: Readonly<Config>, 
  * on to their child. A signal this soon after the first is that same one; only a later one
  * means "stop now, without waiting".
  */
-export const SAME_SIGNAL_MS = 1_000;
+const SAME_SIGNAL_MS = 1_000;
+
+/**
+ * Tells each stop signal apart: the first, the same one relayed (within SAME_SIGNAL_MS of the
+ * first), or a later one, which asks to stop at once.
+ */
+export function stopSignals(): () => 'first' | 'relayed' | 'again' {
+  let firstAt: number | null = null;
+  return () => {
+    if (firstAt === null) {
+      firstAt = Date.now();
+      return 'first';
+    }
+    return Date.now() - firstAt < SAME_SIGNAL_MS ? 'relayed' : 'again';
+  };
+}
 
 /**
  * Until a process has something to stop cleanly, SIGINT and SIGTERM end it at once with one line

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { loadConfig, WORKER_THREAD_POOL_SIZE } from './config.js';
 import { assertDatabaseReachable, createDb } from './db/knex.js';
 import { ensureDatabase, migrateLatest } from './db/migrate.js';
-import { exitOnStartupError, SAME_SIGNAL_MS, unreachable } from './lifecycle.js';
+import { exitOnStartupError, stopSignals, unreachable } from './lifecycle.js';
 
 /** Longer than a delivery's timeout plus saving it (see the worker's drain); then the children are killed. */
 const STOP_DEADLINE_MS = 60_000;
@@ -52,13 +52,11 @@ async function main(): Promise<void> {
       killAll();
     }, STOP_DEADLINE_MS).unref();
   };
-  let firstSignalAt = 0;
+  const signals = stopSignals();
   const onSignal = () => {
-    if (!stopping) {
-      firstSignalAt = Date.now();
-      return stopAll();
-    }
-    if (Date.now() - firstSignalAt < SAME_SIGNAL_MS) return; // the same Ctrl-C, relayed by npm or tsx
+    const seen = signals();
+    if (!stopping) return stopAll();
+    if (seen === 'relayed') return; // the same Ctrl-C, relayed by npm or tsx
     say('stopping now, without waiting for deliveries in flight');
     killAll();
   };
