@@ -271,20 +271,25 @@ function checkEvents(list: unknown[], details: ErrorDetail[]): EventCode[] {
   return codes;
 }
 
+const isJsonSpace = (c: string | undefined): boolean => c === ' ' || c === '\t' || c === '\n' || c === '\r';
+
+/** The index just past the JSON string that opens at `start` (its closing quote included). */
+function endOfString(json: string, start: number): number {
+  let i = start + 1;
+  for (; i < json.length && json[i] !== '"'; i++) if (json[i] === '\\') i++;
+  return i + 1;
+}
+
 /** JSON text without the white space between its tokens (strings kept as they are). */
 function withoutWhiteSpace(json: string): string {
   let out = '';
-  let inString = false;
   for (let i = 0; i < json.length; i++) {
     const c = json[i]!;
-    if (inString) {
-      out += c;
-      if (c === '\\') out += json[++i] ?? '';
-      else if (c === '"') inString = false;
-    } else if (c === '"') {
-      inString = true;
-      out += c;
-    } else if (c !== ' ' && c !== '\t' && c !== '\n' && c !== '\r') {
+    if (c === '"') {
+      const end = endOfString(json, i);
+      out += json.slice(i, end);
+      i = end - 1;
+    } else if (!isJsonSpace(c)) {
       out += c;
     }
   }
@@ -317,24 +322,20 @@ function maskSecret(text: string, secret: SecretChange): string {
 function topLevelStringValue(json: string, name: string): { start: number; end: number } | null {
   const key = JSON.stringify(name);
   const skipSpace = (i: number) => {
-    while (i < json.length && (json[i] === ' ' || json[i] === '\t' || json[i] === '\n' || json[i] === '\r')) i++;
+    while (isJsonSpace(json[i])) i++;
     return i;
-  };
-  const endOfString = (i: number) => {
-    for (i++; i < json.length && json[i] !== '"'; i++) if (json[i] === '\\') i++;
-    return i + 1;
   };
   let depth = 0;
   for (let i = 0; i < json.length; i++) {
     const c = json[i];
     if (c === '"') {
       const start = i;
-      i = endOfString(i) - 1;
+      i = endOfString(json, i) - 1;
       if (depth !== 1 || json.slice(start, i + 1) !== key) continue;
       const colon = skipSpace(i + 1);
       if (json[colon] !== ':') continue;
       const valueStart = skipSpace(colon + 1);
-      return json[valueStart] === '"' ? { start: valueStart, end: endOfString(valueStart) } : null;
+      return json[valueStart] === '"' ? { start: valueStart, end: endOfString(json, valueStart) } : null;
     }
     if (c === '{' || c === '[') depth++;
     else if (c === '}' || c === ']') depth--;
