@@ -116,7 +116,8 @@ function flag(name: string, value: string | undefined, fallback: boolean): boole
 }
 
 function url(name: string, value: string, protocols: string[]): string {
-  const form = `${protocols.map((p) => `${p}//`).join(' or ')}user:password@host:port/name`;
+  const schemes = protocols.map((p) => `${p}//`).join(' or ');
+  const form = `${schemes}user:password@host:port/name`;
   let parsed: URL;
   try {
     parsed = new URL(value);
@@ -124,7 +125,7 @@ function url(name: string, value: string, protocols: string[]): string {
     throw new ConfigError(name, `not a URL (not shown: it may hold a password); expected ${form}, with a "/", "@", ":" or "%" in the password written %2F, %40, %3A or %25`);
   }
   if (!protocols.includes(parsed.protocol) || !value.slice(parsed.protocol.length).startsWith('//')) {
-    throw new ConfigError(name, `must start with ${protocols.map((p) => `${p}//`).join(' or ')}, got ${redact(value)}`);
+    throw new ConfigError(name, `must start with ${schemes}, got ${redact(value)}`);
   }
   // A "/" left as it is in a password ends the host there: the rest of the password then reads as a path.
   if (parsed.pathname.includes('@')) throw new ConfigError(name, `holds an "@" after the host: write a "/" in the password as %2F (got ${redact(value)})`);
