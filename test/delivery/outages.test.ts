@@ -17,7 +17,7 @@ import { startTestApi, type TestApi } from '../support/api.js';
 import { adminQuery } from '../support/postgres-admin.js';
 import { eventually } from '../support/delivery.js';
 import { startSink, testCaFile, type Sink } from '../support/sink.js';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { proxyDatabase, type TcpProxy } from '../support/tcp-proxy.js';
 
 /**
  * The worker reaches this file's PostgreSQL through a TCP proxy the tests cut and
@@ -36,11 +36,9 @@ const logLines = () => logged.map((line) => JSON.parse(line) as { level: number;
 beforeAll(async () => {
   sink = await startSink();
   api = await startTestApi({ WEBHOOK_CA_FILE: testCaFile() });
-  proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(api.config.databaseUrl).port || 5432) });
-  const proxied = new URL(api.config.databaseUrl);
-  proxied.hostname = '127.0.0.1';
-  proxied.port = String(proxy.port);
-  worker = startDeliveryWorker({ ...api.config, databaseUrl: proxied.toString() }, createLogger('debug', { destination: logStream }), { readRetryMs: 300 });
+  const proxied = await proxyDatabase(api.config.databaseUrl);
+  proxy = proxied.proxy;
+  worker = startDeliveryWorker({ ...api.config, databaseUrl: proxied.url }, createLogger('debug', { destination: logStream }), { readRetryMs: 300 });
   await worker.worker.waitUntilReady();
 });
 afterAll(async () => {
@@ -216,10 +214,8 @@ describe('Redis refusing writes (a replica after a failover)', () => {
 
 describe('PostgreSQL unreachable from the api', () => {
   it('answers 503 unavailable, not 500, and 200 again once it is back', async () => {
-    const apiProxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(api.config.databaseUrl).port || 5432) });
-    const proxied = new URL(api.config.databaseUrl);
-    proxied.port = String(apiProxy.port);
-    const second = await startApiServer({ ...api.config, databaseUrl: proxied.toString(), port: 0 }, createLogger('silent'), { host: '127.0.0.1' });
+    const { proxy: apiProxy, url: proxied } = await proxyDatabase(api.config.databaseUrl);
+    const second = await startApiServer({ ...api.config, databaseUrl: proxied, port: 0 }, createLogger('silent'), { host: '127.0.0.1' });
     try {
       const p = await api.project();
       const get = () => fetch(`${second.url}/api/v1/flags`, { headers: { authorization: `Bearer ${p.token}` } });
@@ -241,10 +237,8 @@ describe('PostgreSQL unreachable from the api', () => {
 describe('PostgreSQL that takes connections but answers nothing, for a while', () => {
   it('a delivery outcome whose write hung past the patience is tried again, its patience counted from that failure', async () => {
     const { integration, deliveries } = await connect('hung-write');
-    const recorderProxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(api.config.databaseUrl).port || 5432) });
-    const proxied = new URL(api.config.databaseUrl);
-    proxied.port = String(recorderProxy.port);
-    const db = createDb(proxied.toString(), { poolMax: 2, log: createLogger('silent') });
+    const { proxy: recorderProxy, url: proxied } = await proxyDatabase(api.config.databaseUrl);
+    const db = createDb(proxied, { poolMax: 2, log: createLogger('silent') });
     // Patience shorter than the hang: counted from the first try, it was all used up by the time the write failed.
     const recorder = new OutcomeRecorder(db, createLogger('silent'), { retention: 100, patienceMs: 1_000 });
     const outcome = (eventId: number) => ({

@@ -11,7 +11,7 @@ import { startMetricsServer } from '../../src/ops/metrics-server.js';
 import { deleteQueueKeys, startTestApi } from '../support/api.js';
 import { eventually, startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
 import { REDIS_URL } from '../support/env.js';
-import { startTcpProxy } from '../support/tcp-proxy.js';
+import { proxyDatabase, startTcpProxy } from '../support/tcp-proxy.js';
 import { rawHttp } from '../support/raw-http.js';
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -169,13 +169,10 @@ describe('metrics', () => {
   });
 
   it('leaves the relay lag out while PostgreSQL does not answer, rather than reading 0 ("none waits")', async () => {
-    const target = new URL(h.api.config.databaseUrl);
-    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(target.port || 5432) });
-    const proxied = new URL(h.api.config.databaseUrl);
-    proxied.port = String(proxy.port);
+    const { proxy, url: proxied } = await proxyDatabase(h.api.config.databaseUrl);
     // A second api of the same database and queue, reaching PostgreSQL through the proxy. Its relay
     // is not the one queueing (one relay at a time), so nothing here depends on it.
-    const second = await startApiServer({ ...h.api.config, databaseUrl: proxied.toString(), port: 0 }, createLogger('silent'), { host: '127.0.0.1' });
+    const second = await startApiServer({ ...h.api.config, databaseUrl: proxied, port: 0 }, createLogger('silent'), { host: '127.0.0.1' });
     const scrape = async () => (await fetch(`${second.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
     try {
       expect(await scrape()).toMatch(/^mozhno_relay_lag_seconds \d/m);

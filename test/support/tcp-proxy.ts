@@ -74,3 +74,12 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
   };
 }
+
+/** A proxy in front of the PostgreSQL of `databaseUrl`, and that URL pointed at it. */
+export async function proxyDatabase(databaseUrl: string): Promise<{ proxy: TcpProxy; url: string }> {
+  const proxied = new URL(databaseUrl);
+  const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(proxied.port || 5432) });
+  proxied.hostname = '127.0.0.1';
+  proxied.port = String(proxy.port);
+  return { proxy, url: proxied.toString() };
+}
