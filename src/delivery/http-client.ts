@@ -394,8 +394,18 @@ export class WebhookClient {
 
   private describe(outcome: Outcome, attempt: DeliveryAttempt, started: number, headers: Readonly<Record<string, string>>): DeliveryResult {
     const durationMs = Math.round(performance.now() - started);
-    const responseExcerpt = attempt.status === null ? null : utf8Excerpt(attempt.responseHead(), RESPONSE_EXCERPT_BYTES);
-    const { code, error, address } = this.verdict(outcome, attempt, responseExcerpt, headers);
+    let responseExcerpt: string | null = null;
+    let excerptCut = false;
+    if (attempt.status !== null) {
+      responseExcerpt = utf8Excerpt(attempt.responseHead(), RESPONSE_EXCERPT_BYTES);
+      // The body went on past its excerpt, which may end in the first part of a value: longer than
+      // the excerpt, or invalid bytes (U+FFFD, three bytes for one) made the excerpt cut it sooner.
+      excerptCut = attempt.bodyBytes > RESPONSE_EXCERPT_BYTES || responseExcerpt.includes('\uFFFD');
+      // Endpoints echo request headers back (debugging receivers, error pages): their values are
+      // masked here as in the error text, the excerpt's lines kept.
+      if (responseExcerpt !== '') responseExcerpt = maskSecrets(responseExcerpt, secretValues(headers), excerptCut);
+    }
+    const { code, error, address } = this.verdict(outcome, attempt, responseExcerpt, excerptCut, headers);
     return attemptResult(code, error, attempt.status, address, durationMs, responseExcerpt);
   }
 
@@ -408,6 +418,7 @@ export class WebhookClient {
     outcome: Outcome,
     attempt: DeliveryAttempt,
     responseExcerpt: string | null,
+    excerptCut: boolean,
     headers: Readonly<Record<string, string>>,
   ): { code: DeliveryErrorCode | null; error: string | null; address: string | null } {
     if (outcome.kind === 'timeout') {
@@ -438,9 +449,7 @@ export class WebhookClient {
       const head = `HTTP ${status}${phrase ? ` ${cutChars(phrase, 100)}` : ''}`;
       const excerpt = oneLine(responseExcerpt ?? '');
       text = excerpt ? `${head}: ${excerpt}` : head;
-      // The body went on past its excerpt, which may end in the first part of a value: longer than
-      // the excerpt, or invalid bytes (U+FFFD, three bytes for one) made the excerpt cut it sooner.
-      cutAtEnd = excerpt !== '' && (attempt.bodyBytes > RESPONSE_EXCERPT_BYTES || excerpt.includes('\uFFFD'));
+      cutAtEnd = excerpt !== '' && excerptCut;
     }
     return { code, error: toErrorText(text, secrets, cutAtEnd), address: attempt.address };
   }

@@ -472,7 +472,7 @@ describe('WebhookClient: failed answers', () => {
     expectOneLine(redirect);
   });
 
-  it('never puts a request header value into the error text', async () => {
+  it('never puts a request header value into the error text or the response excerpt', async () => {
     const token = 'Bearer sk_live_0123456789abcdef';
     sink.respond((req, res) => res.writeHead(401).end(`bad token ${req.headers.authorization} for ${req.headers['x-api-key']}`));
     const result = await makeClient().send({
@@ -483,6 +483,13 @@ describe('WebhookClient: failed answers', () => {
     expect(result.errorCode).toBe('E_HTTP');
     expect(result.error).toBe('HTTP 401 Unauthorized: bad token *** for ***');
     expect(result.error).not.toContain('sk_live');
+    // The excerpt keeps the answer's lines, but not the values the endpoint echoed.
+    expect(result.responseExcerpt).toBe('bad token *** for ***');
+
+    sink.respond((req, res) => res.writeHead(200).end(`{\n  "authorization": "${req.headers.authorization}"\n}`));
+    const echoed = await makeClient().send({ url: sink.url, headers: { Authorization: token }, body: null });
+    expect(echoed.ok).toBe(true);
+    expect(echoed.responseExcerpt).toBe('{\n  "authorization": "***"\n}');
   });
 
   it('masks a header value echoed in another letter case', async () => {
@@ -502,7 +509,7 @@ describe('WebhookClient: failed answers', () => {
     sink.respond((_req, res) => res.writeHead(500).end(`${'\n'.repeat(1010)}${token.toUpperCase()} was refused`));
     const client = makeClient();
     const cut = await client.send({ url: sink.url, headers: { 'X-Token': token }, body: null });
-    expect(cut.responseExcerpt).toBe(`${'\n'.repeat(1010)}${token.toUpperCase().slice(0, 14)}`);
+    expect(cut.responseExcerpt).toBe(`${'\n'.repeat(1010)}***`);
     expect(cut.error).toBe('HTTP 500 Internal Server Error: ***');
 
     // An İ before the cut start of a value does not hide it.
