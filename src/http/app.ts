@@ -1,8 +1,8 @@
 import Koa, { type Middleware } from 'koa';
 import Router from '@koa/router';
 import type { Logger } from '../logger.js';
-import { requireApiKey, type Authenticate } from './auth.js';
-import { jsonBody } from './body.js';
+import { actorFor, bearerToken, type Authenticate } from './auth.js';
+import { parseJsonBody, readJsonText } from './body.js';
 import { errorAnswers, requestLog, type RequestObserver } from './middleware.js';
 
 export interface AppParts {
@@ -39,8 +39,18 @@ export function createApp(parts: AppParts): Koa {
   // The key is checked before routing, for every path under /api/v1 in any letter case: the router
   // matches routes case-insensitively but its own `use` case-sensitively (`/API/v1/project` reached
   // its handler unauthenticated), and an unknown route or method without a key is 401, not 404/405.
-  const authenticated = requireApiKey(parts.authenticate);
-  app.use((ctx, next) => (API_V1_PATH.test(ctx.path) ? authenticated(ctx, () => jsonBody(ctx, next)) : next()));
+  app.use(async (ctx, next) => {
+    if (!API_V1_PATH.test(ctx.path)) return next();
+    const token = bearerToken(ctx);
+    // Looked up before the body is read: an unknown key gets to send none of its megabyte.
+    ctx.state.actor = await actorFor(parts.authenticate, token);
+    const raw = await readJsonText(ctx);
+    // And again once it has come, which a client can stretch over minutes: a key disabled or deleted
+    // meanwhile must not get its change in after the revoke was answered.
+    if (raw !== undefined) ctx.state.actor = await actorFor(parts.authenticate, token);
+    parseJsonBody(ctx, raw);
+    return next();
+  });
   const api = new Router({ prefix: '/api/v1' });
   for (const router of parts.apiRouters) api.use(router.routes(), router.allowedMethods({ throw: true }));
   app.use(api.routes());

@@ -1,4 +1,4 @@
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import type { Actor } from '../events/actor.js';
 import { AppError } from './errors.js';
 
@@ -6,19 +6,21 @@ export type Authenticate = (token: string) => Promise<Actor | undefined>;
 
 const unauthorized = (message: string) => new AppError('unauthorized', message);
 
-/** Bearer authentication by API key: missing, malformed, unknown, disabled or deleted → 401. */
-export function requireApiKey(authenticate: Authenticate) {
-  return async (ctx: Context, next: Next): Promise<void> => {
-    const header = soleAuthorization(ctx);
-    if (header === null) throw unauthorized('more than one Authorization header: send exactly one, "Authorization: Bearer <token>"');
-    if (!header) throw unauthorized('missing Authorization header: send "Authorization: Bearer <token>"');
-    const match = /^Bearer +(\S+) *$/i.exec(header);
-    if (!match) throw unauthorized('malformed Authorization header: expected "Bearer <token>"');
-    const actor = await authenticate(match[1]!);
-    if (!actor) throw unauthorized('unknown, disabled or deleted API key');
-    ctx.state.actor = actor;
-    return next();
-  };
+/** The request's Bearer token: missing, repeated or malformed → 401. */
+export function bearerToken(ctx: Context): string {
+  const header = soleAuthorization(ctx);
+  if (header === null) throw unauthorized('more than one Authorization header: send exactly one, "Authorization: Bearer <token>"');
+  if (!header) throw unauthorized('missing Authorization header: send "Authorization: Bearer <token>"');
+  const match = /^Bearer +(\S+) *$/i.exec(header);
+  if (!match) throw unauthorized('malformed Authorization header: expected "Bearer <token>"');
+  return match[1]!;
+}
+
+/** The actor behind an enabled API key: unknown, disabled or deleted → 401. */
+export async function actorFor(authenticate: Authenticate, token: string): Promise<Actor> {
+  const actor = await authenticate(token);
+  if (!actor) throw unauthorized('unknown, disabled or deleted API key');
+  return actor;
 }
 
 /**
@@ -32,9 +34,9 @@ export function soleAuthorization(ctx: Context): string | null {
   return seen > 1 ? null : ctx.get('authorization');
 }
 
-/** The authenticated actor of a request that passed `requireApiKey`. */
+/** The authenticated actor of a request under /api/v1. */
 export function actorOf(ctx: Context): Actor {
   const actor = ctx.state.actor as Actor | undefined;
-  if (!actor) throw new Error('route mounted without requireApiKey');
+  if (!actor) throw new Error('route mounted outside the authenticated /api/v1');
   return actor;
 }

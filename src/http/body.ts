@@ -1,4 +1,4 @@
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import { AppError } from './errors.js';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -10,9 +10,12 @@ declare module 'koa' {
   }
 }
 
-/** Reads a JSON body of at most 1 MiB; `413 payload_too_large` beyond, `400 invalid_json` when it does not parse. */
-export async function jsonBody(ctx: Context, next: Next): Promise<void> {
-  if (ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'DELETE') return next();
+/**
+ * The body's text, at most 1 MiB: `413 payload_too_large` beyond, `400 invalid_json` when it is
+ * compressed or not UTF-8. Undefined for methods that take no body (GET, HEAD, DELETE).
+ */
+export async function readJsonText(ctx: Context): Promise<string | undefined> {
+  if (ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'DELETE') return undefined;
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > BODY_LIMIT_BYTES) throw tooLarge();
   const encoding = ctx.get('content-encoding').trim().toLowerCase();
@@ -20,15 +23,17 @@ export async function jsonBody(ctx: Context, next: Next): Promise<void> {
     ctx.set('Connection', 'close'); // the body is left unread
     throw new AppError('invalid_json', `the request body is sent with Content-Encoding: ${ctx.get('content-encoding')}, which is not accepted: send the JSON uncompressed`);
   }
-  const raw = utf8(await readBody(ctx));
-  if (raw.trim() !== '') {
-    try {
-      ctx.request.body = JSON.parse(raw);
-    } catch (err) {
-      throw new AppError('invalid_json', `the request body is not valid JSON: ${(err as Error).message}`);
-    }
+  return utf8(await readBody(ctx));
+}
+
+/** Parses what `readJsonText` read into `ctx.request.body` (left undefined for an empty body); `400 invalid_json` when it does not parse. */
+export function parseJsonBody(ctx: Context, raw: string | undefined): void {
+  if (raw === undefined || raw.trim() === '') return;
+  try {
+    ctx.request.body = JSON.parse(raw);
+  } catch (err) {
+    throw new AppError('invalid_json', `the request body is not valid JSON: ${(err as Error).message}`);
   }
-  return next();
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });

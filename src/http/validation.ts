@@ -1,5 +1,5 @@
 import { ArraySchema, ObjectSchema, setLocale, ValidationError, type AnyObject, type Schema } from 'yup';
-import { notFound, validationFailed, type ErrorDetail } from './errors.js';
+import { AppError, notFound, validationFailed, type ErrorDetail } from './errors.js';
 import { MAX_ID } from './schemas.js';
 
 // Plain messages for every schema: "enabled must be a boolean", not yup's "final value was" wording.
@@ -18,11 +18,7 @@ setLocale({
  * back as read) is ignored, never passed on to the database.
  */
 export function parseBody<T extends AnyObject>(schema: ObjectSchema<T>, body: unknown): T {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw validationFailed([{ path: '', message: 'the request body must be a JSON object' }]);
-  }
-  if (nestedDeeperThan(body, MAX_DEPTH)) throw tooDeep('');
-  const value = knownFields(schema, body);
+  const value = knownFields(schema, jsonObjectBody(body));
   const details = unstorableText(value);
   try {
     schema.validateSync(value, { abortEarly: false, strict: true });
@@ -32,6 +28,17 @@ export function parseBody<T extends AnyObject>(schema: ObjectSchema<T>, body: un
   }
   if (details.length > 0) throw validationFailed(details);
   return value as T;
+}
+
+/**
+ * A request body that is a JSON object, at most MAX_DEPTH deep. No body, or only white space, is
+ * not JSON at all (SPEC §4: `invalid_json`); another JSON value is `validation_failed`.
+ */
+export function jsonObjectBody(body: unknown): Record<string, unknown> {
+  if (body === undefined) throw new AppError('invalid_json', 'the request body is empty: send a JSON object');
+  if (!isPlainObject(body)) throw validationFailed([{ path: '', message: 'the request body must be a JSON object' }]);
+  if (nestedDeeperThan(body, MAX_DEPTH)) throw tooDeep('');
+  return body;
 }
 
 /**

@@ -4,7 +4,7 @@ import { isValidSecret } from '../delivery/signature.js';
 import { EVENT_CODES, isEventCode, type EventCode } from '../events/codes.js';
 import { validationFailed, type ErrorDetail } from '../http/errors.js';
 import { nameField } from '../http/schemas.js';
-import { detailsOf, isPlainObject, MAX_DEPTH, nestedDeeperThan, unstorableText, tooDeep } from '../http/validation.js';
+import { detailsOf, isPlainObject, jsonObjectBody, MAX_DEPTH, nestedDeeperThan, unstorableText, tooDeep } from '../http/validation.js';
 import { checkTemplate } from './template.js';
 
 export const SECRET_MASK = '********';
@@ -71,11 +71,7 @@ const configShape = object({
  * unless this returns.
  */
 export function parseIntegration(body: unknown, policy: AddressPolicy, mode: 'create' | 'update'): IntegrationInput {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw validationFailed([{ path: '', message: 'the request body must be a JSON object' }]);
-  }
-  if (nestedDeeperThan(body, MAX_DEPTH)) throw tooDeep('');
-  const raw = body as Record<string, unknown>;
+  const raw = jsonObjectBody(body);
   const details: ErrorDetail[] = [];
   collect(details, () => topLevel.validateSync(raw, { abortEarly: false, strict: true }));
   if (!details.some((d) => d.path === 'name')) details.push(...unstorableText(raw.name, 'name'));

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { createConnection } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -41,6 +43,33 @@ describe('authentication', () => {
     const after = await ci.get('/api/v1/flags');
     expect(after.status).toBe(401);
     expect(after.body.error.code).toBe('unauthorized');
+  });
+
+  it('refuses a request whose key was disabled or deleted while its body was still arriving, nothing stored', async () => {
+    const p = await api.project();
+    for (const revoke of ['disable', 'delete'] as const) {
+      const second = await p.post('/api/v1/apikeys', { name: `slow-${revoke}` });
+      expect(second.status).toBe(201);
+      const body = Buffer.from(JSON.stringify({ key: `after-${revoke}`, name: 'Written after the revoke' }));
+      // Headers and the first byte of the body now; the rest once the key is revoked.
+      const { hostname, port } = new URL(api.server.url);
+      const socket = createConnection({ host: hostname, port: Number(port) });
+      await once(socket, 'connect');
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const head = [`POST /api/v1/flags HTTP/1.1`, `Host: ${hostname}:${port}`, 'Connection: close', 'Content-Type: application/json', `Content-Length: ${body.length}`, `Authorization: Bearer ${second.body.token}`];
+      socket.write(`${head.join('\r\n')}\r\n\r\n`);
+      socket.write(body.subarray(0, 1));
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the key is looked up on the headers meanwhile
+      const revoked = revoke === 'disable' ? await p.put(`/api/v1/apikeys/${second.body.id}`, { name: `slow-${revoke}`, enabled: false }) : await p.delete(`/api/v1/apikeys/${second.body.id}`);
+      expect(revoked.status).toBe(revoke === 'disable' ? 200 : 204);
+      socket.write(body.subarray(1)); // the server closes after its answer (Connection: close)
+      await once(socket, 'close');
+      const answer = Buffer.concat(chunks).toString('utf8');
+      expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+      expect(answer).toContain('"code":"unauthorized"');
+      expect((await p.get('/api/v1/flags')).body.map((flag: { key: string }) => flag.key)).not.toContain(`after-${revoke}`);
+    }
   });
 
   it.each([
@@ -102,6 +131,25 @@ describe('error answers (SPEC §9)', () => {
     expect(answer.status).toBe(400);
     expect(answer.body.error.code).toBe('invalid_json');
     expect((await p.get('/api/v1/flags')).body).toEqual([]);
+  });
+
+  it.each([
+    ['POST', '/api/v1/flags', ''],
+    ['POST', '/api/v1/integrations', ' \n'],
+    ['PUT', '/api/v1/project', ''],
+  ])('400 invalid_json for an empty body where one is needed (%s %s), nothing stored', async (method, path, raw) => {
+    const p = await api.project();
+    const answer = await p.send(method, path, raw);
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toEqual({ code: 'invalid_json', message: 'the request body is empty: send a JSON object' });
+    expect((await p.get('/api/v1/flags')).body).toEqual([]);
+    expect((await p.get('/api/v1/integrations')).body).toEqual([]);
+  });
+
+  it('takes an empty body where none is needed (archive)', async () => {
+    const p = await api.project();
+    const flag = await p.post('/api/v1/flags', { key: 'f', name: 'F' });
+    expect((await p.send('POST', `/api/v1/flags/${flag.body.id}/archive`, '')).status).toBe(200);
   });
 
   it('400 invalid_json for bytes that are not UTF-8, whatever charset is named, nothing stored', async () => {
