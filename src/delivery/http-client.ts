@@ -82,12 +82,10 @@ const MAX_CACHED_URLS = 10_000;
 // ---------------------------------------------------------------- failures raised by the guard
 
 /** The guard refused an address; nothing was sent. */
+/** Nothing was connected to: the record has no address (SPEC §6: the address connected to); the error names the refused one. */
 class BlockedAddressError extends Error {
   readonly code = 'E_BLOCKED';
-  constructor(
-    readonly address: string | null,
-    readonly reason: string,
-  ) {
+  constructor(readonly reason: string) {
     super(`blocked: ${reason}`);
     this.name = 'BlockedAddressError';
   }
@@ -314,7 +312,7 @@ export class WebhookClient {
     const started = performance.now();
     const target = this.checkUrl(request.url);
     if (typeof target === 'string') {
-      return attemptResult('E_BLOCKED', toErrorText(`blocked: ${target}`, secretValues(request.headers)), null, parseBlockedAddress(request.url), Math.round(performance.now() - started), null);
+      return attemptResult('E_BLOCKED', toErrorText(`blocked: ${target}`, secretValues(request.headers)), null, null, Math.round(performance.now() - started), null);
     }
     return new Promise<DeliveryResult>((resolve) => {
       const attempt: DeliveryAttempt = new DeliveryAttempt(this.maxResponseBytes, (outcome) => {
@@ -459,7 +457,7 @@ export class WebhookClient {
     const failure = connectFailures.get(error);
     const code = errorCode(error);
     const address = failure?.address ?? addressOf(error);
-    if (error instanceof BlockedAddressError) return { code: 'E_BLOCKED', message: error.message, address: error.address };
+    if (error instanceof BlockedAddressError) return { code: 'E_BLOCKED', message: error.message, address: null };
     if (error instanceof DnsError) return { code: 'E_DNS', message: error.message, address: null };
     if (error instanceof ConnectTimeoutError || TIMEOUT_CODES.has(code)) {
       return { code: 'E_TIMEOUT', message: `timeout after ${this.timeoutMs} ms`, address };
@@ -513,7 +511,7 @@ export class WebhookClient {
     if (answers.length === 0) throw new DnsError(`DNS: ${hostname} has no addresses`);
     for (const { address } of answers) {
       const verdict = this.policy.checkAddress(address);
-      if (!verdict.allowed) throw new BlockedAddressError(address, describeResolvedBlock(address, verdict.reason));
+      if (!verdict.allowed) throw new BlockedAddressError(describeResolvedBlock(address, verdict.reason));
     }
     return answers.map(({ address }) => ({ address, family: isIP(address) === 6 ? 6 : 4 }));
   }
@@ -528,7 +526,7 @@ export class WebhookClient {
     if (literal) {
       const verdict = this.policy.checkAddress(hostname);
       if (!verdict.allowed) {
-        callback(new BlockedAddressError(hostname, verdict.reason), null);
+        callback(new BlockedAddressError(verdict.reason), null);
         return;
       }
     }
@@ -805,17 +803,6 @@ export function attemptResult(
   responseExcerpt: string | null,
 ): DeliveryResult {
   return { ok: errorCode === null, httpStatus, errorCode, error, address, durationMs, responseExcerpt };
-}
-
-/** The canonical address of a refused IP-literal URL, for the delivery record. */
-function parseBlockedAddress(text: string): string | null {
-  try {
-    const hostname = new URL(text).hostname;
-    const bare = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
-    return isIP(bare) === 0 ? null : bare;
-  } catch {
-    return null;
-  }
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);

@@ -260,7 +260,7 @@ describe('SSRF guard at send time', () => {
     h.sink.reset();
     await p.post('/api/v1/flags', { key: 'f', name: 'F' });
     const record = await lastDelivery(p, integration.id);
-    expect(record).toMatchObject({ status: 'failure', errorCode: 'E_BLOCKED', address: '10.0.0.5', error: 'blocked: resolves to 10.0.0.5, which is a private address' });
+    expect(record).toMatchObject({ status: 'failure', errorCode: 'E_BLOCKED', address: null, error: 'blocked: resolves to 10.0.0.5, which is a private address' });
     expect((await p.get(`/api/v1/integrations/${integration.id}`)).body.lastError).toBe(record.error);
     expect(h.sink.requests).toEqual([]);
   });

@@ -879,7 +879,7 @@ describe('WebhookClient: SSRF guard', () => {
       ok: false,
       errorCode: 'E_BLOCKED',
       error: 'blocked: resolves to 127.0.0.1, which is a loopback address',
-      address: '127.0.0.1',
+      address: null,
       httpStatus: null,
     });
     const mapped = await client.send({ url: `https://evil6.test:${sink.port}/`, headers: {}, body: '{}' });
@@ -898,7 +898,7 @@ describe('WebhookClient: SSRF guard', () => {
   ])('refuses mixed answers when any address is forbidden (%s)', async (_label, answers, blocked) => {
     const { lookup } = fakeResolver({ 'mixed.test': answers });
     const result = await makeClient({ policy: STRICT, lookup }).send({ url: `https://mixed.test:${sink.port}/`, headers: {}, body: '{}' });
-    expect(result).toMatchObject({ errorCode: 'E_BLOCKED', address: blocked });
+    expect(result).toMatchObject({ errorCode: 'E_BLOCKED', address: null }); // nothing was connected to (SPEC §6: the address connected to)
     expect(result.error).toContain(`resolves to ${blocked}`);
     expect(sink.connections).toBe(0);
   });
@@ -906,7 +906,7 @@ describe('WebhookClient: SSRF guard', () => {
   it('refuses mixed answers even when the first address is allowed and could be connected to', async () => {
     const { lookup } = fakeResolver({ 'half.test': ['127.0.0.1', '10.0.0.1'] });
     const result = await makeClient({ lookup }).send({ url: `https://half.test:${sink.port}/`, headers: {}, body: '{}' });
-    expect(result).toMatchObject({ errorCode: 'E_BLOCKED', error: 'blocked: resolves to 10.0.0.1, which is a private address', address: '10.0.0.1' });
+    expect(result).toMatchObject({ errorCode: 'E_BLOCKED', error: 'blocked: resolves to 10.0.0.1, which is a private address', address: null });
     expect(sink.connections).toBe(0);
   });
 
@@ -921,7 +921,7 @@ describe('WebhookClient: SSRF guard', () => {
 
     expect(await client.send({ url, headers: {}, body: '1' })).toMatchObject({ ok: true, address: '127.0.0.1' });
     const second = await client.send({ url, headers: {}, body: '2' });
-    expect(second).toMatchObject({ ok: false, errorCode: 'E_BLOCKED', address: '127.0.0.2' });
+    expect(second).toMatchObject({ ok: false, errorCode: 'E_BLOCKED', address: null });
     expect(second.error).toBe('blocked: resolves to 127.0.0.2, which is a loopback address');
     expect(calls).toEqual(['rebind.sink.test', 'rebind.sink.test']);
     expect(rebound.connections).toBe(0);
@@ -952,7 +952,8 @@ describe('WebhookClient: SSRF guard', () => {
     const counter = await startTcpCounter(address === '::1' && IPV6_LOOPBACK ? '::1' : '127.0.0.1');
     const { lookup, calls } = fakeResolver({});
     const result = await makeClient({ lookup }).send({ url: template.replace('PORT', String(counter.port)), headers: {}, body: '{}' });
-    expect(result).toMatchObject({ ok: false, errorCode: 'E_BLOCKED', address, error, httpStatus: null });
+    expect(result).toMatchObject({ ok: false, errorCode: 'E_BLOCKED', address: null, error, httpStatus: null });
+    expect(error).toContain(address);
     expect(calls).toHaveLength(0);
     expect(counter.connections).toBe(0);
   });
@@ -1066,9 +1067,9 @@ describe('WebhookClient: name resolution', () => {
     // A family that failed is not connected to; the one that answered is, after its check.
     expect(await send('v6-failed.sink.test')).toMatchObject({ ok: true, address: '127.0.0.1' });
     // Any blocked address of either family blocks (the policy allows 127/8 only).
-    expect(await send('v6-loopback.sink.test')).toMatchObject({ errorCode: 'E_BLOCKED', error: 'blocked: resolves to ::1, which is a loopback address', address: '::1' });
+    expect(await send('v6-loopback.sink.test')).toMatchObject({ errorCode: 'E_BLOCKED', error: 'blocked: resolves to ::1, which is a loopback address', address: null });
     const v6Private = await send('v4-failed.sink.test');
-    expect(v6Private).toMatchObject({ errorCode: 'E_BLOCKED', address: 'fd00::5' });
+    expect(v6Private).toMatchObject({ errorCode: 'E_BLOCKED', address: null });
     expect(v6Private.error).toMatch(/^blocked: resolves to fd00::5, /);
     expect(await send('both-failed.sink.test')).toMatchObject({ errorCode: 'E_DNS', error: 'DNS: nameserver failure resolving both-failed.sink.test (ESERVFAIL)' });
     expect(sink.requests.map((request) => request.body)).toEqual(['dns.sink.test', 'v6-failed.sink.test']);
