@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'validation_failed'
   | 'invalid_json'
   | 'conflict'
+  | 'precondition_failed'
   | 'integration_limit_reached'
   | 'payload_too_large'
   | 'method_not_allowed'
@@ -21,6 +22,7 @@ const STATUS: Record<ErrorCode, number> = {
   validation_failed: 400,
   invalid_json: 400,
   conflict: 409,
+  precondition_failed: 412,
   integration_limit_reached: 403,
   payload_too_large: 413,
   method_not_allowed: 405,

@@ -1,9 +1,10 @@
 import Router from '@koa/router';
+import type { Context } from 'koa';
 import { actorOf } from '../http/auth.js';
 import { number, object } from 'yup';
 import { numericQuery, parseBody, routeId } from '../http/validation.js';
 import type { IntegrationModel } from './model.js';
-import type { IntegrationService } from './service.js';
+import { StaleIntegration, type IntegrationService } from './service.js';
 
 const deliveriesQuery = object({ limit: number().integer().min(1).max(1000) });
 
@@ -16,13 +17,20 @@ export function integrationRoutes(integrations: IntegrationService): Router {
   });
   router.post('/', async (ctx) => {
     ctx.status = 201;
-    ctx.body = presentIntegration(await integrations.create(actorOf(ctx), ctx.request.body));
+    answer(ctx, await integrations.create(actorOf(ctx), ctx.request.body));
   });
   router.get('/:id', async (ctx) => {
-    ctx.body = presentIntegration(await integrations.get(actorOf(ctx), id(ctx)));
+    answer(ctx, await integrations.get(actorOf(ctx), id(ctx)));
   });
   router.put('/:id', async (ctx) => {
-    ctx.body = presentIntegration(await integrations.update(actorOf(ctx), id(ctx), ctx.request.body));
+    const ifMatch = ctx.get('if-match');
+    try {
+      answer(ctx, await integrations.update(actorOf(ctx), id(ctx), ctx.request.body, ifMatch === '' ? undefined : (version) => matchesIfMatch(ifMatch, etagOf(version))));
+    } catch (err) {
+      // A stale copy: the tag it would need now, so a client can read it again knowingly.
+      if (err instanceof StaleIntegration) ctx.set('ETag', etagOf(err.version));
+      throw err;
+    }
   });
   router.delete('/:id', async (ctx) => {
     await integrations.remove(actorOf(ctx), id(ctx));
@@ -38,6 +46,23 @@ export function integrationRoutes(integrations: IntegrationService): Router {
     ctx.body = await integrations.deliveries(actorOf(ctx), integrationId, limit ?? 100);
   });
   return router;
+}
+
+/** One integration answered, with its ETag: a PUT sent back with `If-Match` saves only over the version read. */
+function answer(ctx: Context, integration: IntegrationModel): void {
+  ctx.set('ETag', etagOf(integration.version));
+  ctx.body = presentIntegration(integration);
+}
+
+const etagOf = (version: number): string => `"${version}"`;
+
+/**
+ * RFC 9110 §13.1.1: `*`, or a list of entity tags compared strongly (a weak `W/"…"` tag never
+ * matches, as a PUT must not be made on the strength of one).
+ */
+export function matchesIfMatch(header: string, etag: string): boolean {
+  if (header.trim() === '*') return true;
+  return (header.match(/(?:W\/)?"[^"]*"/g) ?? []).some((tag) => tag === etag);
 }
 
 /** SPEC §4's response object: configJson and eventSubscriptionsJson as the strings sent, the secret masked. */

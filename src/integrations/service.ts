@@ -16,6 +16,13 @@ import type { IntegrationModel } from './model.js';
 import { countIntegrations, integrationStore as store } from './store.js';
 import { nothingToKeep, parseIntegration, type IntegrationInput } from './validation.js';
 
+/** A conditional PUT whose If-Match is not the stored version's tag. */
+export class StaleIntegration extends AppError {
+  constructor(readonly version: number) {
+    super('precondition_failed', 'the integration changed since it was read (If-Match names another version): read it again, and save your changes over that');
+  }
+}
+
 export class IntegrationService {
   constructor(
     private readonly db: Db,
@@ -48,11 +55,16 @@ export class IntegrationService {
     });
   }
 
-  /** The body is the whole integration, as in the seed; a secret sent back as "********" keeps the stored one. */
-  async update(actor: Actor, id: number, body: unknown): Promise<IntegrationModel> {
+  /**
+   * The body is the whole integration, as in the seed; a secret sent back as "********" keeps the
+   * stored one. `expected`, from an `If-Match`: whether the version now stored is the one the
+   * client read (else `412`, nothing saved), so that a copy read earlier cannot undo a save made since.
+   */
+  async update(actor: Actor, id: number, body: unknown, expected?: (version: number) => boolean): Promise<IntegrationModel> {
     const input = parseIntegration(body, this.policy, 'update');
     return transact(this.db, async ({ trx }) => {
       const current = (await store.lock(trx, actor.projectId, id)) ?? notFoundError();
+      if (expected && !expected(current.version)) throw new StaleIntegration(current.version);
       if (input.secret.kind === 'keep' && current.secret === null) throw validationFailed([nothingToKeep('this integration')]);
       const secret = input.secret.kind === 'keep' ? current.secret : input.secret.kind === 'set' ? input.secret.secret : null;
       await store.patch(trx, current.id, { ...columns(input), secret, version: raw('version + 1') });

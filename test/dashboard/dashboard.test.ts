@@ -413,6 +413,31 @@ describe('an integration', () => {
     expect(JSON.parse(after.eventSubscriptionsJson)).toEqual(['flag.updated']);
   });
 
+  it('its toggle never undoes a change saved elsewhere between its read and its save', async () => {
+    const p = await h.api.project();
+    const integration = await seed(p, 'Raced', { headers: null });
+    await openDashboard(p.token);
+    // A teammate's save lands just after the switch read the integration, before its own PUT.
+    let raced = false;
+    await page.route(`**/api/v1/integrations/${integration.id}`, async (route) => {
+      if (route.request().method() === 'PUT' && !raced) {
+        raced = true;
+        const elsewhere = { name: 'Renamed in between', configJson: JSON.stringify({ url: `${h.sink.url}/between` }), eventSubscriptionsJson: JSON.stringify(['flag.created']) };
+        expect((await p.put(`/api/v1/integrations/${integration.id}`, elsewhere)).status).toBe(200);
+      }
+      await route.continue();
+    });
+    try {
+      await cardOf('Raced').getByRole('switch').click();
+      await expect.poll(text('#status')).toContain('“Renamed in between” is disabled');
+    } finally {
+      await page.unroute(`**/api/v1/integrations/${integration.id}`);
+    }
+    const after = (await p.get(`/api/v1/integrations/${integration.id}`)).body;
+    expect(after).toMatchObject({ name: 'Renamed in between', enabled: false });
+    expect(JSON.parse(after.configJson).url).toBe(`${h.sink.url}/between`);
+  });
+
   it('a toggle that works takes away the error an earlier one left above the list', async () => {
     const p = await h.api.project();
     const gone = await seed(p, 'Deleted elsewhere');
@@ -452,6 +477,26 @@ describe('an integration', () => {
     }
     // Delivered before the next test begins, whose sink would otherwise receive it.
     await expect.poll(async () => (await p.get(`/api/v1/integrations/${integration.id}/deliveries`)).body.length, { timeout: 10_000 }).toBe(1);
+  });
+
+  it('saves no edit over a change made elsewhere after the form was opened, until Save is pressed again', async () => {
+    const p = await h.api.project();
+    const integration = await seed(p, 'Opened');
+    await openDashboard(p.token);
+    await cardOf('Opened').getByRole('link', { name: /^Edit/ }).click();
+    await page.getByRole('heading', { level: 1, name: 'Edit “Opened”' }).waitFor();
+    const elsewhere = { name: 'Renamed by a teammate', configJson: JSON.stringify({ url: `${h.sink.url}/teammate` }), eventSubscriptionsJson: JSON.stringify(['flag.created']) };
+    expect((await p.put(`/api/v1/integrations/${integration.id}`, elsewhere)).status).toBe(200);
+
+    await page.getByLabel('Name', { exact: true }).fill('Mine');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await expect.poll(text('#form-message')).toContain('“Renamed by a teammate” was changed elsewhere after you opened it');
+    expect((await p.get(`/api/v1/integrations/${integration.id}`)).body.name).toBe('Renamed by a teammate');
+    expect(await page.getByLabel('Name', { exact: true }).inputValue()).toBe('Mine');
+
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await cardOf('Mine').waitFor();
+    expect((await p.get(`/api/v1/integrations/${integration.id}`)).body.name).toBe('Mine');
   });
 
   it('is edited in the same form, filled, and a masked secret stays stored', async () => {

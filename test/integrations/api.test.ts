@@ -172,6 +172,51 @@ describe('CRUD', () => {
   });
 });
 
+describe('conditional PUT (ETag, If-Match)', () => {
+  it('answers an ETag that changes with every save, and a PUT with a stale If-Match is 412, nothing stored', async () => {
+    const p = await api.project();
+    const created = await p.post('/api/v1/integrations', seedBody());
+    const tag = created.headers.get('etag');
+    expect(tag).toMatch(/^"\d+"$/);
+    const read = await p.get(`/api/v1/integrations/${created.body.id}`);
+    expect(read.headers.get('etag')).toBe(tag);
+
+    // Someone else saves meanwhile: the tag moves on.
+    const elsewhere = await p.put(`/api/v1/integrations/${created.body.id}`, { ...seedBody(), name: 'Renamed elsewhere' });
+    expect(elsewhere.status).toBe(200);
+    const newTag = elsewhere.headers.get('etag');
+    expect(newTag).not.toBe(tag);
+
+    // The copy read before that must not undo it.
+    const stale = await p.send('PUT', `/api/v1/integrations/${created.body.id}`, JSON.stringify({ ...read.body, enabled: false }), { 'if-match': tag! });
+    expect(stale.status).toBe(412);
+    expect(stale.body.error.code).toBe('precondition_failed');
+    expect(stale.body.error.message).toContain('changed since');
+    expect(stale.headers.get('etag')).toBe(newTag);
+    const now = await p.get(`/api/v1/integrations/${created.body.id}`);
+    expect(now.body).toMatchObject({ name: 'Renamed elsewhere', enabled: true });
+
+    // With the current tag (among others, or *) it saves; a weak tag never matches (RFC 9110's strong comparison).
+    const fresh = await p.send('PUT', `/api/v1/integrations/${created.body.id}`, JSON.stringify({ ...now.body, enabled: false }), { 'if-match': `"999999", ${newTag}` });
+    expect(fresh.status).toBe(200);
+    expect(fresh.body.enabled).toBe(false);
+    const weak = await p.send('PUT', `/api/v1/integrations/${created.body.id}`, JSON.stringify(fresh.body), { 'if-match': `W/${fresh.headers.get('etag')}` });
+    expect(weak.status).toBe(412);
+    expect((await p.send('PUT', `/api/v1/integrations/${created.body.id}`, JSON.stringify(fresh.body), { 'if-match': '*' })).status).toBe(200);
+    // Without If-Match a PUT saves as it always did.
+    expect((await p.put(`/api/v1/integrations/${created.body.id}`, fresh.body)).status).toBe(200);
+  });
+
+  it('checks the body before the tag, and the tag only for an integration that exists', async () => {
+    const p = await api.project();
+    const created = await p.post('/api/v1/integrations', seedBody());
+    const bad = await p.send('PUT', `/api/v1/integrations/${created.body.id}`, JSON.stringify({ ...seedBody(), name: '' }), { 'if-match': '"0"' });
+    expect(bad.status).toBe(400);
+    const missing = await p.send('PUT', '/api/v1/integrations/999999', JSON.stringify(seedBody()), { 'if-match': '"1"' });
+    expect(missing.status).toBe(404);
+  });
+});
+
 describe('validation: every failure is 400 validation_failed naming the field, nothing stored', () => {
   const cases: Array<[string, () => unknown, string[]]> = [
     ['missing everything', () => ({}), ['name', 'configJson', 'eventSubscriptionsJson']],

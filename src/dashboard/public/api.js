@@ -24,7 +24,16 @@ const REQUEST_TIMEOUT_MS = 20_000;
 
 /** Calls /api/v1 with the stored token; resolves to the parsed answer, rejects with an ApiError. */
 export async function request(method, path, body) {
+  return (await tagged(method, path, body)).data;
+}
+
+/**
+ * The same, answering `{ data, etag }`; `ifMatch`: the ETag of the copy the change was made to, so
+ * that the server refuses it (412) when the resource was saved elsewhere since.
+ */
+export async function tagged(method, path, body, ifMatch) {
   const headers = { authorization: `Bearer ${token.get() ?? ''}` };
+  if (ifMatch) headers['if-match'] = ifMatch;
   if (body !== undefined) headers['content-type'] = 'application/json';
   let response;
   let text;
@@ -51,7 +60,7 @@ export async function request(method, path, body) {
   } catch {
     data = null; // not JSON: judged by the status alone
   }
-  if (response.ok) return data;
+  if (response.ok) return { data, etag: response.headers.get('etag') };
   const error = data !== null && typeof data === 'object' && data.error && typeof data.error === 'object' ? data.error : {};
   throw new ApiError(
     response.status,

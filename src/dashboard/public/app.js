@@ -1,5 +1,5 @@
 /* global document, window, location, history, setTimeout, clearTimeout, crypto, btoa, URL, TextEncoder */
-import { ApiError, request, token } from './api.js';
+import { ApiError, request, tagged, token } from './api.js';
 import { EVENT_GROUPS, VARIABLES, placeholder } from './catalog.js';
 import { $, h, setText, shown, time } from './dom.js';
 
@@ -24,6 +24,8 @@ const state = {
   integrations: [],
   /** The integration the form edits; null while connecting a new one. */
   editing: null,
+  /** The ETag of the copy the form was filled from. */
+  editingTag: null,
   /** The integration whose delivery log is shown. */
   viewing: null,
   /** Bumped on every navigation, so answers that arrive for a view already left are dropped. */
@@ -195,6 +197,7 @@ function signOut(message) {
   state.project = null;
   state.integrations = [];
   state.editing = null;
+  state.editingTag = null;
   state.viewing = null;
   $('#integrations').replaceChildren();
   $('#deliveries').replaceChildren();
@@ -301,9 +304,17 @@ async function toggleEnabled(integration, input) {
   input.setAttribute('aria-busy', 'true');
   try {
     // Read it again first: the list may be an hour old, and the PUT takes the whole integration,
-    // so sending the copy shown would undo a change made elsewhere since.
-    const current = await request('GET', `/integrations/${integration.id}`);
-    const updated = await request('PUT', `/integrations/${integration.id}`, wholeIntegration(current, { enabled }));
+    // so sending the copy shown would undo a change made elsewhere since. If-Match closes the gap
+    // between the read and the save: a save elsewhere in between is refused, and read again.
+    let updated;
+    for (let tries = 1; !updated; tries++) {
+      const current = await tagged('GET', `/integrations/${integration.id}`);
+      try {
+        updated = (await tagged('PUT', `/integrations/${integration.id}`, wholeIntegration(current.data, { enabled }), current.etag)).data;
+      } catch (err) {
+        if (!(err instanceof ApiError && err.code === 'precondition_failed') || tries === 3) throw err;
+      }
+    }
     Object.assign(integration, updated);
     // The card is drawn again from the answer: whatever else changed elsewhere (a new name, a last
     // error) shows too. Focus stays on its switch.
@@ -425,6 +436,7 @@ async function openForm(id, navigation) {
   clearFormErrors();
   if (id === undefined) {
     state.editing = null;
+    state.editingTag = null;
     fillForm(null);
     showView('form');
     // The draft goes back only into the project it was typed for: known once the project is read.
@@ -434,9 +446,10 @@ async function openForm(id, navigation) {
     return;
   }
   try {
-    const integration = await request('GET', `/integrations/${id}`);
+    const { data: integration, etag } = await tagged('GET', `/integrations/${id}`);
     if (!isCurrent(navigation)) return;
     state.editing = integration;
+    state.editingTag = etag; // Save goes over this version only: see changedElsewhere
     fillForm(integration);
     showView('form');
     if (!state.project) await refreshProject();
@@ -551,15 +564,33 @@ async function submitForm(event) {
   submit.setAttribute('aria-busy', 'true');
   try {
     const saved = editing
-      ? await request('PUT', `/integrations/${editing.id}`, payload)
+      ? (await tagged('PUT', `/integrations/${editing.id}`, payload, state.editingTag)).data
       : await request('POST', '/integrations', payload);
     announce(editing ? `Saved “${saved.name}”.` : `Connected “${saved.name}”.`);
     if (isCurrent(navigation)) navigate('');
   } catch (err) {
-    if (isCurrent(navigation)) showSaveErrors(err);
+    if (!isCurrent(navigation)) return;
+    if (editing && err instanceof ApiError && err.code === 'precondition_failed') await changedElsewhere(editing.id, navigation);
+    else showSaveErrors(err);
   } finally {
     state.busy.delete('save');
     submit.removeAttribute('aria-busy');
+  }
+}
+
+/**
+ * The integration was saved elsewhere after this form was opened: nothing was saved. The form keeps
+ * what was typed; a second Save puts it in place of the other change, knowingly.
+ */
+async function changedElsewhere(id, navigation) {
+  try {
+    const { data, etag } = await tagged('GET', `/integrations/${id}`);
+    if (!isCurrent(navigation)) return;
+    state.editingTag = etag;
+    showMessage('#form-message', `Nothing was saved: “${data.name}” was changed elsewhere after you opened it. Save again to put your version in its place, or go back to the list to see the other change.`);
+    $('#form-message').scrollIntoView({ block: 'nearest' });
+  } catch (err) {
+    if (isCurrent(navigation)) showSaveErrors(err);
   }
 }
 
