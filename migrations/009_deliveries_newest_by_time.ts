@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { createIndexConcurrently, dropIndexConcurrently } from '../src/db/concurrent-index.js';
 
 /**
  * An integration's newest record is the attempt that finished last, not the row saved last: two
@@ -8,18 +9,16 @@ import type { Knex } from 'knex';
  * delivery still writes one index entry for it.
  *
  * CONCURRENTLY, so workers keep recording while it is built; that cannot run in a transaction.
- * A build that failed leaves an invalid index, dropped first when the migration runs again.
+ * Run again after a stop, it first ends what the stopped run left (see createIndexConcurrently).
  */
 export const config = { transaction: false };
 
 export async function up(knex: Knex): Promise<void> {
-  await knex.raw('DROP INDEX CONCURRENTLY IF EXISTS deliveries_integration_newest_index');
-  await knex.raw('CREATE INDEX CONCURRENTLY deliveries_integration_newest_index ON deliveries (integration_id, created_at, id)');
-  await knex.raw('DROP INDEX CONCURRENTLY IF EXISTS deliveries_integration_id_index');
+  await createIndexConcurrently(knex, 'deliveries_integration_newest_index', 'deliveries (integration_id, created_at, id)');
+  await dropIndexConcurrently(knex, 'deliveries_integration_id_index');
 }
 
 export async function down(knex: Knex): Promise<void> {
-  await knex.raw('DROP INDEX CONCURRENTLY IF EXISTS deliveries_integration_id_index');
-  await knex.raw('CREATE INDEX CONCURRENTLY deliveries_integration_id_index ON deliveries (integration_id, id)');
-  await knex.raw('DROP INDEX CONCURRENTLY IF EXISTS deliveries_integration_newest_index');
+  await createIndexConcurrently(knex, 'deliveries_integration_id_index', 'deliveries (integration_id, id)');
+  await dropIndexConcurrently(knex, 'deliveries_integration_newest_index');
 }

@@ -1,10 +1,11 @@
 import type { Knex } from 'knex';
+import { createIndexConcurrently, dropIndexConcurrently } from '../src/db/concurrent-index.js';
 
 /**
  * Deleting an environment deletes its strategies and unscopes its API keys; without an index on
  * their environment_id, each such delete read every strategy and key of every project. Built
- * CONCURRENTLY, outside a transaction, so the API keeps writing meanwhile; a build that failed
- * leaves an invalid index, dropped first when the migration runs again.
+ * CONCURRENTLY, outside a transaction, so the API keeps writing meanwhile; run again after a stop,
+ * it first ends what the stopped run left (see createIndexConcurrently).
  *
  * A segment used by a strategy still cannot be deleted, but the check now waits for COMMIT
  * (NO ACTION, deferred) rather than refusing at once (RESTRICT): deleting a project deletes its
@@ -19,16 +20,13 @@ const INDEXES: ReadonlyArray<[name: string, table: string]> = [
 ];
 
 export async function up(knex: Knex): Promise<void> {
-  for (const [name, table] of INDEXES) {
-    await knex.raw(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
-    await knex.raw(`CREATE INDEX CONCURRENTLY ${name} ON ${table} (environment_id)`);
-  }
+  for (const [name, table] of INDEXES) await createIndexConcurrently(knex, name, `${table} (environment_id)`);
   await replaceSegmentCheck(knex, 'NO ACTION DEFERRABLE INITIALLY DEFERRED');
 }
 
 export async function down(knex: Knex): Promise<void> {
   await replaceSegmentCheck(knex, 'RESTRICT');
-  for (const [name] of INDEXES) await knex.raw(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
+  for (const [name] of INDEXES) await dropIndexConcurrently(knex, name);
 }
 
 /** Added NOT VALID, then validated: the rows are checked without holding off writes to segments meanwhile. */

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
 }
 
 // Stopping mid-way is safe: each migration is its own transaction or may run again (see
-// migrations/009), and the lock is freed.
+// concurrent-index.ts), and the lock is freed.
 exitOnSignals((signal) => `migration stopped (${signal}); run it again to finish`);
 
 main().catch((err: unknown) => exitOnStartupError(err, 'migration failed'));
