@@ -4,7 +4,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrationSource } from '../migrations/index.js';
 import { WORKER_THREAD_POOL_SIZE } from '../src/config.js';
-import { pgConnection } from '../src/db/knex.js';
+import { createDb, pgConnection } from '../src/db/knex.js';
+import { bootstrap } from '../src/projects/bootstrap.js';
 import { deleteQueueKeys } from './support/api.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { eventually } from './support/delivery.js';
@@ -59,6 +60,21 @@ describe('npm run cli -- bootstrap', () => {
     const lines = stdout.split('\n').slice(0, -1);
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0]!)).toMatchObject({ projectId: expect.any(Number), token: expect.stringMatching(/^mzk_/) });
+  });
+
+  it('bootstraps run at once with the same new email all succeed and share one user', async () => {
+    const conn = createDb(db.url, { poolMax: 8 });
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => bootstrap(conn, { project: `Race ${i}`, email: i % 2 ? 'Race@Example.com' : 'race@example.com', plan: 'free' })),
+      );
+      expect(new Set(results.map((r) => r.userId)).size).toBe(1);
+      expect(new Set(results.map((r) => r.projectId)).size).toBe(8);
+      const users = await conn('users').whereRaw('lower(email) = ?', ['race@example.com']).pluck('id');
+      expect(users).toEqual([results[0]!.userId]);
+    } finally {
+      await conn.destroy();
+    }
   });
 
   it('creates and migrates a database that does not exist yet', async () => {
