@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { PLANS, type Plan, loadConfig } from './config.js';
 import { assertDatabaseReachable, createDb } from './db/knex.js';
-import { ensureDatabase, migrateLatest } from './db/migrate.js';
+import { assertMigrated, ensureDatabase, migrateLatest } from './db/migrate.js';
 import { exitOnStartupError, StartupError, unreachable } from './lifecycle.js';
 import { bootstrap, setPlan } from './projects/bootstrap.js';
 
@@ -28,7 +28,7 @@ async function runBootstrap(args: string[]): Promise<void> {
   const name = values.name?.trim();
   if (name !== undefined && (name.length === 0 || name.length > 100)) throw new UsageError('--name must be 1–100 characters');
   const plan = parsePlan(values.plan ?? 'free');
-  await withDatabase(async (db) => print(await bootstrap(db, { project, email, name, plan })));
+  await withDatabase({ prepare: true }, async (db) => print(await bootstrap(db, { project, email, name, plan })));
 }
 
 async function runSetPlan(args: string[]): Promise<void> {
@@ -38,7 +38,7 @@ async function runSetPlan(args: string[]): Promise<void> {
   const projectId = /^[1-9]\d{0,9}$/.test(written) ? Number(written) : NaN;
   if (!Number.isInteger(projectId) || projectId > 2_147_483_647) throw new UsageError('--project-id <id> is required: the project\'s id, in digits');
   const plan = parsePlan(values.plan);
-  await withDatabase(async (db) => {
+  await withDatabase({ prepare: false }, async (db) => {
     const result = await setPlan(db, projectId, plan);
     if (!result) throw new StartupError(`project ${projectId} does not exist`);
     print(result);
@@ -58,18 +58,25 @@ function parsePlan(value: string | undefined): Plan {
   return value as Plan;
 }
 
-/** Creates and migrates the database first, so `bootstrap` works on a fresh machine before anything else ran. */
-async function withDatabase(work: (db: ReturnType<typeof createDb>) => Promise<void>): Promise<void> {
+/**
+ * `prepare`: create and migrate the database first, so `bootstrap` works on a fresh machine before
+ * anything else ran. Other commands take the database as it is: a mistyped name in DATABASE_URL
+ * must not become a new, empty database, nor a command migrate a schema behind the operator's back.
+ */
+async function withDatabase(options: { prepare: boolean }, work: (db: ReturnType<typeof createDb>) => Promise<void>): Promise<void> {
   const config = loadConfig();
-  try {
-    await ensureDatabase(config.databaseUrl);
-  } catch (err) {
-    throw unreachable('PostgreSQL', config.databaseUrl, err);
+  if (options.prepare) {
+    try {
+      await ensureDatabase(config.databaseUrl);
+    } catch (err) {
+      throw unreachable('PostgreSQL', config.databaseUrl, err);
+    }
   }
   const db = createDb(config.databaseUrl, { poolMax: 2 });
   try {
     await assertDatabaseReachable(db, config.databaseUrl);
-    await migrateLatest(db);
+    if (options.prepare) await migrateLatest(db);
+    else await assertMigrated(db);
     await work(db);
   } finally {
     await db.destroy();

@@ -26,6 +26,17 @@ async function runEntry(entry: string, args: string[], env: Record<string, strin
   }
 }
 
+/** Whether the server holds a database of this name. */
+async function databaseExists(name: string): Promise<boolean> {
+  const client = new pg.Client(pgConnection(db.url.replace(/\/[^/]+$/, '/postgres')));
+  await client.connect();
+  try {
+    return (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
+  } finally {
+    await client.end();
+  }
+}
+
 let db: TestDatabase;
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -117,6 +128,41 @@ describe('npm run cli -- bootstrap', () => {
     expect(out.code).toBe(1);
     expect(out.stdout).toBe('');
     expect(out.stderr.trim().split('\n')).toEqual(['mozhno: project 999999 does not exist']);
+  });
+
+  it('set-plan on a database that does not exist names it in one line, exit 1, and creates nothing', async () => {
+    const name = `${db.name}_typo`;
+    try {
+      const out = await runEntry('src/cli.ts', ['set-plan', '--project-id', '1', '--plan', 'pro'], { DATABASE_URL: db.url.replace(/\/[^/]+$/, `/${name}`) });
+      expect(out.code).toBe(1);
+      expect(out.stdout).toBe('');
+      expect(out.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^mozhno: database in DATABASE_URL does not exist \\(postgres://[^ ]*/${name}\\)`))]);
+      expect(await databaseExists(name)).toBe(false);
+    } finally {
+      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    }
+  });
+
+  it('set-plan on a database not migrated says to run npm run migrate, exit 1, and migrates nothing', async () => {
+    const name = `${db.name}_unmigrated`;
+    await adminQuery(`CREATE DATABASE ${name}`);
+    const url = db.url.replace(/\/[^/]+$/, `/${name}`);
+    try {
+      const out = await runEntry('src/cli.ts', ['set-plan', '--project-id', '1', '--plan', 'pro'], { DATABASE_URL: url });
+      expect(out.code).toBe(1);
+      expect(out.stdout).toBe('');
+      expect(out.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^mozhno: database not migrated: 001_tenancy, .* missing \(run npm run migrate\)$/)]);
+      const client = new pg.Client(pgConnection(url));
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ count: number }>("SELECT count(*)::int AS count FROM pg_tables WHERE schemaname = 'public'");
+        expect(rows[0]!.count).toBe(0);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    }
   });
 
   it('three migrations started at once on a fresh database all succeed, one of them applying everything', async () => {
