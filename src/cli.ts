@@ -46,11 +46,20 @@ async function runSetPlan(args: string[]): Promise<void> {
 }
 
 function parse(args: string[], options: Record<string, { type: 'string' }>) {
+  let parsed;
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false });
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  // parseArgs keeps the last of a repeated option: `--project-id 1 --project-id 2` would change project 2.
+  const seen = new Set<string>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option') continue;
+    if (seen.has(token.name)) throw new UsageError(`${token.rawName} is given more than once`);
+    seen.add(token.name);
+  }
+  return parsed;
 }
 
 function parsePlan(value: string | undefined): Plan {

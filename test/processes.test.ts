@@ -108,6 +108,9 @@ describe('npm run cli -- bootstrap', () => {
     [['set-plan', '--project-id', '0x10', '--plan', 'pro'], /--project-id <id> is required: the project's id, in digits/],
     [['set-plan', '--project-id', '1e1', '--plan', 'pro'], /--project-id <id> is required: the project's id, in digits/],
     [['set-plan', '--project-id', ' 7 ', '--plan', 'pro'], /--project-id <id> is required: the project's id, in digits/],
+    [['set-plan', '--project-id', '1', '--project-id', '2', '--plan', 'pro'], /--project-id is given more than once/],
+    [['set-plan', '--project-id=1', '--plan', 'pro', '--plan=free'], /--plan is given more than once/],
+    [['bootstrap', '--project', 'P', '--email', 'a@b.c', '--email', 'd@e.f'], /--email is given more than once/],
   ])('refuses %j with a usage line and exit code 2', async (args, message) => {
     const out = await runEntry('src/cli.ts', args, { DATABASE_URL: db.url });
     expect(out.code).toBe(2);
