@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import { PLANS, type Plan, loadConfig } from './config.js';
-import { assertDatabaseReachable, createDb } from './db/knex.js';
+import { assertDatabaseReachable, createDb, explainDatabaseError } from './db/knex.js';
 import { assertMigrated, ensureDatabase, migrateLatest } from './db/migrate.js';
-import { exitOnStartupError, StartupError, unreachable } from './lifecycle.js';
+import { exitOnStartupError, StartupError } from './lifecycle.js';
 import { bootstrap, setPlan } from './projects/bootstrap.js';
 
 const USAGE = `usage:
@@ -78,7 +78,7 @@ async function withDatabase(options: { prepare: boolean }, work: (db: ReturnType
     try {
       await ensureDatabase(config.databaseUrl);
     } catch (err) {
-      throw unreachable('PostgreSQL', config.databaseUrl, err);
+      throw explainDatabaseError(config.databaseUrl, err);
     }
   }
   const db = createDb(config.databaseUrl, { poolMax: 2 });

@@ -1,10 +1,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { loadConfig, WORKER_THREAD_POOL_SIZE } from './config.js';
-import { assertDatabaseReachable, createDb } from './db/knex.js';
+import { loadConfig, redact, WORKER_THREAD_POOL_SIZE } from './config.js';
+import { assertDatabaseReachable, createDb, explainDatabaseError } from './db/knex.js';
 import { ensureDatabase, migrateLatest } from './db/migrate.js';
-import { exitOnStartupError, stopSignals, unreachable } from './lifecycle.js';
+import { exitOnStartupError, StartupError, stopSignals, unreachable } from './lifecycle.js';
 
 /** Longer than a delivery's timeout plus saving it (see the worker's drain); then the children are killed. */
 const STOP_DEADLINE_MS = 60_000;
@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   try {
     if (await ensureDatabase(config.databaseUrl)) say('created the database named in DATABASE_URL');
   } catch (err) {
-    throw unreachable('PostgreSQL', config.databaseUrl, err);
+    throw explainDatabaseError(config.databaseUrl, err);
   }
   const db = createDb(config.databaseUrl, { poolMax: 2 });
   try {
@@ -95,10 +95,21 @@ async function assertRedisReachable(url: string): Promise<void> {
     await redis.connect();
     await redis.ping();
   } catch (err) {
-    throw unreachable('Redis', url, cause ?? err);
+    throw explainRedisError(url, cause ?? err);
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * A Redis that answers but refuses REDIS_URL's login: no password given where one is needed
+ * (NOAUTH, perhaps in "Ready check failed: NOAUTH …") or a wrong user or password (WRONGPASS).
+ * "Start it" would mislead there.
+ */
+function explainRedisError(url: string, err: unknown): StartupError {
+  const message = (err as Error).message ?? String(err);
+  if (/\b(NOAUTH|WRONGPASS)\b/.test(message)) return new StartupError(`Redis at ${redact(url)} refused the login (${message}): check the password (and user name) in REDIS_URL`);
+  return unreachable('Redis', url, err);
 }
 
 function say(line: string): void {

@@ -1,4 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +26,15 @@ async function runEntry(entry: string, args: string[], env: Record<string, strin
     const e = err as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
+}
+
+/** `url` logging in as `user` (with `password`, if not null), on database `database` if given. */
+function asUser(url: string, user: string, password: string | null, database?: string): string {
+  const changed = new URL(url);
+  changed.username = user;
+  changed.password = password ?? '';
+  if (database !== undefined) changed.pathname = `/${database}`;
+  return changed.toString();
 }
 
 /** Whether the server holds a database of this name. */
@@ -223,12 +234,79 @@ describe('start-up errors are one line, naming the cause, without a stack', () =
     expect(out).toMatchObject({ code: 0, stdout: 'database is up to date\n' });
   });
 
-  it('a refused login is named as such, not as a PostgreSQL to start', async () => {
-    const url = db.url.replace(/\/\/[^/]*@?127\.0\.0\.1/, '//nosuchrole_mozhno:secret@127.0.0.1');
-    const out = await runEntry('src/db/migrate-cli.ts', [], { DATABASE_URL: url });
+  it.each([
+    ['npm start', 'src/start.ts', []],
+    ['bootstrap', 'src/cli.ts', ['bootstrap', '--project', 'P', '--email', 'a@b.c']],
+    ['set-plan', 'src/cli.ts', ['set-plan', '--project-id', '1', '--plan', 'pro']],
+    ['npm run migrate', 'src/db/migrate-cli.ts', []],
+  ])('%s names a refused login as such (the user, what PostgreSQL said), not as a PostgreSQL to start', async (_, entry, args) => {
+    const url = asUser(db.url, 'nosuchrole_mozhno', 'hunter2');
+    const out = await runEntry(entry, args, { DATABASE_URL: url, REDIS_URL, QUEUE_PREFIX: `mozhno-test-login-${process.pid}` });
     expect(out.code).toBe(1);
-    expect(out.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^mozhno: PostgreSQL at postgres:\/\/nosuchrole_mozhno:\*\*\*\*@127\.0\.0\.1:\d+\/\w+ refused the login \(28000: .*nosuchrole_mozhno.*\): check the user and password in DATABASE_URL$/)]);
-    expect(out.stderr).not.toContain('secret');
+    expect(out.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^mozhno: PostgreSQL at postgres:\/\/nosuchrole_mozhno:\*\*\*\*@[^ ]+\/\w+ refused the login of user "nosuchrole_mozhno" \(28000: role "nosuchrole_mozhno" does not exist\): check the user and password in DATABASE_URL$/),
+    ]);
+    expect(out.stderr).not.toContain('hunter2');
+  });
+
+  it('npm start and bootstrap say the user may not create the database, rather than a PostgreSQL to start; and a database it may not connect to is named so', async () => {
+    const role = `mozhno_t_${randomBytes(5).toString('hex')}_nocreate`;
+    const missing = `${db.name}_nocreate`;
+    const closed = `${db.name}_closed`;
+    await adminQuery(`CREATE ROLE ${role} LOGIN NOCREATEDB`);
+    try {
+      for (const [entry, args] of [['src/start.ts', []], ['src/cli.ts', ['bootstrap', '--project', 'P', '--email', 'a@b.c']]] as const) {
+        const out = await runEntry(entry, [...args], { DATABASE_URL: asUser(db.url, role, null, missing), REDIS_URL });
+        expect(out.code).toBe(1);
+        expect(out.stderr.trim().split('\n')).toEqual([
+          `mozhno: database in DATABASE_URL does not exist (${asUser(db.url, role, null, missing)}) and user "${role}" may not create databases: create it first (as a user who may: \`createdb -O ${role} ${missing}\`) or grant "${role}" CREATEDB`,
+        ]);
+      }
+      expect(await databaseExists(missing)).toBe(false);
+
+      await adminQuery(`CREATE DATABASE ${closed}`);
+      await adminQuery(`REVOKE CONNECT ON DATABASE ${closed} FROM PUBLIC`);
+      const out = await runEntry('src/db/migrate-cli.ts', [], { DATABASE_URL: asUser(db.url, role, null, closed) });
+      expect(out.code).toBe(1);
+      expect(out.stderr.trim().split('\n')).toEqual([
+        expect.stringMatching(new RegExp(`^mozhno: PostgreSQL at [^ ]+/${closed} denied user "${role}" \\(42501: permission denied for database "${closed}"\\): grant the user access \\(CONNECT\\)`)),
+      ]);
+    } finally {
+      await adminQuery(`DROP DATABASE IF EXISTS ${missing} WITH (FORCE)`);
+      await adminQuery(`DROP DATABASE IF EXISTS ${closed} WITH (FORCE)`);
+      await adminQuery(`DROP ROLE IF EXISTS ${role}`);
+    }
+  });
+
+  it('npm start names a Redis refusing the login (wrong password, or none given) as such, not as a Redis to start', async () => {
+    // A user Redis has no such ACL entry for: WRONGPASS, from the real Redis.
+    const wrong = new URL(REDIS_URL);
+    wrong.username = 'mozhno_t_nosuchuser';
+    wrong.password = 'hunter2';
+    const refused = await runEntry('src/start.ts', [], { DATABASE_URL: db.url, REDIS_URL: wrong.toString() });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^mozhno: Redis at redis:\/\/mozhno_t_nosuchuser:\*\*\*\*@[^ ]+ refused the login \(WRONGPASS [^)]*\): check the password \(and user name\) in REDIS_URL$/),
+    ]);
+    expect(refused.stderr).not.toContain('hunter2');
+
+    // A Redis that requires a password, given none: it answers every command NOAUTH, as this one does.
+    const server = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.on('data', (chunk: Buffer) => {
+        const commands = chunk.toString('latin1').match(/(?:^|\r\n)\*\d+\r\n/g)?.length ?? 1;
+        for (let i = 0; i < commands; i++) socket.write('-NOAUTH Authentication required.\r\n');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `redis://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const out = await runEntry('src/start.ts', [], { DATABASE_URL: db.url, REDIS_URL: url });
+      expect(out.code).toBe(1);
+      expect(out.stderr.trim().split('\n')).toEqual([`mozhno: Redis at ${url} refused the login (NOAUTH Authentication required.): check the password (and user name) in REDIS_URL`]);
+    } finally {
+      server.close();
+    }
   });
 
   it.each([

@@ -3,7 +3,7 @@ import knex, { type Knex } from 'knex';
 import pg from 'pg';
 import { redact } from '../config.js';
 import { StartupError, unreachable } from '../lifecycle.js';
-import { isLoginRefused, PG_INVALID_CATALOG_NAME, pgErrorCode } from './errors.js';
+import { isLoginRefused, PG_INSUFFICIENT_PRIVILEGE, PG_INVALID_CATALOG_NAME, pgErrorCode } from './errors.js';
 import type { Logger } from '../logger.js';
 
 // int8 columns (bigserial ids, counts) are read as numbers: ids stay far below 2^53.
@@ -107,14 +107,33 @@ export async function assertDatabaseReachable(db: Db, databaseUrl: string): Prom
   try {
     await db.raw('select 1');
   } catch (err) {
-    const code = pgErrorCode(err);
-    if (code === PG_INVALID_CATALOG_NAME) {
-      throw new StartupError(`database in DATABASE_URL does not exist (${redact(databaseUrl)}): run \`npm start\` (creates it) or \`createdb\` it, then \`npm run migrate\``);
-    }
-    // Class 28, invalid authorization: PostgreSQL is up and said no, so "start it" would mislead.
-    if (isLoginRefused(err)) {
-      throw new StartupError(`PostgreSQL at ${redact(databaseUrl)} refused the login (${code}: ${(err as Error).message}): check the user and password in DATABASE_URL`);
-    }
-    throw unreachable('PostgreSQL', databaseUrl, err);
+    throw explainDatabaseError(databaseUrl, err);
   }
+}
+
+/**
+ * The one line for an error connecting to the database of DATABASE_URL: missing, a login refused,
+ * access denied, or unreachable. Only the last asks to start PostgreSQL; the others come from a
+ * PostgreSQL that is up and said no. A StartupError passes as it is.
+ */
+export function explainDatabaseError(databaseUrl: string, err: unknown): StartupError {
+  if (err instanceof StartupError) return err;
+  const code = pgErrorCode(err);
+  const said = `${code}: ${(err as Error).message}`;
+  if (code === PG_INVALID_CATALOG_NAME) {
+    return new StartupError(`database in DATABASE_URL does not exist (${redact(databaseUrl)}): run \`npm start\` (creates it) or \`createdb\` it, then \`npm run migrate\``);
+  }
+  if (isLoginRefused(err)) {
+    return new StartupError(`PostgreSQL at ${redact(databaseUrl)} refused the login of user "${databaseUser(databaseUrl)}" (${said}): check the user and password in DATABASE_URL`);
+  }
+  // No CONNECT privilege on the database, say.
+  if (code === PG_INSUFFICIENT_PRIVILEGE) {
+    return new StartupError(`PostgreSQL at ${redact(databaseUrl)} denied user "${databaseUser(databaseUrl)}" (${said}): grant the user access (CONNECT) or check the user in DATABASE_URL`);
+  }
+  return unreachable('PostgreSQL', databaseUrl, err);
+}
+
+/** The role DATABASE_URL logs in as: the operating-system user when the URL names none. */
+export function databaseUser(databaseUrl: string): string {
+  return decodeURIComponent(new URL(pgConnection(databaseUrl).connectionString).username);
 }

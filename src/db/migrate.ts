@@ -1,8 +1,9 @@
 import pg from 'pg';
 import { migrationSource } from '../../migrations/index.js';
-import { PG_INVALID_CATALOG_NAME, PG_UNDEFINED_TABLE, pgErrorCode } from './errors.js';
+import { PG_INSUFFICIENT_PRIVILEGE, PG_INVALID_CATALOG_NAME, PG_UNDEFINED_TABLE, pgErrorCode } from './errors.js';
 import { StartupError } from '../lifecycle.js';
-import { pgConnection, type Db } from './knex.js';
+import { databaseUser, pgConnection, type Db } from './knex.js';
+import { redact } from '../config.js';
 
 /** pg_advisory_lock key of migrations ('mzmig' in ASCII). */
 const MIGRATION_LOCK = 0x6d7a6d6967;
@@ -94,8 +95,13 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
   try {
     await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
   } catch (err) {
+    const code = pgErrorCode(err);
+    if (code === PG_INSUFFICIENT_PRIVILEGE) {
+      const user = databaseUser(databaseUrl);
+      throw new StartupError(`database in DATABASE_URL does not exist (${redact(databaseUrl)}) and user "${user}" may not create databases: create it first (as a user who may: \`createdb -O ${user} ${name}\`) or grant "${user}" CREATEDB`);
+    }
     // 42P04: duplicate_database, another process created it first.
-    if ((err as { code?: string }).code !== '42P04') throw err;
+    if (code !== '42P04') throw err;
   } finally {
     await admin.end();
   }
