@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { loadConfig, redact, WORKER_THREAD_POOL_SIZE } from './config.js';
 import { assertDatabaseReachable, createDb, explainDatabaseError } from './db/knex.js';
-import { ensureDatabase, migrateLatest } from './db/migrate.js';
+import { ensureDatabase, migrateLatest, newerThanThisCode } from './db/migrate.js';
 import { exitOnStartupError, StartupError, stopSignals, unreachable } from './lifecycle.js';
 
 /** Longer than a delivery's timeout plus saving it (see the worker's drain); then the children are killed. */
@@ -24,8 +24,9 @@ async function main(): Promise<void> {
   const db = createDb(config.databaseUrl, { poolMax: 2 });
   try {
     await assertDatabaseReachable(db, config.databaseUrl);
-    const applied = await migrateLatest(db);
+    const { applied, unknown } = await migrateLatest(db);
     if (applied.length > 0) say(`applied ${applied.length} migration(s)`);
+    if (unknown.length > 0) say(`${newerThanThisCode(unknown)}; starting on it as it is`);
   } finally {
     await db.destroy();
   }

@@ -222,6 +222,36 @@ describe('start-up errors are one line, naming the cause, without a stack', () =
     expect(out).toMatchObject({ code: 0, stdout: 'database is up to date\n' });
   });
 
+  it('on a database migrated by newer code, migrate says so and changes nothing (exit 0), and bootstrap goes on', async () => {
+    const newer = await createTestDatabase();
+    const client = new pg.Client(pgConnection(newer.url));
+    await client.connect();
+    const applied = async () => (await client.query<{ name: string; batch: number }>('SELECT name, batch FROM knex_migrations ORDER BY id')).rows;
+    try {
+      await client.query("INSERT INTO knex_migrations (name, batch, migration_time) VALUES ('999_future', 99, now())");
+      const before = await applied();
+      const out = await runEntry('src/db/migrate-cli.ts', [], { DATABASE_URL: newer.url });
+      expect(out).toEqual({ code: 0, stdout: 'database is newer than this code: it has 1 migration(s) this code does not know (999_future); nothing applied\n', stderr: '' });
+      expect(await applied()).toEqual(before);
+
+      const boot = await runEntry('src/cli.ts', ['bootstrap', '--project', 'P', '--email', 'a@b.c'], { DATABASE_URL: newer.url });
+      expect(boot.code).toBe(0);
+      expect(JSON.parse(boot.stdout)).toMatchObject({ projectId: expect.any(Number), token: expect.stringMatching(/^mzk_/) });
+      expect(await applied()).toEqual(before);
+
+      // Unknown migrations and some of this code's missing: not a newer release of this code, so not "newer".
+      await client.query("DELETE FROM knex_migrations WHERE name = '010_environment_indexes_and_deferred_segment_check'");
+      const diverged = await runEntry('src/db/migrate-cli.ts', [], { DATABASE_URL: newer.url });
+      expect(diverged.code).toBe(1);
+      expect(diverged.stderr.trim().split('\n')).toEqual([
+        'mozhno: database has migrations this code does not know (999_future) and lacks some of its own (010_environment_indexes_and_deferred_segment_check): it was migrated by other code; nothing applied',
+      ]);
+    } finally {
+      await client.end();
+      await newer.drop();
+    }
+  });
+
   it('a knex lock left set by a migrate killed mid-way does not block the next one', async () => {
     const client = new pg.Client(pgConnection(db.url));
     await client.connect();

@@ -1,20 +1,36 @@
 import pg from 'pg';
 import { migrationSource } from '../../migrations/index.js';
 import { PG_INSUFFICIENT_PRIVILEGE, PG_INVALID_CATALOG_NAME, PG_UNDEFINED_TABLE, pgErrorCode } from './errors.js';
+import { redact } from '../config.js';
 import { StartupError } from '../lifecycle.js';
 import { databaseUser, pgConnection, type Db } from './knex.js';
-import { redact } from '../config.js';
 
 /** pg_advisory_lock key of migrations ('mzmig' in ASCII). */
 const MIGRATION_LOCK = 0x6d7a6d6967;
 
+/** What a migrate did: the migrations it applied, or, on a database newer than this code, those it does not know. */
+export interface MigrateResult {
+  applied: string[];
+  /** Applied to the database by newer code, unknown to this one: nothing was applied then. */
+  unknown: string[];
+}
+
 /**
- * Applies pending migrations; returns the names applied. Safe to run from several
- * processes at once (`npm start` beside a migrate Job): they take turns under a
- * session lock, held on a connection of its own, which also covers knex creating
- * its bookkeeping tables on a fresh database (outside knex's own lock).
+ * knex's options for every listing and applying. Without disableMigrationsListValidation, a
+ * migration in the database that this code lacks is "The migration directory is corrupt": an
+ * older release could not even start on the schema of a newer one, which it runs on fine.
  */
-export async function migrateLatest(db: Db): Promise<string[]> {
+const KNEX_MIGRATE_OPTIONS = { migrationSource, disableMigrationsListValidation: true };
+
+/**
+ * Applies pending migrations. Safe to run from several processes at once (`npm start` beside a
+ * migrate Job): they take turns under a session lock, held on a connection of its own, which also
+ * covers knex creating its bookkeeping tables on a fresh database (outside knex's own lock).
+ * A database with migrations this code does not know was migrated by newer code, which has all
+ * of ours too: it is left as it is. One that also lacks some of ours was migrated by other code
+ * altogether, and ours applied on top of its schema could break it: that is an error.
+ */
+export async function migrateLatest(db: Db): Promise<MigrateResult> {
   // Not from the pool, which migrations may need whole (`npm start` and the CLI give it two).
   const lock = new pg.Client(db.client.config.connection as pg.ClientConfig);
   await lock.connect();
@@ -23,12 +39,24 @@ export async function migrateLatest(db: Db): Promise<string[]> {
     // Ours is the lock that counts. knex's own (a row it sets) is committed on its own when a
     // migration runs outside a transaction (CONCURRENTLY), and one killed then would leave it
     // set: every later migrate would fail as "already locked" until someone unlocked it by hand.
-    await db.migrate.forceFreeMigrationsLock({ migrationSource });
-    const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
-    return applied;
+    await db.migrate.forceFreeMigrationsLock(KNEX_MIGRATE_OPTIONS);
+    const [completed, pending] = (await db.migrate.list(KNEX_MIGRATE_OPTIONS)) as [Array<{ name: string }>, string[]];
+    const known = new Set(await migrationSource.getMigrations([]));
+    const unknown = completed.map(({ name }) => name).filter((name) => !known.has(name));
+    if (unknown.length > 0) {
+      if (pending.length > 0) throw new StartupError(`database has migrations this code does not know (${unknown.join(', ')}) and lacks some of its own (${pending.join(', ')}): it was migrated by other code; nothing applied`);
+      return { applied: [], unknown };
+    }
+    const [, applied] = (await db.migrate.latest(KNEX_MIGRATE_OPTIONS)) as [number, string[]];
+    return { applied, unknown: [] };
   } finally {
     await lock.end(); // ending the session releases its lock
   }
+}
+
+/** The one line that says a database is newer than this code. */
+export function newerThanThisCode(unknown: readonly string[]): string {
+  return `database is newer than this code: it has ${unknown.length} migration(s) this code does not know (${unknown.join(', ')}); nothing applied`;
 }
 
 /**
