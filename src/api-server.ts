@@ -9,7 +9,7 @@ import { missingMigrations, notMigrated } from './db/migrate.js';
 import { environmentRoutes } from './environments/routes.js';
 import { EnvironmentService } from './environments/service.js';
 import type { Queue } from 'bullmq';
-import { createDeliveryQueue, createProducerConnection, type DeliveryJobData } from './delivery/queue.js';
+import { assertRedisDatabase, createDeliveryQueue, createProducerConnection, type DeliveryJobData } from './delivery/queue.js';
 import { EventLog } from './events/event-log.js';
 import { Parking } from './delivery/parking.js';
 import { EventRelay, RelayedEvents, type RelayOptions } from './events/relay.js';
@@ -63,6 +63,7 @@ export const API_STOP_DEADLINE_MS = 20_000;
 export async function startApiServer(config: Readonly<Config>, log: Logger, options: ApiServerOptions = {}): Promise<ApiServer> {
   const db = createDb(config.databaseUrl, { log });
   await assertDatabaseReachable(db, config.databaseUrl);
+  await assertRedisDatabase(config);
   const redis = createProducerConnection(config, options.redisCommandTimeoutMs);
   let redisDown = false;
   let redisError = 'not connected yet';

@@ -83,7 +83,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   };
   const config: Config = {
     databaseUrl: url('DATABASE_URL', read('DATABASE_URL') ?? 'postgres://localhost:5432/mozhno', ['postgres:', 'postgresql:']),
-    redisUrl: url('REDIS_URL', read('REDIS_URL') ?? 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    redisUrl: redisUrl(read('REDIS_URL') ?? 'redis://127.0.0.1:6379'),
     redisCluster: flag('REDIS_CLUSTER', read('REDIS_CLUSTER'), false),
     port: integer('PORT', read('PORT'), 8080, 0, 65535),
     webhookTimeoutMs: integer('WEBHOOK_TIMEOUT_MS', read('WEBHOOK_TIMEOUT_MS'), 30_000, 100, 600_000),
@@ -101,6 +101,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     queuePrefix: queuePrefix(read('QUEUE_PREFIX') ?? 'mozhno'),
     logLevel: oneOf('LOG_LEVEL', read('LOG_LEVEL') ?? 'info', LOG_LEVELS),
   };
+  if (config.redisCluster && redisDatabase(config.redisUrl) !== 0) {
+    // A cluster has database 0 only, and cluster mode connects without selecting one.
+    throw new ConfigError('REDIS_URL', `names database ${redisDatabase(config.redisUrl)}, but a Redis Cluster (REDIS_CLUSTER true) has only database 0: leave the number out`);
+  }
   if (config.redisCluster && !/^\{[^}]+\}/.test(config.queuePrefix)) {
     // BullMQ's scripts touch several keys of the queue at once: on a cluster they must share one slot.
     throw new ConfigError('QUEUE_PREFIX', `must start with a {hash-tag} when REDIS_CLUSTER is true, e.g. {${config.queuePrefix}}`);
@@ -130,6 +134,27 @@ function url(name: string, value: string, protocols: string[]): string {
   // A "/" left as it is in a password ends the host there: the rest of the password then reads as a path.
   if (parsed.pathname.includes('@')) throw new ConfigError(name, `holds an "@" after the host: write a "/" in the password as %2F (got ${redact(value)})`);
   return value;
+}
+
+/**
+ * REDIS_URL, whose path is the database number (ioredis also takes `?db=`): anything but digits
+ * there would reach Redis as `SELECT NaN` and end the process with an uncaught ReplyError.
+ */
+function redisUrl(value: string): string {
+  url('REDIS_URL', value, ['redis:', 'rediss:']);
+  const { pathname, searchParams } = new URL(value);
+  if (pathname !== '' && pathname !== '/' && !/^\/\d+$/.test(pathname)) {
+    throw new ConfigError('REDIS_URL', `the path after the host is the database number, as in redis://host:6379/2, or nothing for 0; got ${redact(value)}`);
+  }
+  const db = searchParams.get('db');
+  if (db !== null && !/^\d+$/.test(db)) throw new ConfigError('REDIS_URL', `?db= must be a database number, as in ?db=2, got "${db}"`);
+  return value;
+}
+
+/** The database REDIS_URL selects: its path, else its `?db=` (as ioredis reads them), else 0. */
+export function redisDatabase(redisUrl: string): number {
+  const { pathname, searchParams } = new URL(redisUrl);
+  return Number(pathname.slice(1) || searchParams.get('db') || 0);
 }
 
 function integer<F extends number | null>(name: string, value: string | undefined, fallback: F, min: number, max: number): number | F {

@@ -1,9 +1,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { loadConfig, redact, WORKER_THREAD_POOL_SIZE } from './config.js';
 import { assertDatabaseReachable, createDb, explainDatabaseError } from './db/knex.js';
 import { ensureDatabase, migrateLatest, newerThanThisCode } from './db/migrate.js';
+import { checkRedis } from './delivery/queue.js';
 import { exitOnStartupError, StartupError, stopSignals, unreachable } from './lifecycle.js';
 
 /** Longer than a delivery's timeout plus saving it (see the worker's drain); then the children are killed. */
@@ -30,7 +30,8 @@ async function main(): Promise<void> {
   } finally {
     await db.destroy();
   }
-  await assertRedisReachable(config.redisUrl);
+  const redis = await checkRedis(config);
+  if (!redis.reachable) throw explainRedisError(config.redisUrl, redis.cause);
 
   const api = spawn('../src/api.ts');
   const children = [api, spawn('../workers/delivery-worker.ts', { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE || String(WORKER_THREAD_POOL_SIZE) })];
@@ -85,21 +86,6 @@ function spawn(entry: string, env: Record<string, string> = {}): ChildProcess {
   // Same node flags (the tsx loader under `npm start`). Detached: Ctrl-C reaches only this
   // process, which passes one SIGTERM on, so children drain once instead of dying on a second signal.
   return fork(fileURLToPath(new URL(entry, import.meta.url)), [], { stdio: 'inherit', execArgv: process.execArgv, detached: true, env: { ...process.env, ...env } });
-}
-
-async function assertRedisReachable(url: string): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-  // connect() only says "Connection is closed."; the cause arrives as an 'error' event.
-  let cause: unknown;
-  redis.on('error', (err) => (cause ??= err));
-  try {
-    await redis.connect();
-    await redis.ping();
-  } catch (err) {
-    throw explainRedisError(url, cause ?? err);
-  } finally {
-    redis.disconnect();
-  }
 }
 
 /**

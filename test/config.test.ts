@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, redact } from '../src/config.js';
+import { ConfigError, loadConfig, redact, redisDatabase } from '../src/config.js';
 import { testCa } from './support/sink.js';
 
 const dirs: string[] = [];
@@ -115,6 +115,48 @@ describe('loadConfig', () => {
     expect((error as ConfigError).variable).toBe(name);
     expect((error as Error).message).toMatch(message);
     expect((error as Error).message).not.toContain('\n');
+  });
+
+  it.each([
+    ['redis://127.0.0.1:6379/abc', /REDIS_URL: the path after the host is the database number, as in redis:\/\/host:6379\/2, or nothing for 0; got redis:\/\/127\.0\.0\.1:6379\/abc$/],
+    ['redis://127.0.0.1:6379/-1', /REDIS_URL: the path after the host is the database number/],
+    ['redis://127.0.0.1:6379/1/2', /REDIS_URL: the path after the host is the database number/],
+    ['redis://127.0.0.1:6379/2/', /REDIS_URL: the path after the host is the database number/],
+    ['redis://127.0.0.1:6379/1.5', /REDIS_URL: the path after the host is the database number/],
+    ['redis://127.0.0.1:6379?db=abc', /REDIS_URL: \?db= must be a database number, as in \?db=2, got "abc"$/],
+    ['redis://127.0.0.1:6379/?db=', /REDIS_URL: \?db= must be a database number/],
+  ])('refuses REDIS_URL=%s: after the host comes a database number or nothing', (value, message) => {
+    const error = refusal('REDIS_URL', value);
+    expect(error.variable).toBe('REDIS_URL');
+    expect(error.message).toMatch(message);
+  });
+
+  it.each([
+    ['redis://127.0.0.1:6379', 0],
+    ['redis://127.0.0.1:6379/', 0],
+    ['redis://127.0.0.1:6379/0', 0],
+    ['redis://127.0.0.1:6379/15', 15],
+    ['rediss://:secret@cache:6380/2', 2],
+    ['redis://127.0.0.1:6379?db=3', 3],
+    ['redis://127.0.0.1:6379/4?db=3', 4], // the path wins, as in ioredis
+  ])('accepts REDIS_URL=%s, database %i', (value, db) => {
+    expect(loadConfig({ REDIS_URL: value }).redisUrl).toBe(value);
+    expect(redisDatabase(value)).toBe(db);
+  });
+
+  it('refuses a database other than 0 on a Redis Cluster, which has no other and is never sent a SELECT', () => {
+    for (const value of ['redis://node:7000/1', 'redis://node:7000?db=2']) {
+      let error: unknown;
+      try {
+        loadConfig({ REDIS_URL: value, REDIS_CLUSTER: 'true', QUEUE_PREFIX: '{mozhno}' });
+      } catch (err) {
+        error = err;
+      }
+      expect(error, value).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).variable).toBe('REDIS_URL');
+      expect((error as Error).message).toMatch(/^REDIS_URL: names database [12], but a Redis Cluster \(REDIS_CLUSTER true\) has only database 0: leave the number out$/);
+    }
+    expect(loadConfig({ REDIS_URL: 'redis://node:7000/0', REDIS_CLUSTER: 'true', QUEUE_PREFIX: '{mozhno}' }).redisCluster).toBe(true);
   });
 
   it('refuses a WEBHOOK_CA_FILE whose certificates cannot be read, which TLS would skip without a word', () => {

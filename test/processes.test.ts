@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrationSource } from '../migrations/index.js';
@@ -215,6 +216,19 @@ describe('start-up errors are one line, naming the cause, without a stack', () =
     const out = await runEntry('src/start.ts', [], { DATABASE_URL: db.url, REDIS_URL: 'redis://127.0.0.1:1' });
     expect(out.code).toBe(1);
     expect(out.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^mozhno: cannot reach Redis at redis:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\): start it/)]);
+  });
+
+  it.each([['src/api.ts'], ['workers/delivery-worker.ts'], ['src/start.ts']])('%s stops on a Redis database the server does not have, in one line, rather than run in database 0', async (entry) => {
+    const redis = new Redis(REDIS_URL);
+    const [, databases] = (await redis.config('GET', 'databases').finally(() => redis.disconnect())) as [string, string];
+    const url = new URL(REDIS_URL);
+    url.pathname = `/${databases}`; // the first one past the last
+    const out = await runEntry(entry, [], { DATABASE_URL: db.url, REDIS_URL: url.toString(), PORT: '0', WORKER_METRICS_PORT: '0', LOG_LEVEL: 'info' });
+    expect(out.code).toBe(1);
+    expect(out.stderr.trim().split('\n')).toEqual([
+      `mozhno: REDIS_URL names database ${databases}, which Redis at ${url} refuses (ERR DB index is out of range): use one it has (below its \`databases\` setting, 16 by default) or leave the number out for 0`,
+    ]);
+    expect(out.stdout).not.toMatch(/listening|api on|worker started/);
   });
 
   it('the migrate command applies migrations and then says the database is up to date', async () => {

@@ -1,6 +1,7 @@
 import { WORKER_THREAD_POOL_SIZE, type Config } from '../src/config.js';
 import { assertDatabaseReachable, createDb } from '../src/db/knex.js';
 import { assertMigrated } from '../src/db/migrate.js';
+import { assertRedisDatabase } from '../src/delivery/queue.js';
 import { startDeliveryWorker } from '../src/delivery/worker.js';
 import { runProcess } from '../src/lifecycle.js';
 import { startMetricsServer } from '../src/ops/metrics-server.js';
@@ -30,6 +31,7 @@ async function assertDatabaseUsable(databaseUrl: string): Promise<void> {
 /** `npm run worker`: one delivery worker process; run as many as the load needs. */
 await runProcess('worker', async (config, log) => {
   await assertDatabaseUsable(config.databaseUrl);
+  await assertRedisDatabase(config);
   const worker = startDeliveryWorker(config, log);
   let stopping = false;
   const metrics =

@@ -1,6 +1,8 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { redact, redisDatabase } from '../config.js';
 import type { EventVariables } from '../events/variables.js';
+import { StartupError } from '../lifecycle.js';
 
 export const QUEUE_NAME = 'deliveries';
 
@@ -70,7 +72,18 @@ export function createWorkerConnection(settings: RedisSettings): RedisConnection
 const retry = (attempt: number) => Math.min(attempt * 200, 5_000);
 
 function connect(settings: RedisSettings, options: RedisOptions): RedisConnection {
-  if (!settings.redisCluster) return new Redis(settings.redisUrl, { ...options, retryStrategy: retry });
+  if (!settings.redisCluster) {
+    const redis = new Redis(settings.redisUrl, { ...options, retryStrategy: retry });
+    // A SELECT refused past the start-up check (Redis was unreachable then, or came back with
+    // fewer `databases`): ioredis would report it and go on in database 0. The refusal arrives
+    // before the connection is ready, so closing here keeps every command out of database 0; it
+    // retries as in an outage. (BullMQ's own copies of the connection lack this, but only block on
+    // a marker key there: with this one closed nothing else runs.)
+    redis.on('error', (err) => {
+      if (isSelectRefused(err)) redis.disconnect(true);
+    });
+    return redis;
+  }
   const url = new URL(settings.redisUrl);
   return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
     enableOfflineQueue: options.enableOfflineQueue ?? true,
@@ -82,6 +95,52 @@ function connect(settings: RedisSettings, options: RedisOptions): RedisConnectio
       ...(url.protocol === 'rediss:' ? { tls: { servername: url.hostname } } : {}),
     },
   });
+}
+
+export type RedisCheck = { reachable: true } | { reachable: false; cause: unknown };
+
+/**
+ * Connects once to see whether Redis answers and takes the database REDIS_URL names. A SELECT
+ * it refuses (a number beyond its `databases`) throws a StartupError naming REDIS_URL and the
+ * server's answer: ioredis would only emit that as an error and go on in database 0, where the
+ * jobs are not. A Redis that cannot be reached is answered, not thrown: the api and workers
+ * start without it and wait.
+ */
+export async function checkRedis(settings: RedisSettings): Promise<RedisCheck> {
+  const db = redisDatabase(settings.redisUrl);
+  const redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+  // connect() only says "Connection is closed."; the cause arrives as an 'error' event.
+  let cause: unknown;
+  redis.on('error', (err: Error) => {
+    if (!isSelectRefused(err)) cause ??= err;
+  });
+  try {
+    await redis.connect();
+    // ioredis sent this SELECT on connecting already; asked again, its answer comes back here.
+    await (db === 0 ? redis.ping() : redis.select(db));
+    return { reachable: true };
+  } catch (err) {
+    if (isSelectRefused(err)) {
+      throw new StartupError(`REDIS_URL names database ${db}, which Redis at ${redact(settings.redisUrl)} refuses (${(err as Error).message}): use one it has (below its \`databases\` setting, 16 by default) or leave the number out for 0`);
+    }
+    return { reachable: false, cause: cause ?? err };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * For the api and workers, which start without Redis: stops only on a database Redis refuses.
+ * Database 0 needs no SELECT, so nothing to ask.
+ */
+export async function assertRedisDatabase(settings: RedisSettings): Promise<void> {
+  if (redisDatabase(settings.redisUrl) !== 0) await checkRedis(settings);
+}
+
+/** Redis's answer refusing a SELECT (ioredis puts the command on the ReplyError). */
+function isSelectRefused(err: unknown): boolean {
+  const { name, command } = (err ?? {}) as { name?: unknown; command?: { name?: unknown } };
+  return name === 'ReplyError' && command?.name === 'select';
 }
 
 export function createDeliveryQueue(connection: RedisConnection, prefix: string): Queue<DeliveryJobData> {

@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createProducerConnection, createWorkerConnection } from '../../src/delivery/queue.js';
 import { RELAY_LOCK } from '../../src/events/relay.js';
 import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
+import { REDIS_URL } from '../support/env.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
 
 const tag = `{mz-${randomBytes(3).toString('hex')}}`;
 let h: DeliveryHarness;
@@ -93,4 +96,34 @@ it('queues every event of a burst of concurrent commits, each once, whatever ord
   await h.eventually(() => h.sink.requests.filter((r) => r.path === '/burst').length >= 25 || undefined);
   await new Promise((resolve) => setTimeout(resolve, 300));
   expect(h.sink.requests.filter((r) => r.path === '/burst')).toHaveLength(25);
+});
+
+it.each([
+  ['producer', createProducerConnection],
+  ['worker', createWorkerConnection],
+])('a %s connection whose database Redis refuses, once Redis is back, retries as in an outage and never runs a command in database 0', async (_, create) => {
+  const direct = new Redis(REDIS_URL);
+  const [, databases] = (await direct.config('GET', 'databases')) as [string, string];
+  const target = new URL(REDIS_URL);
+  const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+  proxy.cut(); // down at start: the process started without it, before any check could ask
+  const connection = create({ redisUrl: `redis://127.0.0.1:${proxy.port}/${databases}`, redisCluster: false });
+  const errors: string[] = [];
+  connection.on('error', (err: Error) => errors.push(err.message));
+  const key = `mozhno-test-db0-${randomBytes(4).toString('hex')}`;
+  try {
+    proxy.restore();
+    await h.eventually(() => errors.includes('ERR DB index is out of range'));
+    const set = connection.set(key, 'written in database 0');
+    set.catch(() => undefined);
+    // Long enough for a connection that went on regardless to be ready and run the SET.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(connection.status).not.toBe('ready');
+    expect(await direct.exists(key)).toBe(0);
+  } finally {
+    connection.disconnect();
+    await proxy.close();
+    await direct.del(key);
+    direct.disconnect();
+  }
 });
