@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
@@ -229,6 +230,20 @@ describe('start-up errors are one line, naming the cause, without a stack', () =
       `mozhno: REDIS_URL names database ${databases}, which Redis at ${url} refuses (ERR DB index is out of range): use one it has (below its \`databases\` setting, 16 by default) or leave the number out for 0`,
     ]);
     expect(out.stdout).not.toMatch(/listening|api on|worker started/);
+  });
+
+  it('a PORT another process holds stops the api in one line naming PORT, without a stack', async () => {
+    const other = createServer().listen(0);
+    await once(other, 'listening');
+    const { port } = other.address() as AddressInfo;
+    try {
+      const out = await runEntry('src/api.ts', [], { DATABASE_URL: db.url, REDIS_URL, PORT: String(port), LOG_LEVEL: 'info' });
+      expect(out.code).toBe(1);
+      expect(out.stderr).toBe(`mozhno: PORT ${port} is already in use (EADDRINUSE): stop the other process or set PORT\n`);
+      expect(out.stdout).not.toMatch(/"level":60|stack/);
+    } finally {
+      other.close();
+    }
   });
 
   it('the migrate command applies migrations and then says the database is up to date', async () => {
