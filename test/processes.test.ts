@@ -246,6 +246,22 @@ describe('start-up errors are one line, naming the cause, without a stack', () =
     }
   });
 
+  it('a worker whose database user may not read the tables refuses to start in one line naming the user, without a stack', async () => {
+    const role = `${db.name}_noprivs`;
+    await adminQuery(`CREATE ROLE ${role} LOGIN`);
+    try {
+      const url = db.url.replace(/\/\/[^/]*@?127\.0\.0\.1/, `//${role}@127.0.0.1`);
+      const out = await runEntry('workers/delivery-worker.ts', [], { DATABASE_URL: url, REDIS_URL, WORKER_METRICS_PORT: '0', LOG_LEVEL: 'info' });
+      expect(out.code).toBe(1);
+      expect(out.stderr.trim().split('\n')).toEqual([
+        `mozhno: PostgreSQL at ${url} refuses user "${role}" a table mozhno needs (42501: permission denied for table knex_migrations): grant it SELECT, INSERT, UPDATE and DELETE on mozhno's tables and USAGE on their schema, or set DATABASE_URL to a user that has them`,
+      ]);
+      expect(out.stdout).not.toMatch(/"level":60|stack/);
+    } finally {
+      await adminQuery(`DROP ROLE IF EXISTS ${role}`);
+    }
+  });
+
   it('the migrate command applies migrations and then says the database is up to date', async () => {
     const out = await runEntry('src/db/migrate-cli.ts', [], { DATABASE_URL: db.url });
     expect(out).toMatchObject({ code: 0, stdout: 'database is up to date\n' });

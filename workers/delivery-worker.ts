@@ -1,5 +1,5 @@
 import { WORKER_THREAD_POOL_SIZE, type Config } from '../src/config.js';
-import { assertDatabaseReachable, createDb } from '../src/db/knex.js';
+import { assertDatabaseReachable, createDb, privilegeRefused } from '../src/db/knex.js';
 import { assertMigrated } from '../src/db/migrate.js';
 import { assertRedisDatabase } from '../src/delivery/queue.js';
 import { startDeliveryWorker } from '../src/delivery/worker.js';
@@ -15,14 +15,17 @@ const stopDeadlineMs = (config: Readonly<Config>) => config.webhookTimeoutMs + 1
 
 /**
  * Refuses to start, in one line, on a database it could not deliver from: unreachable, refusing
- * the login, missing, or without this code's migrations. Started anyway, it would look healthy
- * and fail every job it took (a statement error is not an outage to wait out).
+ * the login, missing, without this code's migrations, or out of its user's privileges. Started
+ * anyway, it would look healthy and fail every job it took (a statement error is not an outage
+ * to wait out).
  */
 async function assertDatabaseUsable(databaseUrl: string): Promise<void> {
   const db = createDb(databaseUrl, { poolMax: 1 });
   try {
     await assertDatabaseReachable(db, databaseUrl);
     await assertMigrated(db);
+  } catch (err) {
+    throw privilegeRefused(databaseUrl, err);
   } finally {
     await db.destroy();
   }

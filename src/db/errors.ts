@@ -3,7 +3,7 @@ export const PG_UNIQUE_VIOLATION = '23505';
 export const PG_FOREIGN_KEY_VIOLATION = '23503';
 /** invalid_catalog_name: the database named in DATABASE_URL does not exist. */
 export const PG_INVALID_CATALOG_NAME = '3D000';
-/** insufficient_privilege: a role may not create databases, or connect to this one. */
+/** insufficient_privilege: DATABASE_URL's user may not create databases, connect to this one, or use a table (or its schema). */
 export const PG_INSUFFICIENT_PRIVILEGE = '42501';
 /** undefined_table: knex_migrations before the first migration, say. */
 export const PG_UNDEFINED_TABLE = '42P01';

@@ -137,3 +137,17 @@ export function explainDatabaseError(databaseUrl: string, err: unknown): Startup
 export function databaseUser(databaseUrl: string): string {
   return decodeURIComponent(new URL(pgConnection(databaseUrl).connectionString).username);
 }
+
+/**
+ * A statement refused for lack of privilege (42501) as one line an operator can act on:
+ * PostgreSQL let DATABASE_URL's user in, but not at the tables. Anything else as it is.
+ */
+export function privilegeRefused(databaseUrl: string, err: unknown): unknown {
+  if (pgErrorCode(err) !== PG_INSUFFICIENT_PRIVILEGE) return err;
+  const user = databaseUser(databaseUrl);
+  // knex puts the statement before the server's words, and a statement may span lines.
+  const reason = String((err as Error).message).split(' - ').at(-1)!.replace(/\s+/g, ' ');
+  return new StartupError(
+    `PostgreSQL at ${redact(databaseUrl)} refuses user "${user}" a table mozhno needs (42501: ${reason}): grant it SELECT, INSERT, UPDATE and DELETE on mozhno's tables and USAGE on their schema, or set DATABASE_URL to a user that has them`,
+  );
+}
