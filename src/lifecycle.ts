@@ -132,8 +132,9 @@ export function exitOnStartupError(err: unknown, failed: string): never {
   fail(`${failed}: ${(err as Error).message}`);
 }
 
-/** One line that says what could not be reached, where, and how to start it. */
+/** One line that says what could not be reached, where, and how to start it; a problem already said in one line stays as it is. */
 export function unreachable(service: 'PostgreSQL' | 'Redis', url: string, err: unknown): StartupError {
+  if (err instanceof StartupError) return err;
   const reason = (err as { code?: string }).code ?? (err as Error).message;
   const hint =
     service === 'PostgreSQL'

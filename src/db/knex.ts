@@ -19,15 +19,35 @@ export interface DbOptions {
 }
 
 /**
- * Connection settings for pg. A URL without a user name connects as the operating
- * system user, as psql does (pg alone would need $USER, which services often lack).
+ * Connection settings for pg. A URL without a user name connects as PGUSER or else the
+ * operating-system user, as psql does (pg alone would take $USER, which services often lack).
  */
 export function pgConnection(databaseUrl: string): { connectionString: string; application_name: string; keepAlive: boolean; keepAliveInitialDelayMillis: number } {
   const url = new URL(databaseUrl);
-  if (!url.username) url.username = process.env.PGUSER ?? process.env.USER ?? userInfo().username;
+  // In ?user=, which pg reads in every form: a URL without a host (a socket named in ?host=)
+  // has nowhere to put a name before one.
+  if (!url.username && !url.searchParams.get('user')) url.searchParams.set('user', databaseUser(databaseUrl));
   // TCP keepalive from 30 s idle: a connection to a PostgreSQL that vanished (a partition, a
   // dead host) ends in minutes rather than the kernel's default two hours, with what it held.
   return { connectionString: url.toString(), application_name: 'mozhno', keepAlive: true, keepAliveInitialDelayMillis: 30_000 };
+}
+
+/**
+ * The user DATABASE_URL connects as: the one it names (in `?user=`, which pg prefers, or before
+ * the host), else PGUSER, else the operating-system user of the process, as libpq picks them.
+ */
+export function databaseUser(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  const named = url.searchParams.get('user') || decodeURIComponent(url.username) || process.env.PGUSER;
+  if (named) return named;
+  try {
+    return userInfo().username;
+  } catch (err) {
+    // A container run under a uid without a passwd entry (OpenShift, `docker run --user 12345`).
+    throw new StartupError(
+      `DATABASE_URL names no user, and the operating-system user (uid ${process.getuid?.() ?? '?'}) has no name (${(err as NodeJS.ErrnoException).code ?? 'error'}): put one in DATABASE_URL (postgres://user@host/db) or set PGUSER`,
+    );
+  }
 }
 
 export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
