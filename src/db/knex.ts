@@ -153,11 +153,6 @@ export function explainDatabaseError(databaseUrl: string, err: unknown): Startup
   return unreachable('PostgreSQL', databaseUrl, err);
 }
 
-/** The role DATABASE_URL logs in as: the operating-system user when the URL names none. */
-export function databaseUser(databaseUrl: string): string {
-  return decodeURIComponent(new URL(pgConnection(databaseUrl).connectionString).username);
-}
-
 /**
  * A statement refused for lack of privilege (42501) as one line an operator can act on:
  * PostgreSQL let DATABASE_URL's user in, but not at the tables. Anything else as it is.
