@@ -51,7 +51,15 @@ export class AppError extends Error {
 
 export const notFound = (what: string): AppError => new AppError('not_found', `${what} not found`);
 
-export const validationFailed = (details: ErrorDetail[]): AppError =>
-  new AppError('validation_failed', `invalid request: ${details.map((d) => d.path || 'body').join(', ')}`, details);
+/** Details one answer gives at most: a body can hold thousands of faults, and the first ones say what to fix. */
+export const MAX_DETAILS = 20;
+
+/** `complete`: false when only part of the body was judged, so that more faults may lie beyond these. */
+export function validationFailed(details: ErrorDetail[], complete = true): AppError {
+  const shown = details.slice(0, MAX_DETAILS);
+  const more = details.length - shown.length;
+  const rest = !complete ? ' and perhaps more' : more > 0 ? ` and ${more} more` : '';
+  return new AppError('validation_failed', `invalid request: ${shown.map((d) => d.path || 'body').join(', ')}${rest}`, shown);
+}
 
 export const conflict = (message: string): AppError => new AppError('conflict', message);

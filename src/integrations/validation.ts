@@ -192,7 +192,9 @@ function checkUrl(text: string, policy: AddressPolicy, details: ErrorDetail[]): 
 function checkHeaders(headers: Record<string, unknown>, details: ErrorDetail[]): Record<string, string> {
   const entries = Object.entries(headers);
   if (entries.length > MAX_HEADERS) {
+    // That one fault, rather than one more for each of thousands of headers.
     details.push({ path: 'configJson.headers', message: `configJson.headers may hold at most ${MAX_HEADERS} headers` });
+    return {};
   }
   const seen = new Map<string, string>();
   const valid: Record<string, string> = {};
@@ -251,6 +253,11 @@ export function nothingToKeep(subject: string): ErrorDetail {
 function checkEvents(list: unknown[], details: ErrorDetail[]): EventCode[] {
   if (list.length === 0) {
     details.push({ path: 'eventSubscriptionsJson', message: 'eventSubscriptionsJson must name at least one event' });
+    return [];
+  }
+  // Without repeats there are no more than the event codes: a longer list is that one fault, not one per element.
+  if (list.length > EVENT_CODES.length) {
+    details.push({ path: 'eventSubscriptionsJson', message: `eventSubscriptionsJson may name at most ${EVENT_CODES.length} events` });
     return [];
   }
   const codes: EventCode[] = [];

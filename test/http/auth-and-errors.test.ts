@@ -125,6 +125,29 @@ describe('authentication', () => {
 });
 
 describe('error answers (SPEC §9)', () => {
+  it('answers a body with a great many faults with its first 20 details, and arrays beyond their limit by their length alone', async () => {
+    const p = await api.project();
+    // 100 conditions of 1000 values each is within the limits; every value a number where text is due.
+    const wrong = { key: 'many', name: 'Many', conditions: Array.from({ length: 100 }, () => ({ attribute: 'a', operator: 'in', values: Array(1000).fill(1) })) };
+    const answer = await p.post('/api/v1/segments', wrong);
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.code).toBe('validation_failed');
+    expect(answer.body.error.details).toHaveLength(20);
+    expect(answer.body.error.details[0]).toEqual({ path: 'conditions[0].values[0]', message: 'conditions[0].values[0] must be a string' });
+    expect(answer.body.error.message).toMatch(/^invalid request: conditions\[0\]\.values\[0\], .* and perhaps more$/);
+
+    // Far beyond a limit: the length is the fault, its elements are not looked at one by one.
+    const long = await p.post('/api/v1/segments', { key: 'long', name: 'Long', conditions: [{ attribute: 'a', operator: 'in', values: Array(300_000).fill(1) }] });
+    expect(long.status).toBe(400);
+    expect(long.body.error.details).toEqual([{ path: 'conditions[0].values', message: 'conditions[0].values must have at most 1000 values' }]);
+    const ids = await p.post('/api/v1/segments', { key: 'k', name: 'K', conditions: Array(5000).fill({ attribute: 'a', operator: 'in', values: [1] }) });
+    expect(ids.body.error.details).toEqual([{ path: 'conditions', message: 'conditions must have at most 100 conditions' }]);
+    const events = await p.post('/api/v1/integrations', { name: 'n', configJson: { url: 'https://hooks.example.com/' }, eventSubscriptionsJson: Array(120_000).fill('nope') });
+    expect(events.status).toBe(400);
+    expect(events.body.error.details).toEqual([{ path: 'eventSubscriptionsJson', message: expect.stringMatching(/^eventSubscriptionsJson may name at most \d+ events$/) }]);
+    expect((await p.get('/api/v1/segments')).body).toEqual([]);
+  });
+
   it('400 invalid_json for a body that is not JSON, nothing stored', async () => {
     const p = await api.project();
     const answer = await p.send('POST', '/api/v1/flags', '{"key": "a",');
