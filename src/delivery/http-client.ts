@@ -400,8 +400,9 @@ export class WebhookClient {
       // the excerpt, or invalid bytes (U+FFFD, three bytes for one) made the excerpt cut it sooner.
       excerptCut = attempt.bodyBytes > RESPONSE_EXCERPT_BYTES || responseExcerpt.includes('\uFFFD');
       // Endpoints echo request headers back (debugging receivers, error pages): their values are
-      // masked here as in the error text, the excerpt's lines kept.
-      if (responseExcerpt !== '') responseExcerpt = maskSecrets(responseExcerpt, secretValues(headers), excerptCut);
+      // masked here as in the error text, the excerpt's lines kept. No value, nor start of one, that
+      // is masked is under 4 characters: a shorter answer ("ok") needs no look.
+      if (responseExcerpt.length >= 4) responseExcerpt = maskSecrets(responseExcerpt, secretValues(headers), excerptCut);
     }
     const { code, error, address } = this.verdict(outcome, attempt, responseExcerpt, excerptCut, headers);
     return attemptResult(code, error, attempt.status, address, durationMs, responseExcerpt);
