@@ -3,6 +3,7 @@ import Router from '@koa/router';
 import type { Logger } from '../logger.js';
 import { actorFor, bearerToken, type Authenticate } from './auth.js';
 import { parseJsonBody, readJsonText } from './body.js';
+import { ProjectGate } from './project-gate.js';
 import { errorAnswers, requestLog, type RequestObserver } from './middleware.js';
 
 export interface AppParts {
@@ -22,8 +23,15 @@ export interface AppParts {
 const API_PATH = /^\/api\//i;
 const API_V1_PATH = /^\/api\/v1(?:\/|$)/i;
 
+/**
+ * Requests of one project handled at once by one api process, well under its 10 database
+ * connections (createDb's pool), so that no project's pile-up takes them all (see ProjectGate).
+ */
+export const PROJECT_REQUESTS_AT_ONCE = 4;
+
 export function createApp(parts: AppParts): Koa {
   const app = new Koa({ proxy: false });
+  const projects = new ProjectGate(PROJECT_REQUESTS_AT_ONCE);
   app.silent = true; // errorAnswers logs what matters; Koa's default stderr dump would print stacks.
   app.use(async (ctx, next) => {
     // Every answer is what its Content-Type says (an error repeats the path it was asked for).
@@ -43,13 +51,14 @@ export function createApp(parts: AppParts): Koa {
     if (!API_V1_PATH.test(ctx.path)) return next();
     const token = bearerToken(ctx);
     // Looked up before the body is read: an unknown key gets to send none of its megabyte.
-    ctx.state.actor = await actorFor(parts.authenticate, token);
+    let actor = await actorFor(parts.authenticate, token);
     const raw = await readJsonText(ctx);
     // And again once it has come, which a client can stretch over minutes: a key disabled or deleted
     // meanwhile must not get its change in after the revoke was answered.
-    if (raw !== undefined) ctx.state.actor = await actorFor(parts.authenticate, token);
+    if (raw !== undefined) actor = await actorFor(parts.authenticate, token);
     parseJsonBody(ctx, raw);
-    return next();
+    ctx.state.actor = actor;
+    return projects.run(actor.projectId, next);
   });
   const api = new Router({ prefix: '/api/v1' });
   for (const router of parts.apiRouters) api.use(router.routes(), router.allowedMethods({ throw: true }));

@@ -124,6 +124,33 @@ describe('authentication', () => {
   });
 });
 
+describe('projects sharing one api', () => {
+  it('answers another project while one project\'s requests pile up waiting for a row lock', async () => {
+    const a = await api.project();
+    const b = await api.project();
+    const conditions = [{ attribute: 'country', operator: 'in', values: ['DE'] }];
+    const segment = await a.post('/api/v1/segments', { key: 'hot', name: 'Hot', conditions });
+    expect(segment.status).toBe(201);
+    // The segment's row is held, so every PUT of it waits for the lock, on a connection of the pool.
+    const holder = await api.server.db.transaction();
+    try {
+      await holder('segments').where({ id: segment.body.id }).forUpdate();
+      const settled: number[] = [];
+      const puts = Array.from({ length: 20 }, (_, i) => a.put(`/api/v1/segments/${segment.body.id}`, { name: `Hot ${i}`, conditions }).then((answer) => (settled.push(i), answer)));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the PUTs reach the lock, or their turn
+      // Without a cap per project the 20 PUTs took every connection, and this waited 10 s for one, then failed 503.
+      const other = await b.get('/api/v1/flags');
+      expect(other.status).toBe(200);
+      expect(settled).toEqual([]); // the pile-up was still there
+      await holder.rollback();
+      const answers = await Promise.all(puts);
+      expect(answers.map((answer) => answer.status)).toEqual(Array(20).fill(200));
+    } finally {
+      if (!holder.isCompleted()) await holder.rollback();
+    }
+  });
+});
+
 describe('error answers (SPEC §9)', () => {
   it('answers a body with a great many faults with its first 20 details, and arrays beyond their limit by their length alone', async () => {
     const p = await api.project();

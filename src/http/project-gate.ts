@@ -1,0 +1,29 @@
+/**
+ * At most `limit` requests of one project run at once in this api process; the project's others
+ * wait their turn, in order, holding no database connection. The connection pool is shared by every
+ * project: without this, one key holder's requests waiting for a row lock (dozens of PUTs of one
+ * segment at once) held every connection, and other projects' requests waited for one for seconds,
+ * then failed 503.
+ */
+export class ProjectGate {
+  private readonly projects = new Map<number, { running: number; waiting: Array<() => void> }>();
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(projectId: number, work: () => Promise<T>): Promise<T> {
+    let project = this.projects.get(projectId);
+    if (!project) {
+      project = { running: 0, waiting: [] };
+      this.projects.set(projectId, project);
+    }
+    if (project.running < this.limit) project.running += 1;
+    else await new Promise<void>((resolve) => project.waiting.push(resolve)); // a finishing request hands its place on
+    try {
+      return await work();
+    } finally {
+      const next = project.waiting.shift();
+      if (next) next();
+      else if (--project.running === 0) this.projects.delete(projectId);
+    }
+  }
+}
