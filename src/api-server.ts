@@ -28,7 +28,7 @@ import { AddressPolicy } from './delivery/address-rules.js';
 import { FlagService } from './flags/service.js';
 import { createApp } from './http/app.js';
 import { dashboardRoutes } from './dashboard/routes.js';
-import { StartupError } from './lifecycle.js';
+import { listenRefused } from './lifecycle.js';
 import type { Logger } from './logger.js';
 import { projectRoutes } from './projects/routes.js';
 import { ProjectService } from './projects/service.js';
@@ -134,7 +134,7 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
   try {
     await once(server, 'listening');
   } catch (err) {
-    throw listenRefused(config.port, err);
+    throw listenRefused('PORT', config.port, err, 'stop the other process or set PORT');
   }
   const { port } = server.address() as AddressInfo;
   const url = `http://${options.host && options.host !== '0.0.0.0' && options.host !== '::' ? options.host : 'localhost'}:${port}`;
@@ -161,10 +161,3 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
   };
 }
 
-/** A port PORT cannot have, as one line naming PORT; anything else as it is. */
-function listenRefused(port: number, err: unknown): unknown {
-  const code = (err as { code?: string }).code;
-  if (code === 'EADDRINUSE') return new StartupError(`PORT ${port} is already in use (EADDRINUSE): stop the other process or set PORT`);
-  if (code === 'EACCES') return new StartupError(`PORT ${port} needs privileges this process lacks (EACCES): set PORT to 1024 or above`);
-  return err;
-}

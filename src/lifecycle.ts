@@ -6,6 +6,17 @@ export class StartupError extends Error {
   override name = 'StartupError';
 }
 
+/**
+ * A port a server could not listen on, as one line naming the variable that set it
+ * (`whenInUse`: what to do about a port another process holds); anything else as it is.
+ */
+export function listenRefused(variable: string, port: number, err: unknown, whenInUse: string): unknown {
+  const code = (err as { code?: string }).code;
+  if (code === 'EADDRINUSE') return new StartupError(`${variable} ${port} is already in use (EADDRINUSE): ${whenInUse}`);
+  if (code === 'EACCES') return new StartupError(`${variable} ${port} needs privileges this process lacks (EACCES): set ${variable} to 1024 or above`);
+  return err;
+}
+
 export type Stop = () => Promise<void>;
 
 export interface ProcessOptions {

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { StartupError } from '../lifecycle.js';
+import { listenRefused } from '../lifecycle.js';
 
 export interface MetricsServer {
   port: number;
@@ -29,10 +29,7 @@ export async function startMetricsServer(port: number, registry: Registry, alive
   try {
     await once(server, 'listening');
   } catch (err) {
-    if ((err as { code?: string }).code === 'EADDRINUSE') {
-      throw new StartupError(`WORKER_METRICS_PORT ${port} is in use: give each worker process its own port, or 0 to turn its metrics off`);
-    }
-    throw err;
+    throw listenRefused('WORKER_METRICS_PORT', port, err, 'give each worker process its own port, or 0 to turn its metrics off');
   }
   return {
     port: (server.address() as AddressInfo).port,
