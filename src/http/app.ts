@@ -28,10 +28,12 @@ const API_V1_PATH = /^\/api\/v1(?:\/|$)/i;
  * connections (createDb's pool), so that no project's pile-up takes them all (see ProjectGate).
  */
 export const PROJECT_REQUESTS_AT_ONCE = 4;
+/** How long a request waits for its project's turn: as long as one would for a connection of the pool. */
+const PROJECT_TURN_WAIT_MS = 10_000;
 
 export function createApp(parts: AppParts): Koa {
   const app = new Koa({ proxy: false });
-  const projects = new ProjectGate(PROJECT_REQUESTS_AT_ONCE);
+  const projects = new ProjectGate(PROJECT_REQUESTS_AT_ONCE, PROJECT_TURN_WAIT_MS);
   app.silent = true; // errorAnswers logs what matters; Koa's default stderr dump would print stacks.
   app.use(async (ctx, next) => {
     // Every answer is what its Content-Type says (an error repeats the path it was asked for).
@@ -51,14 +53,16 @@ export function createApp(parts: AppParts): Koa {
     if (!API_V1_PATH.test(ctx.path)) return next();
     const token = bearerToken(ctx);
     // Looked up before the body is read: an unknown key gets to send none of its megabyte.
-    let actor = await actorFor(parts.authenticate, token);
+    const actor = await actorFor(parts.authenticate, token);
     const raw = await readJsonText(ctx);
-    // And again once it has come, which a client can stretch over minutes: a key disabled or deleted
-    // meanwhile must not get its change in after the revoke was answered.
-    if (raw !== undefined) actor = await actorFor(parts.authenticate, token);
-    parseJsonBody(ctx, raw);
-    ctx.state.actor = actor;
-    return projects.run(actor.projectId, next);
+    return projects.run(actor.projectId, async () => {
+      // A change looks its key up again once its turn has come: the body can take minutes to arrive,
+      // and the turn a while, and a key disabled or deleted meanwhile must not get its change in
+      // after the revoke was answered.
+      ctx.state.actor = ctx.method === 'GET' || ctx.method === 'HEAD' ? actor : await actorFor(parts.authenticate, token);
+      parseJsonBody(ctx, raw);
+      return next();
+    });
   });
   const api = new Router({ prefix: '/api/v1' });
   for (const router of parts.apiRouters) api.use(router.routes(), router.allowedMethods({ throw: true }));

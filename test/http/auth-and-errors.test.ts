@@ -131,6 +131,8 @@ describe('projects sharing one api', () => {
     const conditions = [{ attribute: 'country', operator: 'in', values: ['DE'] }];
     const segment = await a.post('/api/v1/segments', { key: 'hot', name: 'Hot', conditions });
     expect(segment.status).toBe(201);
+    const second = await a.post('/api/v1/apikeys', { name: 'queued' });
+    expect(second.status).toBe(201);
     // The segment's row is held, so every PUT of it waits for the lock, on a connection of the pool.
     const holder = await api.server.db.transaction();
     try {
@@ -142,9 +144,16 @@ describe('projects sharing one api', () => {
       const other = await b.get('/api/v1/flags');
       expect(other.status).toBe(200);
       expect(settled).toEqual([]); // the pile-up was still there
+
+      // A change waiting for its project's turn whose key is disabled meanwhile (by another api process, say) is refused.
+      const queued = api.client(`Bearer ${second.body.token}`).post('/api/v1/flags', { key: 'after-revoke', name: 'After revoke' });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await api.server.db('api_keys').where({ id: second.body.id }).update({ enabled: false });
       await holder.rollback();
       const answers = await Promise.all(puts);
       expect(answers.map((answer) => answer.status)).toEqual(Array(20).fill(200));
+      expect((await queued).status).toBe(401);
+      expect((await a.get('/api/v1/flags')).body).toEqual([]);
     } finally {
       if (!holder.isCompleted()) await holder.rollback();
     }
