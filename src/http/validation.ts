@@ -18,11 +18,11 @@ setLocale({
  * back as read) is ignored, never passed on to the database.
  */
 export function parseBody<T extends AnyObject>(schema: ObjectSchema<T>, body: unknown): T {
-  const value = knownFields(schema, jsonObjectBody(body));
-  // An array past its limit is that one fault: its elements, up to a megabyte of them, are not each judged.
-  const tooLong = arraysOverLimit(schema, value, '');
-  if (tooLong.length > 0) throw validationFailed(tooLong);
-  const details = unstorableText(value);
+  // An array past its limit is that one fault: the rest is judged with it cut to the limit, not each
+  // of its elements, up to a megabyte of them.
+  const details: ErrorDetail[] = [];
+  const value = withinLimits(schema, knownFields(schema, jsonObjectBody(body)), '', details);
+  details.push(...unstorableText(value));
   const seen = new Set(details.map((d) => d.path));
   const faults = faultsOf(schema, value);
   for (const detail of faults.details) if (!seen.has(detail.path)) details.push(detail);
@@ -46,26 +46,27 @@ function faultsOf(schema: Schema, value: unknown): { details: ErrorDetail[]; com
   } catch (err) {
     if (!(err instanceof ValidationError)) throw err;
     const first = detailsOf(err);
-    const cut = { any: false };
+    const cut = new Set<string>();
     let sampled: ErrorDetail[] = [];
     try {
-      schema.validateSync(sample(value, cut), { abortEarly: false, strict: true });
+      schema.validateSync(sample(value, '', cut), { abortEarly: false, strict: true });
     } catch (err2) {
       if (!(err2 instanceof ValidationError)) throw err2;
-      sampled = detailsOf(err2);
+      // A rule on a cut array as a whole (its length, say) judged the cut copy: only the first pass's word counts for it.
+      sampled = detailsOf(err2).filter((d) => !cut.has(d.path));
     }
     const paths = new Set(sampled.map((d) => d.path));
-    return { details: [...sampled, ...first.filter((d) => !paths.has(d.path))], complete: !cut.any };
+    return { details: [...sampled, ...first.filter((d) => !paths.has(d.path))], complete: cut.size === 0 };
   }
 }
 
-/** `value` with every array cut to its first ARRAY_SAMPLE elements; `cut.any` says whether one was longer. */
-function sample(value: unknown, cut: { any: boolean }): unknown {
+/** `value` with every array cut to its first ARRAY_SAMPLE elements; the paths of those cut go in `cut`. */
+function sample(value: unknown, path: string, cut: Set<string>): unknown {
   if (Array.isArray(value)) {
-    if (value.length > ARRAY_SAMPLE) cut.any = true;
-    return value.slice(0, ARRAY_SAMPLE).map((item) => sample(item, cut));
+    if (value.length > ARRAY_SAMPLE) cut.add(path);
+    return value.slice(0, ARRAY_SAMPLE).map((item, i) => sample(item, `${path}[${i}]`, cut));
   }
-  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, sample(item, cut)]));
+  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, sample(item, path ? `${path}.${key}` : key, cut)]));
   return value;
 }
 
@@ -73,21 +74,27 @@ interface MaxTest {
   OPTIONS?: { name?: string; message?: unknown; params?: { max?: number } };
 }
 
-/** Arrays of `value` longer than their schema's `max`, each one detail in the schema's own words. */
-function arraysOverLimit(schema: unknown, value: unknown, path: string): ErrorDetail[] {
+/**
+ * `value` with each array longer than its schema's `max` cut to it, and one detail for each such
+ * array in the schema's own words.
+ */
+function withinLimits(schema: unknown, value: unknown, path: string, details: ErrorDetail[]): unknown {
   if (schema instanceof ObjectSchema && isPlainObject(value)) {
-    return Object.entries(schema.fields as Record<string, unknown>).flatMap(([key, field]) =>
-      Object.hasOwn(value, key) ? arraysOverLimit(field, value[key], path ? `${path}.${key}` : key) : [],
+    const fields = schema.fields as Record<string, unknown>;
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [key, Object.hasOwn(fields, key) ? withinLimits(fields[key], item, path ? `${path}.${key}` : key, details) : item]),
     );
   }
-  if (!(schema instanceof ArraySchema) || !Array.isArray(value)) return [];
+  if (!(schema instanceof ArraySchema) || !Array.isArray(value)) return value;
   const max = (schema.tests as MaxTest[]).find((test) => test.OPTIONS?.name === 'max')?.OPTIONS;
   const limit = max?.params?.max;
+  let items: unknown[] = value;
   if (limit !== undefined && value.length > limit) {
     const words = typeof max?.message === 'string' ? max.message : '${path} must have at most ${max} entries';
-    return [{ path, message: words.replaceAll('${path}', path).replaceAll('${max}', String(limit)) }];
+    details.push({ path, message: words.replaceAll('${path}', path).replaceAll('${max}', String(limit)) });
+    items = value.slice(0, limit);
   }
-  return value.flatMap((item, i) => arraysOverLimit(schema.innerType, item, `${path}[${i}]`));
+  return items.map((item, i) => withinLimits(schema.innerType, item, `${path}[${i}]`, details));
 }
 
 /**

@@ -173,14 +173,21 @@ describe('error answers (SPEC §9)', () => {
     expect(answer.body.error.message).toMatch(/^invalid request: conditions\[0\]\.values\[0\], .* and perhaps more$/);
 
     // Far beyond a limit: the length is the fault, its elements are not looked at one by one.
-    const long = await p.post('/api/v1/segments', { key: 'long', name: 'Long', conditions: [{ attribute: 'a', operator: 'in', values: Array(300_000).fill(1) }] });
+    const long = await p.post('/api/v1/segments', { key: 'long', name: 'Long', conditions: [{ attribute: 'a', operator: 'in', values: Array(200_000).fill('x') }] });
     expect(long.status).toBe(400);
     expect(long.body.error.details).toEqual([{ path: 'conditions[0].values', message: 'conditions[0].values must have at most 1000 values' }]);
-    const ids = await p.post('/api/v1/segments', { key: 'k', name: 'K', conditions: Array(5000).fill({ attribute: 'a', operator: 'in', values: [1] }) });
+    const ids = await p.post('/api/v1/segments', { key: 'k', name: 'K', conditions: Array(5000).fill({ attribute: 'a', operator: 'in', values: ['x'] }) });
     expect(ids.body.error.details).toEqual([{ path: 'conditions', message: 'conditions must have at most 100 conditions' }]);
+    // The rest of such a body is still judged: the other faults are named too.
+    const more = await p.post('/api/v1/segments', { key: 'Not A Key', conditions: [{ attribute: 'a', operator: 'in', values: Array(300_000).fill(1) }] });
+    expect(more.body.error.details.map((d: { path: string }) => d.path)).toEqual(expect.arrayContaining(['conditions[0].values', 'key', 'name', 'conditions[0].values[0]']));
     const events = await p.post('/api/v1/integrations', { name: 'n', configJson: { url: 'https://hooks.example.com/' }, eventSubscriptionsJson: Array(120_000).fill('nope') });
     expect(events.status).toBe(400);
     expect(events.body.error.details).toEqual([{ path: 'eventSubscriptionsJson', message: expect.stringMatching(/^eventSubscriptionsJson may name at most \d+ events$/) }]);
+    // Too many headers is that one fault, and a plain-text body under its Content-Type is still no fault.
+    const headers = Object.fromEntries([['Content-Type', 'text/plain'], ...Array.from({ length: 40 }, (_, i) => [`X-H${i}`, 'v'])]);
+    const many = await p.post('/api/v1/integrations', { name: 'n', configJson: { url: 'https://hooks.example.com/', headers, body: 'flag [[events.resourceName]] changed' }, eventSubscriptionsJson: ['flag.created'] });
+    expect(many.body.error.details).toEqual([{ path: 'configJson.headers', message: 'configJson.headers may hold at most 30 headers' }]);
     expect((await p.get('/api/v1/segments')).body).toEqual([]);
   });
 
