@@ -43,6 +43,7 @@ async function cancelLeftovers(knex: Knex, name: string): Promise<void> {
     const { rows } = (await knex.raw(
       `SELECT pid, query, pg_cancel_backend(pid) AS cancelled FROM pg_stat_activity
         WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid() AND state = 'active'
+          AND backend_type = 'client backend'
           AND (query = ? OR starts_with(query, ?))`,
       [`DROP INDEX CONCURRENTLY IF EXISTS ${name}`, `CREATE INDEX CONCURRENTLY ${name} ON `],
     )) as { rows: Array<{ pid: number; query: string }> };

@@ -81,8 +81,10 @@ const MAX_CACHED_URLS = 10_000;
 
 // ---------------------------------------------------------------- failures raised by the guard
 
-/** The guard refused an address; nothing was sent. */
-/** Nothing was connected to: the record has no address (SPEC §6: the address connected to); the error names the refused one. */
+/**
+ * The guard refused an address; nothing was sent, nor connected to: the record has no address
+ * (SPEC §6: the address connected to), the error names the refused one.
+ */
 class BlockedAddressError extends Error {
   readonly code = 'E_BLOCKED';
   constructor(readonly reason: string) {

@@ -3,6 +3,7 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { redact, redisDatabase } from '../config.js';
 import type { EventVariables } from '../events/variables.js';
 import { StartupError } from '../lifecycle.js';
+import { within } from '../ops/deadline.js';
 
 export const QUEUE_NAME = 'deliveries';
 
@@ -99,6 +100,9 @@ function connect(settings: RedisSettings, options: RedisOptions): RedisConnectio
 
 export type RedisCheck = { reachable: true } | { reachable: false; cause: unknown };
 
+/** How long the start-up check waits for Redis to answer. */
+const CHECK_REDIS_MS = 5_000;
+
 /**
  * Connects once to see whether Redis answers and takes the database REDIS_URL names. A SELECT
  * it refuses (a number beyond its `databases`) throws a StartupError naming REDIS_URL and the
@@ -115,9 +119,15 @@ export async function checkRedis(settings: RedisSettings): Promise<RedisCheck> {
     if (!isSelectRefused(err)) cause ??= err;
   });
   try {
-    await redis.connect();
-    // ioredis sent this SELECT on connecting already; asked again, its answer comes back here.
-    await (db === 0 ? redis.ping() : redis.select(db));
+    // Bounded: a peer that takes the connection and never answers would hold a start-up forever.
+    await within(
+      (async () => {
+        await redis.connect();
+        // ioredis sent this SELECT on connecting already; asked again, its answer comes back here.
+        await (db === 0 ? redis.ping() : redis.select(db));
+      })(),
+      CHECK_REDIS_MS,
+    );
     return { reachable: true };
   } catch (err) {
     if (isSelectRefused(err)) {

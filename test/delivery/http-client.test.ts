@@ -953,7 +953,6 @@ describe('WebhookClient: SSRF guard', () => {
     const { lookup, calls } = fakeResolver({});
     const result = await makeClient({ lookup }).send({ url: template.replace('PORT', String(counter.port)), headers: {}, body: '{}' });
     expect(result).toMatchObject({ ok: false, errorCode: 'E_BLOCKED', address: null, error, httpStatus: null });
-    expect(error).toContain(address);
     expect(calls).toHaveLength(0);
     expect(counter.connections).toBe(0);
   });

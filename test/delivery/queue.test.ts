@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createProducerConnection, createWorkerConnection } from '../../src/delivery/queue.js';
+import { checkRedis, createProducerConnection, createWorkerConnection } from '../../src/delivery/queue.js';
 import { RELAY_LOCK } from '../../src/events/relay.js';
 import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
 import { REDIS_URL } from '../support/env.js';
@@ -127,3 +129,17 @@ it.each([
     direct.disconnect();
   }
 });
+
+it('gives up the start-up check of a Redis that takes the connection and never answers, as unreachable', async () => {
+  // A listener that accepts and stays silent: no RESP answer to the handshake ever comes.
+  const silent = createServer(() => undefined);
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  try {
+    const { port } = silent.address() as AddressInfo;
+    const check = await checkRedis({ redisUrl: `redis://127.0.0.1:${port}/3`, redisCluster: false });
+    expect(check).toMatchObject({ reachable: false, cause: expect.objectContaining({ message: 'no answer within 5000 ms' }) });
+  } finally {
+    silent.close();
+  }
+}, 15_000);
