@@ -53,12 +53,14 @@ export const notFound = (what: string): AppError => new AppError('not_found', `$
 
 /** Details one answer gives at most: a body can hold thousands of faults, and the first ones say what to fix. */
 export const MAX_DETAILS = 20;
+/** Elements of each array a faulty body's details are gathered from (see faultsOf in validation.ts). */
+export const SAMPLED_ELEMENTS = 10;
 
-/** `complete`: false when only part of the body was judged, so that more faults may lie beyond these. */
+/** `complete`: false when long arrays were judged by their first elements only, so that more faults may lie beyond these. */
 export function validationFailed(details: ErrorDetail[], complete = true): AppError {
   const shown = details.slice(0, MAX_DETAILS);
   const more = details.length - shown.length;
-  const rest = !complete ? ' and perhaps more' : more > 0 ? ` and ${more} more` : '';
+  const rest = `${more > 0 ? ` and ${more} more` : ''}${complete ? '' : `; arrays longer than ${SAMPLED_ELEMENTS} were judged by their first ${SAMPLED_ELEMENTS} elements`}`;
   return new AppError('validation_failed', `invalid request: ${shown.map((d) => d.path || 'body').join(', ')}${rest}`, shown);
 }
 

@@ -1,5 +1,5 @@
 import { ArraySchema, ObjectSchema, setLocale, ValidationError, type AnyObject, type Schema } from 'yup';
-import { AppError, notFound, validationFailed, type ErrorDetail } from './errors.js';
+import { AppError, notFound, SAMPLED_ELEMENTS, validationFailed, type ErrorDetail } from './errors.js';
 import { MAX_ID } from './schemas.js';
 
 // Plain messages for every schema: "enabled must be a boolean", not yup's "final value was" wording.
@@ -30,12 +30,10 @@ export function parseBody<T extends AnyObject>(schema: ObjectSchema<T>, body: un
   return value as T;
 }
 
-/** Elements of each array a faulty body's details are gathered from (see faultsOf). */
-const ARRAY_SAMPLE = 10;
 
 /**
  * yup's faults of `value`. A first pass stops at the first fault (a valid body costs that pass
- * alone); the details then come from a copy whose arrays keep their first ARRAY_SAMPLE elements,
+ * alone); the details then come from a copy whose arrays keep their first SAMPLED_ELEMENTS elements,
  * with the first fault added should it lie beyond them. Gathering every fault of the whole body
  * made yup spend seconds of the api's one thread on 100 000 wrong values within the limits.
  */
@@ -60,11 +58,11 @@ function faultsOf(schema: Schema, value: unknown): { details: ErrorDetail[]; com
   }
 }
 
-/** `value` with every array cut to its first ARRAY_SAMPLE elements; the paths of those cut go in `cut`. */
+/** `value` with every array cut to its first SAMPLED_ELEMENTS elements; the paths of those cut go in `cut`. */
 function sample(value: unknown, path: string, cut: Set<string>): unknown {
   if (Array.isArray(value)) {
-    if (value.length > ARRAY_SAMPLE) cut.add(path);
-    return value.slice(0, ARRAY_SAMPLE).map((item, i) => sample(item, `${path}[${i}]`, cut));
+    if (value.length > SAMPLED_ELEMENTS) cut.add(path);
+    return value.slice(0, SAMPLED_ELEMENTS).map((item, i) => sample(item, `${path}[${i}]`, cut));
   }
   if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, sample(item, path ? `${path}.${key}` : key, cut)]));
   return value;

@@ -195,7 +195,7 @@ function checkHeaders(headers: Record<string, unknown>, details: ErrorDetail[]):
     // That one fault, rather than one more for each of thousands of headers; the Content-Type still
     // tells how the body template is checked.
     details.push({ path: 'configJson.headers', message: `configJson.headers may hold at most ${MAX_HEADERS} headers` });
-    return Object.fromEntries(entries.filter(([name, value]) => name.toLowerCase() === 'content-type' && typeof value === 'string')) as Record<string, string>;
+    return Object.fromEntries(entries.filter(([name, value]) => name.toLowerCase() === 'content-type' && typeof value === 'string' && value.trim() !== '')) as Record<string, string>;
   }
   const seen = new Map<string, string>();
   const valid: Record<string, string> = {};
