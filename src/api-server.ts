@@ -27,6 +27,7 @@ import { IntegrationService } from './integrations/service.js';
 import { AddressPolicy } from './delivery/address-rules.js';
 import { FlagService } from './flags/service.js';
 import { createApp } from './http/app.js';
+import { CHANGE_LOCK_WAIT_MS } from './http/middleware.js';
 import { dashboardRoutes } from './dashboard/routes.js';
 import { listenRefused } from './lifecycle.js';
 import type { Logger } from './logger.js';
@@ -62,7 +63,8 @@ export interface ApiServerOptions {
 export const API_STOP_DEADLINE_MS = 20_000;
 
 export async function startApiServer(config: Readonly<Config>, log: Logger, options: ApiServerOptions = {}): Promise<ApiServer> {
-  const db = createDb(config.databaseUrl, { log });
+  // Requests waiting for a lock each hold a connection of the pool: bounded, so a pile-up on one row frees them.
+  const db = createDb(config.databaseUrl, { log, lockTimeoutMs: CHANGE_LOCK_WAIT_MS });
   await assertDatabaseReachable(db, config.databaseUrl);
   await assertRedisDatabase(config);
   const redis = createProducerConnection(config, options.redisCommandTimeoutMs);

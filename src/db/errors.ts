@@ -5,6 +5,8 @@ export const PG_FOREIGN_KEY_VIOLATION = '23503';
 export const PG_INVALID_CATALOG_NAME = '3D000';
 /** insufficient_privilege: DATABASE_URL's user may not create databases, connect to this one, or use a table (or its schema). */
 export const PG_INSUFFICIENT_PRIVILEGE = '42501';
+/** lock_not_available: a statement waited longer than lock_timeout for a row or table lock. */
+export const PG_LOCK_NOT_AVAILABLE = '55P03';
 /** undefined_table: knex_migrations before the first migration, say. */
 export const PG_UNDEFINED_TABLE = '42P01';
 /** Text with U+0000, which PostgreSQL cannot store. */

@@ -16,6 +16,8 @@ export interface DbOptions {
   poolMax?: number;
   /** Where knex's own messages go, as JSON lines like every other; without it (the CLI, migrate), one plain line each on stderr. */
   log?: Logger;
+  /** PostgreSQL's lock_timeout for every connection: a statement waiting longer for a lock fails (55P03). */
+  lockTimeoutMs?: number;
 }
 
 /**
@@ -50,11 +52,21 @@ export function databaseUser(databaseUrl: string): string {
   }
 }
 
+/** A pool hook setting lock_timeout on each new connection: a SET, as PgBouncer refuses startup options. */
+function settingLockTimeout(ms: number) {
+  return (connection: pg.Client, done: (err: Error | null, connection: pg.Client) => void): void => {
+    connection.query(`SET lock_timeout = ${Math.round(ms)}`).then(
+      () => done(null, connection),
+      (err: Error) => done(err, connection),
+    );
+  };
+}
+
 export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
   return knex({
     client: 'pg',
     connection: pgConnection(databaseUrl),
-    pool: { min: 0, max: options.poolMax ?? 10 },
+    pool: { min: 0, max: options.poolMax ?? 10, ...(options.lockTimeoutMs === undefined ? {} : { afterCreate: settingLockTimeout(options.lockTimeoutMs) }) },
     acquireConnectionTimeout: 10_000,
     // A failed query's message carries its SQL with placeholders, not the values bound to them:
     // those can be an integration's secret or header values, and errors are logged.

@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 import { ValidationError } from 'yup';
 import type { Logger } from '../logger.js';
-import { isConnectionError, PG_CHARACTER_NOT_IN_REPERTOIRE, PG_FOREIGN_KEY_VIOLATION, pgErrorCode } from '../db/errors.js';
+import { isConnectionError, PG_CHARACTER_NOT_IN_REPERTOIRE, PG_FOREIGN_KEY_VIOLATION, PG_LOCK_NOT_AVAILABLE, pgErrorCode } from '../db/errors.js';
 import { AppError, validationFailed } from './errors.js';
 import { detailsOf } from './validation.js';
 
@@ -22,6 +22,9 @@ export function requestLog(log: Logger, observe?: RequestObserver) {
     }
   };
 }
+
+/** How long an api statement waits for a lock (PostgreSQL's lock_timeout on the api's connections). */
+export const CHANGE_LOCK_WAIT_MS = 5_000;
 
 /** Turns every error into SPEC §9's JSON; unknown errors become `internal` and are logged, never shown. */
 export function errorAnswers(log: Logger) {
@@ -48,6 +51,11 @@ function toAppError(err: unknown): AppError {
   const status = (err as { status?: number }).status;
   // PostgreSQL unreachable (a restart, a failover): the request may be tried again, as /readyz says.
   if (status === undefined && isConnectionError(err)) return new AppError('unavailable', 'the database cannot be reached; try again shortly');
+  // A row or table this change needs stayed locked by another past the api's lock_timeout: a pile-up
+  // of changes to one row, which would otherwise hold a connection each for as long as it lasted.
+  if (pgErrorCode(err) === PG_LOCK_NOT_AVAILABLE) {
+    return new AppError('unavailable', `another change holds what this one changes, for over ${CHANGE_LOCK_WAIT_MS / 1000} s; try again shortly`);
+  }
   // A row this change refers to (an environment, a segment) was deleted by a request that committed first.
   if (pgErrorCode(err) === PG_FOREIGN_KEY_VIOLATION) {
     return new AppError('conflict', 'something this request refers to was deleted meanwhile; read it again and retry');

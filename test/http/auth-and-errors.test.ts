@@ -160,6 +160,24 @@ describe('projects sharing one api', () => {
   });
 });
 
+describe('a change waiting for a row another holds', () => {
+  it('gives up after 5 s with 503 unavailable, nothing stored, its connection free for others', async () => {
+    const p = await api.project();
+    const flag = await p.post('/api/v1/flags', { key: 'held', name: 'Held' });
+    const holder = await api.server.db.transaction();
+    try {
+      await holder('flags').where({ id: flag.body.id }).forUpdate();
+      const waited = await p.put(`/api/v1/flags/${flag.body.id}`, { name: 'Changed while held' });
+      expect(waited.status).toBe(503);
+      expect(waited.body.error).toEqual({ code: 'unavailable', message: 'another change holds what this one changes, for over 5 s; try again shortly' });
+    } finally {
+      await holder.rollback();
+    }
+    expect((await p.get(`/api/v1/flags/${flag.body.id}`)).body.name).toBe('Held');
+    expect((await p.put(`/api/v1/flags/${flag.body.id}`, { name: 'Changed after' })).status).toBe(200);
+  }, 20_000);
+});
+
 describe('error answers (SPEC §9)', () => {
   it('answers a body with a great many faults with its first 20 details, and arrays beyond their limit by their length alone', async () => {
     const p = await api.project();
