@@ -19,10 +19,13 @@ import { adminQuery } from './support/postgres-admin.js';
 const run = promisify(execFile);
 const TSX = ['--import', 'tsx'];
 
+/** This file's queue prefix for processes it runs, unless a test names its own: an api that gets as far as its queue leaves keys. */
+const QUEUE_PREFIX = `mozhno-test-processes-${randomBytes(4).toString('hex')}`;
+
 /** Runs an entry point as its own process, as npm scripts do; never throws, returns what it printed. */
 async function runEntry(entry: string, args: string[], env: Record<string, string>) {
   try {
-    const { stdout, stderr } = await run(process.execPath, [...TSX, entry, ...args], { env: { ...process.env, LOG_LEVEL: 'silent', ...env }, timeout: 30_000 });
+    const { stdout, stderr } = await run(process.execPath, [...TSX, entry, ...args], { env: { ...process.env, LOG_LEVEL: 'silent', QUEUE_PREFIX, ...env }, timeout: 30_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -54,7 +57,10 @@ let db: TestDatabase;
 beforeAll(async () => {
   db = await createTestDatabase();
 });
-afterAll(() => db.drop());
+afterAll(async () => {
+  await db.drop();
+  await deleteQueueKeys(REDIS_URL, QUEUE_PREFIX);
+});
 
 describe('npm run cli -- bootstrap', () => {
   it('prints exactly one JSON line with projectId, userId, apiKeyId and a working token', async () => {
