@@ -41,6 +41,8 @@ export function errorAnswers(log: Logger) {
       ctx.status = answer.status;
       ctx.body = answer.toJSON();
       if (answer.status === 401) ctx.set('WWW-Authenticate', 'Bearer');
+      // Every 503 is worth trying again soon (a failover, a busy row, a project's turn): say when.
+      if (answer.status === 503) ctx.set('Retry-After', '1');
     }
   };
 }

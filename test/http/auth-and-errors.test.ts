@@ -170,6 +170,7 @@ describe('a change waiting for a row another holds', () => {
       const waited = await p.put(`/api/v1/flags/${flag.body.id}`, { name: 'Changed while held' });
       expect(waited.status).toBe(503);
       expect(waited.body.error).toEqual({ code: 'unavailable', message: 'another change holds what this one changes, for over 5 s; try again shortly' });
+      expect(waited.headers.get('retry-after')).toBe('1');
     } finally {
       await holder.rollback();
     }
