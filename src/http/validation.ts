@@ -21,7 +21,7 @@ export function parseBody<T extends AnyObject>(schema: ObjectSchema<T>, body: un
   // An array past its limit is that one fault: the rest is judged with it cut to the limit, not each
   // of its elements, up to a megabyte of them.
   const details: ErrorDetail[] = [];
-  const value = withinLimits(schema, knownFields(schema, jsonObjectBody(body)), '', details);
+  const value = knownFields(schema, jsonObjectBody(body), '', details);
   details.push(...unstorableText(value));
   const seen = new Set(details.map((d) => d.path));
   const faults = faultsOf(schema, value);
@@ -29,7 +29,6 @@ export function parseBody<T extends AnyObject>(schema: ObjectSchema<T>, body: un
   if (details.length > 0) throw validationFailed(details, faults.complete);
   return value as T;
 }
-
 
 /**
  * yup's faults of `value`. A first pass stops at the first fault (a valid body costs that pass
@@ -73,29 +72,6 @@ interface MaxTest {
 }
 
 /**
- * `value` with each array longer than its schema's `max` cut to it, and one detail for each such
- * array in the schema's own words.
- */
-function withinLimits(schema: unknown, value: unknown, path: string, details: ErrorDetail[]): unknown {
-  if (schema instanceof ObjectSchema && isPlainObject(value)) {
-    const fields = schema.fields as Record<string, unknown>;
-    return Object.fromEntries(
-      Object.entries(value).map(([key, item]) => [key, Object.hasOwn(fields, key) ? withinLimits(fields[key], item, path ? `${path}.${key}` : key, details) : item]),
-    );
-  }
-  if (!(schema instanceof ArraySchema) || !Array.isArray(value)) return value;
-  const max = (schema.tests as MaxTest[]).find((test) => test.OPTIONS?.name === 'max')?.OPTIONS;
-  const limit = max?.params?.max;
-  let items: unknown[] = value;
-  if (limit !== undefined && value.length > limit) {
-    const words = typeof max?.message === 'string' ? max.message : '${path} must have at most ${max} entries';
-    details.push({ path, message: words.replaceAll('${path}', path).replaceAll('${max}', String(limit)) });
-    items = value.slice(0, limit);
-  }
-  return items.map((item, i) => withinLimits(schema.innerType, item, `${path}[${i}]`, details));
-}
-
-/**
  * A request body that is a JSON object, at most MAX_DEPTH deep. No body, or only white space, is
  * not JSON at all (SPEC §4: `invalid_json`); another JSON value is `validation_failed`.
  */
@@ -109,18 +85,27 @@ export function jsonObjectBody(body: unknown): Record<string, unknown> {
 /**
  * The value with only the keys its schema names, at every depth. Strict validation
  * hands back the input itself, unknown keys and all, so this is what keeps a
- * `projectId` in a body from reaching an insert or update.
+ * `projectId` in a body from reaching an insert or update. Each array longer than its
+ * schema's `max` is cut to it, with one detail in the schema's own words in `details`.
  */
-function knownFields(schema: Schema | unknown, value: unknown): unknown {
+function knownFields(schema: Schema | unknown, value: unknown, path: string, details: ErrorDetail[]): unknown {
   if (schema instanceof ObjectSchema && isPlainObject(value)) {
     const fields = Object.entries(schema.fields as Record<string, unknown>);
     if (fields.length === 0) return value; // a free-form object
     const out: Record<string, unknown> = {};
-    for (const [key, field] of fields) if (Object.hasOwn(value, key)) out[key] = knownFields(field, value[key]);
+    for (const [key, field] of fields) if (Object.hasOwn(value, key)) out[key] = knownFields(field, value[key], path ? `${path}.${key}` : key, details);
     return out;
   }
-  if (schema instanceof ArraySchema && Array.isArray(value) && schema.innerType) return value.map((item) => knownFields(schema.innerType, item));
-  return value;
+  if (!(schema instanceof ArraySchema) || !Array.isArray(value)) return value;
+  const max = (schema.tests as MaxTest[]).find((test) => test.OPTIONS?.name === 'max')?.OPTIONS;
+  const limit = max?.params?.max;
+  let items: unknown[] = value;
+  if (limit !== undefined && value.length > limit) {
+    const words = typeof max?.message === 'string' ? max.message : '${path} must have at most ${max} entries';
+    details.push({ path, message: words.replaceAll('${path}', path).replaceAll('${max}', String(limit)) });
+    items = value.slice(0, limit);
+  }
+  return schema.innerType ? items.map((item, i) => knownFields(schema.innerType, item, `${path}[${i}]`, details)) : items;
 }
 
 /** Deeper than any request of the API needs; checked before anything walks a body. */
