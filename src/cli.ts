@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { PLANS, type Plan, loadConfig } from './config.js';
-import { assertDatabaseReachable, createDb, explainDatabaseError } from './db/knex.js';
+import { assertDatabaseReachable, createDb } from './db/knex.js';
 import { assertMigrated, ensureDatabase, migrateLatest } from './db/migrate.js';
 import { exitOnStartupError, StartupError } from './lifecycle.js';
 import { bootstrap, setPlan } from './projects/bootstrap.js';
@@ -74,13 +74,7 @@ function parsePlan(value: string | undefined): Plan {
  */
 async function withDatabase(options: { prepare: boolean }, work: (db: ReturnType<typeof createDb>) => Promise<void>): Promise<void> {
   const config = loadConfig();
-  if (options.prepare) {
-    try {
-      await ensureDatabase(config.databaseUrl);
-    } catch (err) {
-      throw explainDatabaseError(config.databaseUrl, err);
-    }
-  }
+  if (options.prepare) await ensureDatabase(config.databaseUrl);
   const db = createDb(config.databaseUrl, { poolMax: 2 });
   try {
     await assertDatabaseReachable(db, config.databaseUrl);

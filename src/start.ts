@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, redact, WORKER_THREAD_POOL_SIZE } from './config.js';
-import { assertDatabaseReachable, createDb, explainDatabaseError } from './db/knex.js';
+import { assertDatabaseReachable, createDb } from './db/knex.js';
 import { ensureDatabase, migrateLatest, newerThanThisCode } from './db/migrate.js';
 import { checkRedis } from './delivery/queue.js';
 import { exitOnStartupError, StartupError, stopSignals, unreachable } from './lifecycle.js';
@@ -16,11 +16,7 @@ const STOP_DEADLINE_MS = 60_000;
  */
 async function main(): Promise<void> {
   const config = loadConfig();
-  try {
-    if (await ensureDatabase(config.databaseUrl)) say('created the database named in DATABASE_URL');
-  } catch (err) {
-    throw explainDatabaseError(config.databaseUrl, err);
-  }
+  if (await ensureDatabase(config.databaseUrl)) say('created the database named in DATABASE_URL');
   const db = createDb(config.databaseUrl, { poolMax: 2 });
   try {
     await assertDatabaseReachable(db, config.databaseUrl);

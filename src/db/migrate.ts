@@ -3,7 +3,7 @@ import { migrationSource } from '../../migrations/index.js';
 import { PG_INSUFFICIENT_PRIVILEGE, PG_INVALID_CATALOG_NAME, PG_UNDEFINED_TABLE, pgErrorCode } from './errors.js';
 import { redact } from '../config.js';
 import { StartupError } from '../lifecycle.js';
-import { databaseUser, pgConnection, type Db } from './knex.js';
+import { databaseUser, explainDatabaseError, pgConnection, type Db } from './knex.js';
 
 /** pg_advisory_lock key of migrations ('mzmig' in ASCII). */
 const MIGRATION_LOCK = 0x6d7a6d6967;
@@ -101,8 +101,19 @@ export async function assertMigrated(db: Db): Promise<void> {
   if (missing.length > 0) throw new StartupError(`database ${notMigrated(missing)}`);
 }
 
-/** Creates the database named in `databaseUrl` when it does not exist yet; returns whether it did. */
+/**
+ * Creates the database named in `databaseUrl` when it does not exist yet; returns whether it did.
+ * Fails with the one line explainDatabaseError gives (PostgreSQL unreachable, a login refused, …).
+ */
 export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
+  try {
+    return await createIfMissing(databaseUrl);
+  } catch (err) {
+    throw explainDatabaseError(databaseUrl, err);
+  }
+}
+
+async function createIfMissing(databaseUrl: string): Promise<boolean> {
   const target = new URL(databaseUrl);
   const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
   if (!name) return false;
@@ -111,7 +122,7 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
     await probe.connect();
     return false;
   } catch (err) {
-    // The database does not exist; anything else is the caller's problem.
+    // The database does not exist; anything else is explained by ensureDatabase.
     if (pgErrorCode(err) !== PG_INVALID_CATALOG_NAME) throw err;
   } finally {
     await probe.end().catch(() => undefined);
