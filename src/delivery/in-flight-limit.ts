@@ -21,6 +21,13 @@ import type { RedisConnection } from './queue.js';
  * between is never missed. The relay parks new jobs of an integration that already
  * has jobs waiting straight away (`parkQueued`), without a worker taking each one.
  *
+ * An integration whose endpoint lately let a delivery run into the timeout (`markSlow`) has
+ * one slot instead of `cap` until one of its deliveries gets an answer, or for `slowForMs`
+ * after its last timeout: an endpoint that hangs holds one worker slot at a time, not `cap`,
+ * so even many of them (one project's dozens of integrations) leave the workers to the rest.
+ * The mark is `<prefix>:slow:<integration>`, read by every script that counts free slots, so
+ * all workers and the relay agree on it.
+ *
  * Releases are sent a moment late, together with the next acquire of this
  * process (or on their own after `releaseDelayMs`), and the acquires of jobs that
  * start in the same turn of the event loop go in one call: under load, less than
@@ -37,10 +44,17 @@ export interface QueuedParked {
 /** How soon releases Redis refused are sent again. */
 const RELEASE_RETRY_MS = 1_000;
 
+/** An acquire's answer for a slot taken while its integration was marked slow. */
+const SLOW = 2;
+
 export class InFlightLimit {
   private pending: Array<{ integrationId: number; holder: string }> = [];
   private acquiring: Array<{ integrationId: number; holder: string; resolve: (taken: boolean) => void; reject: (err: unknown) => void }> = [];
   private flushTimer: NodeJS.Timeout | null = null;
+  /** Holders that took their slot while their integration was marked slow: an answer to one lifts the mark. */
+  private readonly probing = new Set<string>();
+  /** How long a timeout marks its integration slow, should no answer come sooner. */
+  readonly slowForMs: number;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -51,6 +65,7 @@ export class InFlightLimit {
     private readonly releaseDelayMs = 2,
   ) {
     defineScripts(redis);
+    this.slowForMs = 20 * leaseMs;
   }
 
   private get commands(): LimitCommands {
@@ -74,9 +89,10 @@ export class InFlightLimit {
     const releases = this.takePending();
     try {
       const reply = await this.commands.mozhnoAcquire(
-        requests.length * 2 + releases.length * 2,
+        requests.length * 3 + releases.length * 2,
         ...requests.map((r) => this.inflightKey(r.integrationId)),
         ...requests.map((r) => this.waitingKey(r.integrationId)),
+        ...requests.map((r) => this.slowKey(r.integrationId)),
         ...this.releaseKeys(releases),
         Date.now(),
         this.leaseMs,
@@ -85,7 +101,10 @@ export class InFlightLimit {
         ...requests.map((r) => r.holder),
         ...releases.map((r) => r.holder),
       );
-      requests.forEach((r, i) => r.resolve(reply[i] === 1));
+      requests.forEach((r, i) => {
+        if (reply[i] === SLOW) this.probing.add(r.holder);
+        r.resolve(reply[i] !== 0);
+      });
       this.wake(releases, reply.slice(requests.length, requests.length + releases.length));
       const freed = reply.slice(requests.length + releases.length);
       for (let j = 0; j < freed.length; j += 2) this.onWake(requests[Number(freed[j]) - 1]!.integrationId, String(freed[j + 1]));
@@ -101,7 +120,15 @@ export class InFlightLimit {
    * itself.
    */
   async park(integrationId: number, holder: string, order: number): Promise<'parked' | 'retry'> {
-    const [parked, ...woken] = await this.commands.mozhnoPark(this.inflightKey(integrationId), this.waitingKey(integrationId), Date.now(), this.cap, holder, order);
+    const [parked, ...woken] = await this.commands.mozhnoPark(
+      this.inflightKey(integrationId),
+      this.waitingKey(integrationId),
+      this.slowKey(integrationId),
+      Date.now(),
+      this.cap,
+      holder,
+      order,
+    );
     for (const jobId of woken) this.onWake(integrationId, String(jobId));
     return parked === 1 ? 'parked' : 'retry';
   }
@@ -131,8 +158,8 @@ export class InFlightLimit {
     const byIntegration = groupBy(jobs, (job) => job.integrationId);
     const ids = [...byIntegration.keys()];
     const woken = await this.commands.mozhnoParkQueued(
-      ids.length * 2,
-      ...ids.flatMap((id) => [this.inflightKey(id), this.waitingKey(id)]),
+      ids.length * 3,
+      ...ids.flatMap((id) => [this.inflightKey(id), this.waitingKey(id), this.slowKey(id)]),
       Date.now(),
       this.cap,
       ...ids.flatMap((id) => {
@@ -161,8 +188,27 @@ export class InFlightLimit {
     return () => clearInterval(renewal);
   }
 
+  /**
+   * What became of the delivery `holder` made, before its `release`: one that ran into the
+   * timeout marks its integration slow (one slot) for `slowForMs`; an answer to a delivery made
+   * while the mark was on lifts it. Sent at once, ahead of the release, on the same connection.
+   */
+  settle(integrationId: number, holder: string, timedOut: boolean): void {
+    if (timedOut) {
+      void this.redis.set(this.slowKey(integrationId), '1', 'PX', this.slowForMs).catch(() => undefined);
+    } else if (this.probing.has(holder)) {
+      void this.redis.del(this.slowKey(integrationId)).catch(() => undefined);
+    }
+  }
+
+  /** Whether the integration is marked slow (see `settle`). */
+  async slow(integrationId: number): Promise<boolean> {
+    return (await this.redis.exists(this.slowKey(integrationId))) === 1;
+  }
+
   /** Frees the slot (soon: see the class comment). */
   release(integrationId: number, holder: string): void {
+    this.probing.delete(holder);
     this.pending.push({ integrationId, holder });
     this.flushIn(this.releaseDelayMs);
   }
@@ -237,11 +283,16 @@ export class InFlightLimit {
   private waitingKey(integrationId: number): string {
     return `${this.prefix}:waiting:${integrationId}`;
   }
+
+  private slowKey(integrationId: number): string {
+    return `${this.prefix}:slow:${integrationId}`;
+  }
 }
+
 
 interface LimitCommands {
   mozhnoAcquire(numKeys: number, ...args: Array<string | number>): Promise<Array<number | string>>;
-  mozhnoPark(inflight: string, waiting: string, now: number, cap: number, holder: string, order: number): Promise<Array<number | string>>;
+  mozhnoPark(inflight: string, waiting: string, slow: string, now: number, cap: number, holder: string, order: number): Promise<Array<number | string>>;
   mozhnoRelease(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
   mozhnoWaiting(numKeys: number, ...keys: string[]): Promise<number[]>;
   mozhnoOverBacklog(waiting: string, holder: string, order: number, max: number): Promise<number>;
@@ -280,20 +331,29 @@ local function wakeFreed(free, waiting, index, into)
   end
 end`;
 
-// KEYS: the inflight set of each acquire, then the waiting set of each, then release pairs.
+// An integration's cap: one slot while it is marked slow (see `settle`).
+const CAP_OF = `
+local function capOf(slow, cap)
+  if redis.call('EXISTS', slow) == 1 then return 1, true end
+  return cap, false
+end`;
+
+// KEYS: the inflight set of each acquire, then the waiting set of each, then the slow mark of
+// each, then release pairs.
 // ARGV: now, lease, cap, number of acquires n, their n holders, then release holders.
-// Answers 1 or 0 per acquire, then the job woken per release, then (acquire number, job) pairs
-// of jobs woken for slots that expired leases freed. Releases go first: they free slots.
+// Answers 1 or 0 per acquire (2: taken while the integration is marked slow), then the job woken
+// per release, then (acquire number, job) pairs of jobs woken for slots that expired leases freed.
+// Releases go first: they free slots.
 // A job that gets a slot leaves its line: one whose safety delay ran out is still in it, and
 // would be counted as waiting (WEBHOOK_MAX_BACKLOG) until a release popped it.
-const ACQUIRE = `${RELEASES}${WAKE_FREED}
-local now, lease, cap, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local woken = release(5 + n, 2 * n + 1)
+const ACQUIRE = `${RELEASES}${WAKE_FREED}${CAP_OF}
+local now, lease, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
+local woken = release(5 + n, 3 * n + 1)
 -- Jobs these releases woke are on their way to the slots they freed.
 local onTheirWay = {}
 for k, jobId in ipairs(woken) do
   if jobId ~= '' then
-    local inflight = KEYS[2 * n + 2 * k - 1]
+    local inflight = KEYS[3 * n + 2 * k - 1]
     onTheirWay[inflight] = (onTheirWay[inflight] or 0) + 1
   end
 end
@@ -301,6 +361,7 @@ local answers = {}
 local swept, sweptOrder = {}, {}
 for i = 1, n do
   local inflight, holder = KEYS[i], ARGV[4 + i]
+  local cap, marked = capOf(KEYS[2 * n + i], tonumber(ARGV[3]))
   answers[i] = 0
   -- Expired leases (their holders crashed) only matter once the integration looks full.
   local count = redis.call('ZCARD', inflight)
@@ -310,7 +371,7 @@ for i = 1, n do
       if swept[inflight] then
         swept[inflight][1] = swept[inflight][1] + expired
       else
-        swept[inflight] = {expired, KEYS[n + i], i}
+        swept[inflight] = {expired, KEYS[n + i], i, cap}
         table.insert(sweptOrder, inflight)
       end
       count = count - expired
@@ -323,7 +384,7 @@ for i = 1, n do
     -- so that leases expired all together are still there to be swept, and their slots woken for.
     redis.call('PEXPIRE', inflight, 20 * lease)
     redis.call('ZREM', KEYS[n + i], holder)
-    answers[i] = 1
+    answers[i] = marked and 2 or 1
   end
 end
 for _, jobId in ipairs(woken) do table.insert(answers, jobId) end
@@ -331,7 +392,7 @@ for _, jobId in ipairs(woken) do table.insert(answers, jobId) end
 -- nobody took (a slot that merely looks free may be one a woken job is on its way to).
 for _, inflight in ipairs(sweptOrder) do
   local s = swept[inflight]
-  local free = cap - redis.call('ZCARD', inflight) - (onTheirWay[inflight] or 0)
+  local free = s[4] - redis.call('ZCARD', inflight) - (onTheirWay[inflight] or 0)
   wakeFreed(math.min(s[1], free), s[2], s[3], answers)
 end
 return answers`;
@@ -340,11 +401,11 @@ return answers`;
 const RELEASE = `${RELEASES}
 return release(1, 1)`;
 
-// KEYS: inflight, waiting. ARGV: now, cap, holder, order. Answers {1} when the job is in line,
-// else {0, jobs…}: a slot is free, for the job itself (the caller wakes it) and, should expired
-// leases have freed more, for the jobs taken out of line here.
-const PARK = `${WAKE_FREED}
-local cap = tonumber(ARGV[2])
+// KEYS: inflight, waiting, slow mark. ARGV: now, cap, holder, order. Answers {1} when the job is
+// in line, else {0, jobs…}: a slot is free, for the job itself (the caller wakes it) and, should
+// expired leases have freed more, for the jobs taken out of line here.
+const PARK = `${WAKE_FREED}${CAP_OF}
+local cap = capOf(KEYS[3], tonumber(ARGV[2]))
 local expired = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local count = redis.call('ZCARD', KEYS[1])
 if count < cap then
@@ -382,13 +443,15 @@ end
 redis.call('ZREM', KEYS[1], ARGV[1])
 return ahead`;
 
-// KEYS: (inflight, waiting) per integration. ARGV: now, cap, then per integration: how many jobs,
-// then (order, holder) of each. Answers, per integration, the jobs to wake: as many as it has free slots.
-const PARK_QUEUED = `
-local now, cap, a = tonumber(ARGV[1]), tonumber(ARGV[2]), 3
+// KEYS: (inflight, waiting, slow mark) per integration. ARGV: now, cap, then per integration: how
+// many jobs, then (order, holder) of each. Answers, per integration, the jobs to wake: as many as it
+// has free slots.
+const PARK_QUEUED = `${CAP_OF}
+local now, a = tonumber(ARGV[1]), 3
 local woken = {}
-for k = 1, #KEYS / 2 do
-  local inflight, waiting = KEYS[2 * k - 1], KEYS[2 * k]
+for k = 1, #KEYS / 3 do
+  local inflight, waiting = KEYS[3 * k - 2], KEYS[3 * k - 1]
+  local cap = capOf(KEYS[3 * k], tonumber(ARGV[2]))
   local n = tonumber(ARGV[a])
   for j = 1, n do redis.call('ZADD', waiting, ARGV[a + 2 * j - 1], ARGV[a + 2 * j]) end
   a = a + 2 * n + 1
@@ -407,7 +470,7 @@ function defineScripts(redis: RedisConnection): void {
   if ('mozhnoAcquire' in redis) return;
   // Key names come in as KEYS so the scripts also run on Redis Cluster (all keys share the prefix's hash tag).
   redis.defineCommand('mozhnoAcquire', { lua: ACQUIRE });
-  redis.defineCommand('mozhnoPark', { numberOfKeys: 2, lua: PARK });
+  redis.defineCommand('mozhnoPark', { numberOfKeys: 3, lua: PARK });
   redis.defineCommand('mozhnoRelease', { lua: RELEASE });
   redis.defineCommand('mozhnoWaiting', { lua: WAITING });
   redis.defineCommand('mozhnoOverBacklog', { numberOfKeys: 1, lua: OVER_BACKLOG });

@@ -115,6 +115,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
       outage.over();
       if ('dropped' in target) return drop(job, target.dropped);
       const result = await deliverer.deliver(job.data, target);
+      limit.settle(integrationId, holder, result.errorCode === 'E_TIMEOUT');
       return result.ok ? 'success' : `failure: ${result.errorCode}`;
     } finally {
       unhold();

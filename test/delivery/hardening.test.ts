@@ -99,6 +99,54 @@ describe('one hanging endpoint cannot starve the others', () => {
   });
 });
 
+describe('an endpoint that lets deliveries run into the timeout', () => {
+  it('gets one delivery at a time, not WEBHOOK_MAX_IN_FLIGHT, until one is answered: many of them cannot fill the workers', async () => {
+    // Holds its answers until `answer()`, counting the requests open as each arrives.
+    const stuck = await startSink();
+    const held: Array<() => void> = [];
+    let holding = true;
+    let open = 0;
+    const openAtArrival: number[] = [];
+    stuck.respond((_req, res) => {
+      openAtArrival.push(++open);
+      res.once('close', () => (open -= 1));
+      if (holding) held.push(() => res.writeHead(200).end('ok'));
+      else res.writeHead(200).end('ok');
+    });
+    const answer = (): void => {
+      holding = false;
+      for (const respond of held.splice(0)) respond();
+    };
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const limit = new Parking(redis, h.api.server.queue, h.api.config, createLogger('silent')).limit;
+    try {
+      const p = await h.api.project({ plan: 'pro' });
+      const integration = (await p.post('/api/v1/integrations', { name: 'times out', configJson: { url: `${stuck.url}/t` }, eventSubscriptionsJson: ['segment.created'] })).body;
+      const records = async () => (await h.api.server.db('deliveries').where('integration_id', integration.id).orderBy('id').pluck('error_code')) as Array<string | null>;
+      for (let i = 0; i < 6; i++) await p.post('/api/v1/segments', { key: `t${i}`, name: `T${i}`, conditions: [] });
+
+      // Two go out at once (WEBHOOK_MAX_IN_FLIGHT 2) and run into WEBHOOK_TIMEOUT_MS (3 s).
+      await h.eventually(async () => (await records()).length === 2, 10_000);
+      expect(await records()).toEqual(['E_TIMEOUT', 'E_TIMEOUT']);
+      await h.eventually(() => limit.slow(integration.id)); // marked as the timeouts' slots are released
+      // From then on one at a time: the fourth request only goes once the third has timed out too.
+      await h.eventually(() => stuck.requests.length === 4 || undefined, 10_000);
+      expect(openAtArrival.slice(0, 4)).toEqual([1, 2, 1, 1]);
+      expect(await records()).toEqual(['E_TIMEOUT', 'E_TIMEOUT', 'E_TIMEOUT']);
+
+      // The endpoint answers the fourth: the mark is lifted, and the rest go out.
+      answer();
+      await h.eventually(async () => (await records()).length === 6 || undefined, 10_000);
+      expect(await records()).toEqual(['E_TIMEOUT', 'E_TIMEOUT', 'E_TIMEOUT', null, null, null]);
+      expect(await limit.slow(integration.id)).toBe(false);
+    } finally {
+      answer();
+      await stuck.close();
+      redis.disconnect();
+    }
+  });
+});
+
 describe('a backlog for a slow endpoint', () => {
   it('queues the new jobs of an integration with jobs waiting straight into line: no worker takes them until slots free', async () => {
     const { stuck, answer } = await heldSink();

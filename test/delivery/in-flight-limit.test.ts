@@ -182,6 +182,50 @@ describe('InFlightLimit', () => {
     expect(await limit.waiting(12)).toEqual(['e8']);
   });
 
+  it('gives an integration whose delivery ran into the timeout one slot, until a delivery made under that mark is answered', async () => {
+    const limit = limitOf(3);
+    expect([await limit.tryAcquire(31, 'a'), await limit.tryAcquire(31, 'b')]).toEqual([true, true]);
+    limit.settle(31, 'a', true); // a timed out
+    limit.release(31, 'a');
+    await limit.flush();
+    expect(await limit.slow(31)).toBe(true);
+    // b still holds the one slot: c waits, though the cap is 3; another integration keeps its 3.
+    expect(await limit.tryAcquire(31, 'c')).toBe(false);
+    expect(await limit.park(31, 'c', 5)).toBe('parked');
+    expect([await limit.tryAcquire(32, 'x'), await limit.tryAcquire(32, 'y'), await limit.tryAcquire(32, 'z')]).toEqual([true, true, true]);
+    // b was under way before the mark: its answer says nothing of the endpoint now, and lifts nothing.
+    limit.settle(31, 'b', false);
+    limit.release(31, 'b');
+    await limit.flush();
+    expect(await limit.slow(31)).toBe(true);
+    expect(woken).toEqual([[31, 'c']]);
+    expect(await limit.tryAcquire(31, 'c')).toBe(true);
+    expect(await limit.tryAcquire(31, 'd')).toBe(false);
+    // c went out under the mark and was answered: the integration has its 3 slots again.
+    limit.settle(31, 'c', false);
+    expect(await limit.slow(31)).toBe(false);
+    expect([await limit.tryAcquire(31, 'd'), await limit.tryAcquire(31, 'e'), await limit.tryAcquire(31, 'f')]).toEqual([true, true, false]);
+  });
+
+  it('a slow mark counts in parking and in what the relay wakes, and runs out on its own', async () => {
+    const limit = limitOf(3, 50);
+    expect(await limit.tryAcquire(33, 'a')).toBe(true);
+    limit.settle(33, 'a', true);
+    limit.release(33, 'a');
+    await limit.flush();
+    // One slot free of one: the relay's three jobs wake one.
+    await limit.parkQueued([1, 2, 3].map((order) => ({ integrationId: 33, holder: `q${order}`, order })));
+    expect(woken).toEqual([[33, 'q1']]);
+    expect(await limit.tryAcquire(33, 'q1')).toBe(true);
+    expect(await limit.tryAcquire(33, 'late')).toBe(false);
+    expect(await limit.park(33, 'late', 9)).toBe('parked');
+    // The mark lasts 20 leases (here 1 s) after the last timeout, should no answer lift it.
+    expect(limit.slowForMs).toBe(1_000);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(await limit.slow(33)).toBe(false);
+    expect(await limit.tryAcquire(33, 'late')).toBe(true);
+  });
+
   /** Two limits on one prefix: holders of `dying` lose their slots after 200 ms, those of `living` hold theirs. */
   function sharedLimits(cap: number) {
     const prefix = `mozhno-test-limit-${randomBytes(4).toString('hex')}`;
