@@ -913,18 +913,28 @@ function describeDnsError(hostname: string, err: unknown): string {
   return `DNS: cannot resolve ${hostname} (${detail})`;
 }
 
-/** Request header values that could be secrets (tokens, signatures), for scrubbing from error texts. */
+/**
+ * Request header values that could be secrets (tokens, signatures), for scrubbing from error texts:
+ * each whole, and each of its words of 8 characters or more, since endpoints echo the credentials of
+ * `Bearer <token>` or the signature of `v1,<signature>` without the rest.
+ */
 function secretValues(headers: Readonly<Record<string, string>>): string[] {
   return Object.entries(headers)
     .filter(([name, value]) => !PUBLIC_HEADERS.has(name.toLowerCase()) && value.trim().length >= 4)
     .flatMap(([, value]) => {
-      const sent = value.trim();
-      // Sent as Latin-1 bytes; echoed back, they read as UTF-8 (`é` as U+FFFD).
-      const echoed = Buffer.from(sent, 'latin1').toString('utf8');
-      return echoed === sent ? [sent] : [sent, echoed];
+      const whole = value.trim();
+      const words = whole.split(/[\s,]+/).filter((word) => word.length >= SECRET_WORD_MIN_CHARS && word !== whole);
+      return [whole, ...words].flatMap((sent) => {
+        // Sent as Latin-1 bytes; echoed back, they read as UTF-8 (`é` as U+FFFD).
+        const echoed = Buffer.from(sent, 'latin1').toString('utf8');
+        return echoed === sent ? [sent] : [sent, echoed];
+      });
     })
     .sort((a, b) => b.length - a.length);
 }
+
+/** The shortest word of a header value masked on its own (see secretValues). */
+const SECRET_WORD_MIN_CHARS = 8;
 
 /**
  * One line of at most ERROR_TEXT_MAX_CHARS characters, with request header values masked.

@@ -490,6 +490,12 @@ describe('WebhookClient: failed answers', () => {
     const echoed = await makeClient().send({ url: sink.url, headers: { Authorization: token }, body: null });
     expect(echoed.ok).toBe(true);
     expect(echoed.responseExcerpt).toBe('{\n  "authorization": "***"\n}');
+
+    // The credentials echoed without their scheme, a signature without its `v1,`: masked all the same.
+    sink.respond((req, res) => res.writeHead(401).end(`token ${String(req.headers.authorization).slice(7)} invalid; sig ${String(req.headers['webhook-signature']).slice(3)}`));
+    const parts = await makeClient().send({ url: sink.url, headers: { Authorization: token, 'webhook-signature': 'v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=' }, body: null });
+    expect(parts.error).toBe('HTTP 401 Unauthorized: token *** invalid; sig ***');
+    expect(parts.responseExcerpt).toBe('token *** invalid; sig ***');
   });
 
   it('masks a header value echoed in another letter case', async () => {

@@ -284,6 +284,7 @@ describe('validation: every failure is 400 validation_failed naming the field, n
     ['empty Content-Type', () => withConfig({ headers: { 'Content-Type': ' ' } }), ['configJson.headers.Content-Type']],
     ['Expect', () => withConfig({ headers: { Expect: '100-continue' } }), ['configJson.headers.Expect']],
     ['__proto__ header', () => ({ ...seedBody(), configJson: '{"url":"https://hooks.example.com/x","headers":{"__proto__":"v"}}' }), ['configJson.headers.__proto__']],
+    ['C1 control characters in a header value', () => withConfig({ headers: { 'X-C1': 'a\u0085b\u009fc' } }), ['configJson.headers.X-C1']],
     ['Latin-1 header value over 4096 bytes', () => withConfig({ headers: { 'X-Foo': 'é'.repeat(4097) } }), ['configJson.headers.X-Foo']],
     ['placeholder after a backslash', () => withConfig({ body: '{"a":"\\[[events.action]]\\[[events.action]]"}' }), ['configJson.body']],
     ['101 placeholders', () => withConfig({ body: JSON.stringify({ a: '[[events.details]]'.repeat(101) }) }), ['configJson.body']],
