@@ -233,10 +233,11 @@ function queuePrefix(value: string): string {
 }
 
 /**
- * A connection URL as a message may show it: scheme, user, host, port and a plain database name.
- * Never a password, wherever a mistyped URL put it: in the password field (shown as ****), in
- * the query (`?password=`, which the drivers honour: shown as `?…`) or in a path that is not a
- * plain name (shown as `/…`). A value that is not a URL is not shown at all.
+ * A connection URL as a message may show it: scheme, user, host, port and a plain database name,
+ * and of the query the parameters that say where and as whom it connects (`?host=` of a socket
+ * form). Never a password, wherever a mistyped URL put it: in the password field (shown as ****),
+ * in the query (`?password=`, which the drivers honour: any other parameter is shown as `…`) or in
+ * a path that is not a plain name (shown as `/…`). A value that is not a URL is not shown at all.
  */
 export function redact(value: string): string {
   let parsed: URL;
@@ -247,5 +248,10 @@ export function redact(value: string): string {
   }
   const credentials = parsed.username || parsed.password ? `${parsed.username}${parsed.password ? ':****' : ''}@` : '';
   const path = parsed.pathname === '' || /^\/[\w.-]*$/.test(parsed.pathname) ? parsed.pathname : '/…';
-  return `${parsed.protocol}//${credentials}${parsed.host}${path}${parsed.search ? '?…' : ''}`;
+  const shown = [...parsed.searchParams].filter(([name]) => SHOWN_PARAMETERS.has(name)).map(([name, v]) => `${name}=${encodeURIComponent(v).replace(/%2F/g, '/')}`);
+  const query = parsed.search === '' ? '' : `?${[...shown, ...(shown.length < [...parsed.searchParams].length ? ['…'] : [])].join('&')}`;
+  return `${parsed.protocol}//${credentials}${parsed.host}${path}${query}`;
 }
+
+/** Query parameters of a connection URL that hold no secret: where it connects, and as whom. */
+const SHOWN_PARAMETERS = new Set(['host', 'port', 'user', 'sslmode']);

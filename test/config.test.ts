@@ -211,6 +211,9 @@ describe('loadConfig', () => {
     expect(redact('redis://127.0.0.1:6379/?password=hunter2')).toBe('redis://127.0.0.1:6379/?…');
     expect(redact('redis://:hunter2@127.0.0.1:1')).toBe('redis://:****@127.0.0.1:1');
     expect(redact('redis://127.0.0.1:1')).toBe('redis://127.0.0.1:1');
+    // Where a socket form connects is shown; any other parameter is not.
+    expect(redact('postgresql:///mozhno?host=/var/run/postgresql')).toBe('postgresql:///mozhno?host=/var/run/postgresql');
+    expect(redact('postgresql:///mozhno?host=/tmp&password=hunter2&user=me')).toBe('postgresql:///mozhno?host=/tmp&user=me&…');
     expect(redact('postgres://localhost/odd%2Fname')).toBe('postgres://localhost/…');
     expect(redact('not a url hunter2')).not.toMatch(/hunter2/);
   });

@@ -586,6 +586,16 @@ describe('values PostgreSQL cannot take', () => {
     expect(strategy.status).toBe(400);
     expect(strategy.body.error.details[0].path).toBe('segmentIds[0]');
     expect((await p.get('/api/v1/events?before=10000000000000000000')).status).toBe(400);
+    // Not a whole number, or given twice: said so, by name.
+    for (const [query, message] of [
+      ['limit=2.5', 'limit must be a whole number'],
+      ['limit=abc', 'limit must be a whole number'],
+      ['limit=1&limit=2', 'limit must be given once'],
+      ['limit=0', 'limit must be greater than or equal to 1'],
+    ]) {
+      const answer = await p.get(`/api/v1/events?${query}`);
+      expect([answer.status, answer.body.error.details], query).toEqual([400, [{ path: 'limit', message }]]);
+    }
   });
 });
 
@@ -622,6 +632,9 @@ describe('lengths, typed condition values and the archive query', () => {
       expect(answer.status, operator).toBe(400);
       expect(answer.body.error.details, operator).toEqual([{ path: message.split(' ')[0], message }]);
     }
+    // Every bad value is named, not only the first.
+    const several = await p.post('/api/v1/segments', { key: 's-several', name: 'S', conditions: [{ attribute: 'a', operator: 'num_gt', values: ['x', '1', 'y', 'z'] }] });
+    expect(several.body.error.details.map((d: { path: string }) => d.path)).toEqual(['conditions[0].values[0]', 'conditions[0].values[2]', 'conditions[0].values[3]']);
     const good = await p.post('/api/v1/segments', {
       key: 'typed',
       name: 'Typed',

@@ -263,6 +263,18 @@ describe('start-up errors are one line, naming the cause, without a stack', () =
         `mozhno: PostgreSQL at ${url} refuses user "${role}" a table mozhno needs (42501: permission denied for table knex_migrations): grant it SELECT, INSERT, UPDATE and DELETE on mozhno's tables and USAGE on their schema, or set DATABASE_URL to a user that has them`,
       ]);
       expect(out.stdout).not.toMatch(/"level":60|stack/);
+
+      // So do an operator command, and a migrate run as a user that does not own the schema.
+      const setPlan = await runEntry('src/cli.ts', ['set-plan', '--project-id', '1', '--plan', 'pro'], { DATABASE_URL: url });
+      expect(setPlan.code).toBe(1);
+      expect(setPlan.stderr).toMatch(new RegExp(`^mozhno: PostgreSQL at \\S+ refuses user "${role}" a table mozhno needs \\(42501: permission denied for table knex_migrations\\): grant it SELECT`));
+      const migrate = await runEntry('src/db/migrate-cli.ts', [], { DATABASE_URL: url });
+      expect(migrate.code).toBe(1);
+      expect(migrate.stderr.trim().split('\n')).toEqual([
+        expect.stringMatching(
+          new RegExp(`^mozhno: PostgreSQL at \\S+ refuses user "${role}" what a migration does \\(42501: permission denied for [^)]+\\): run migrations as the user that owns mozhno's schema and tables`),
+        ),
+      ]);
     } finally {
       await adminQuery(`DROP ROLE IF EXISTS ${role}`);
     }

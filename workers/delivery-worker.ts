@@ -1,5 +1,5 @@
 import { WORKER_THREAD_POOL_SIZE, type Config } from '../src/config.js';
-import { assertDatabaseReachable, createDb, privilegeRefused } from '../src/db/knex.js';
+import { assertDatabaseReachable, createDb } from '../src/db/knex.js';
 import { assertMigrated } from '../src/db/migrate.js';
 import { assertRedisDatabase } from '../src/delivery/queue.js';
 import { startDeliveryWorker } from '../src/delivery/worker.js';
@@ -24,8 +24,6 @@ async function assertDatabaseUsable(databaseUrl: string): Promise<void> {
   try {
     await assertDatabaseReachable(db, databaseUrl);
     await assertMigrated(db);
-  } catch (err) {
-    throw privilegeRefused(databaseUrl, err);
   } finally {
     await db.destroy();
   }

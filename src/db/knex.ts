@@ -165,16 +165,32 @@ export function explainDatabaseError(databaseUrl: string, err: unknown): Startup
   return unreachable('PostgreSQL', databaseUrl, err);
 }
 
+const REFUSED = {
+  tables: {
+    what: 'a table mozhno needs',
+    remedy: "grant it SELECT, INSERT, UPDATE and DELETE on mozhno's tables and USAGE on their schema, or set DATABASE_URL to a user that has them",
+  },
+  migrations: {
+    what: 'what a migration does',
+    remedy: "run migrations as the user that owns mozhno's schema and tables (the one that created them), or make this one their owner and grant it CREATE on the schema",
+  },
+};
+
 /**
  * A statement refused for lack of privilege (42501) as one line an operator can act on:
- * PostgreSQL let DATABASE_URL's user in, but not at the tables. Anything else as it is.
+ * PostgreSQL let DATABASE_URL's user in, but not at the tables (or, for `migrations`, not at
+ * changing them). Anything else as it is.
  */
-export function privilegeRefused(databaseUrl: string, err: unknown): unknown {
+export function privilegeRefused(databaseUrl: string, err: unknown, refused: keyof typeof REFUSED = 'tables'): unknown {
   if (pgErrorCode(err) !== PG_INSUFFICIENT_PRIVILEGE) return err;
   const user = databaseUser(databaseUrl);
   // knex puts the statement before the server's words, and a statement may span lines.
   const reason = String((err as Error).message).split(' - ').at(-1)!.replace(/\s+/g, ' ');
-  return new StartupError(
-    `PostgreSQL at ${redact(databaseUrl)} refuses user "${user}" a table mozhno needs (42501: ${reason}): grant it SELECT, INSERT, UPDATE and DELETE on mozhno's tables and USAGE on their schema, or set DATABASE_URL to a user that has them`,
-  );
+  const { what, remedy } = REFUSED[refused];
+  return new StartupError(`PostgreSQL at ${redact(databaseUrl)} refuses user "${user}" ${what} (42501: ${reason}): ${remedy}`);
+}
+
+/** The URL a pool of createDb connects with (its user named), for messages. */
+export function databaseUrlOf(db: Db): string {
+  return (db.client.config.connection as { connectionString: string }).connectionString;
 }

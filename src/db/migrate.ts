@@ -3,7 +3,7 @@ import { migrationSource } from '../../migrations/index.js';
 import { PG_INSUFFICIENT_PRIVILEGE, PG_INVALID_CATALOG_NAME, PG_UNDEFINED_TABLE, pgErrorCode } from './errors.js';
 import { redact } from '../config.js';
 import { StartupError } from '../lifecycle.js';
-import { databaseUser, explainDatabaseError, pgConnection, type Db } from './knex.js';
+import { databaseUrlOf, databaseUser, explainDatabaseError, pgConnection, privilegeRefused, type Db } from './knex.js';
 
 /** pg_advisory_lock key of migrations ('mzmig' in ASCII). */
 const MIGRATION_LOCK = 0x6d7a6d6967;
@@ -31,6 +31,15 @@ const KNEX_MIGRATE_OPTIONS = { migrationSource, disableMigrationsListValidation:
  * altogether, and ours applied on top of its schema could break it: that is an error.
  */
 export async function migrateLatest(db: Db): Promise<MigrateResult> {
+  try {
+    return await migrateUnderLock(db);
+  } catch (err) {
+    // A user let in that does not own the schema: one line, not the SQL of the first refused statement.
+    throw privilegeRefused(databaseUrlOf(db), err, 'migrations');
+  }
+}
+
+async function migrateUnderLock(db: Db): Promise<MigrateResult> {
   // Not from the pool, which migrations may need whole (`npm start` and the CLI give it two).
   const lock = new pg.Client(db.client.config.connection as pg.ClientConfig);
   await lock.connect();
@@ -97,7 +106,9 @@ export function notMigrated(missing: readonly string[]): string {
 
 /** Fails with one line when the database lacks migrations of this code: a worker on it would fail every job. */
 export async function assertMigrated(db: Db): Promise<void> {
-  const missing = await missingMigrations(db);
+  const missing = await missingMigrations(db).catch((err: unknown) => {
+    throw privilegeRefused(databaseUrlOf(db), err);
+  });
   if (missing.length > 0) throw new StartupError(`database ${notMigrated(missing)}`);
 }
 

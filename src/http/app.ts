@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import { actorFor, bearerToken, type Authenticate } from './auth.js';
 import { parseJsonBody, readJsonText } from './body.js';
 import { ProjectGate } from './project-gate.js';
+import { AppError } from './errors.js';
 import { errorAnswers, requestLog, type RequestObserver } from './middleware.js';
 
 export interface AppParts {
@@ -65,13 +66,26 @@ export function createApp(parts: AppParts): Koa {
     });
   });
   const api = new Router({ prefix: '/api/v1' });
-  for (const router of parts.apiRouters) api.use(router.routes(), router.allowedMethods({ throw: true }));
+  for (const router of parts.apiRouters) api.use(router.routes(), allowedMethods(router));
   app.use(api.routes());
-  app.use(api.allowedMethods({ throw: true }));
+  app.use(allowedMethods(api));
 
   for (const router of parts.publicRouters ?? []) {
     app.use(router.routes());
-    app.use(router.allowedMethods({ throw: true }));
+    app.use(allowedMethods(router));
   }
   return app;
+}
+
+/**
+ * A method the route does not have: `405 method_not_allowed` naming the methods it has, which the
+ * `Allow` header (RFC 9110) lists too; the router's own errors say only "Method Not Allowed".
+ */
+function allowedMethods(router: Router): Middleware {
+  const answer = router.allowedMethods() as Middleware;
+  return async (ctx, next) => {
+    await answer(ctx, next);
+    if (ctx.status !== 405 && ctx.status !== 501) return;
+    throw new AppError('method_not_allowed', `${ctx.method} is not allowed here; ${ctx.path} allows ${ctx.response.get('Allow')}`);
+  };
 }

@@ -183,13 +183,20 @@ export function routeId(params: Record<string, string | undefined>, name: string
   return id;
 }
 
-/** Query strings are text: turns digits into numbers and leaves anything else for the schema to refuse. */
+/**
+ * Query strings are text: turns whole numbers into numbers for the schema to judge their range, and
+ * refuses anything else here, by name (`2.5`, `abc`, a parameter given twice).
+ */
 export function numericQuery(query: Record<string, string | string[] | undefined>, names: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  const faults: ErrorDetail[] = [];
   for (const name of names) {
     const value = query[name];
     if (value === undefined) continue;
-    out[name] = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+    if (typeof value !== 'string') faults.push({ path: name, message: `${name} must be given once` });
+    else if (!/^-?\d+$/.test(value)) faults.push({ path: name, message: `${name} must be a whole number` });
+    else out[name] = Number(value);
   }
+  if (faults.length > 0) throw validationFailed(faults);
   return out;
 }

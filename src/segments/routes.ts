@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { array, mixed, object } from 'yup';
+import { array, mixed, object, ValidationError } from 'yup';
 import { actorOf } from '../http/auth.js';
 import { keyField, nameField, textField } from '../http/schemas.js';
 import { parseBody, routeId } from '../http/validation.js';
@@ -42,10 +42,13 @@ const condition = object({
   // A condition whose values can never match its operator (num_gt "abc") is refused by value.
   const format = VALUE_FORMATS.find((f) => typeof value?.operator === 'string' && value.operator.startsWith(f.prefix));
   if (!format || !Array.isArray(value?.values)) return true;
-  const bad = value.values.findIndex((v) => typeof v === 'string' && !format.test(v));
-  if (bad === -1) return true;
-  const path = `${this.path}.values[${bad}]`;
-  return this.createError({ path, message: `${path} must be ${format.what} for ${value.operator}` });
+  const faults = value.values.flatMap((v, i) => {
+    if (typeof v !== 'string' || format.test(v)) return [];
+    const path = `${this.path}.values[${i}]`;
+    return [this.createError({ path, message: `${path} must be ${format.what} for ${value.operator}` })];
+  });
+  // Each bad value by its own path (a long list is judged by its first values: see faultsOf).
+  return faults.length === 0 || new ValidationError(faults);
 });
 const conditions = () => array(condition.required()).max(100, '${path} must have at most 100 conditions');
 const createSchema = object({ key: keyField().required(), name: nameField().required(), conditions: conditions().required() });

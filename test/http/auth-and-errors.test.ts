@@ -305,6 +305,14 @@ describe('error answers (SPEC §9)', () => {
     expect((await p.get('/api/v1/flags/abc')).status).toBe(404);
     const wrong = await p.send('PATCH', '/api/v1/flags', '{}');
     expect(wrong.status).toBe(405);
+    // RFC 9110: a 405 lists the methods the route has, in the header and in words.
+    expect(wrong.headers.get('allow')).toBe('HEAD, GET, POST');
+    expect(wrong.body.error.message).toBe('PATCH is not allowed here; /api/v1/flags allows HEAD, GET, POST');
+    const project = await p.send('DELETE', '/api/v1/project', '');
+    expect([project.status, project.headers.get('allow')]).toEqual([405, 'HEAD, GET, PUT']);
+    // A method nothing has (501 from the router) is the same answer.
+    const unknown = await p.send('PROPFIND', '/api/v1/flags', '');
+    expect([unknown.status, unknown.body.error.code, unknown.headers.get('allow')]).toEqual([405, 'method_not_allowed', 'HEAD, GET, POST']);
   });
 
   it('every answer says nosniff; API answers, a new key\'s token among them, are never cached', async () => {
