@@ -610,6 +610,21 @@ describe('lengths, typed condition values and the archive query', () => {
     expect(seg.status).toBe(201);
   });
 
+  it('refuses a name of only spaces or invisible characters, for every named resource', async () => {
+    const p = await api.project();
+    for (const [path, body] of [
+      ['/api/v1/flags', { key: 'blank', name: ' \t ' }],
+      ['/api/v1/segments', { key: 'blank', name: '\u200b', conditions: [] }],
+      ['/api/v1/environments', { key: 'blank', name: '\u00a0' }],
+      ['/api/v1/apikeys', { name: '  ' }],
+    ] as const) {
+      const answer = await p.post(path, body);
+      expect([answer.status, answer.body.error?.details], path).toEqual([400, [{ path: 'name', message: 'name must not be blank (only spaces or invisible characters)' }]]);
+    }
+    expect((await p.put('/api/v1/project', { name: ' ' })).status).toBe(400);
+    expect((await p.post('/api/v1/flags', { key: 'spaced', name: ' Spaced out ' })).status).toBe(201);
+  });
+
   it('refuses condition values their operator can never match, by value, and a condition without values', async () => {
     const p = await api.project();
     const cases: Array<[string, string[], string]> = [

@@ -10,7 +10,11 @@ export const keyField = () =>
 export const textField = (max: number) =>
   string().test('max', `\${path} must be at most ${max} characters`, (value) => value === undefined || value === null || value.length <= max || [...value].length <= max);
 
-export const nameField = () => textField(100).min(1, '${path} must not be empty');
+/** A name shows on cards, in messages and to screen readers: one of only spaces or invisible characters would show as nothing. */
+export const nameField = () =>
+  textField(100)
+    .min(1, '${path} must not be empty')
+    .test('blank', '${path} must not be blank (only spaces or invisible characters)', (value) => !value || /[^\s\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff]/u.test(value));
 
 /** Ids are PostgreSQL `integer`s: a larger one names nothing, and is refused by name rather than failing the query. */
 export const MAX_ID = 2_147_483_647;

@@ -639,6 +639,78 @@ describe('what users and endpoints wrote, shown for what it is', () => {
     await expect.poll(() => cardOf('Gone soon').count()).toBe(0);
     await expect.poll(text('#usage')).toContain('1 of 3 used');
     expect(await page.locator('#list-message').textContent()).toContain('no longer exists');
+    // Focus goes to the list's heading, not to the page; the last card going shows the empty list's text.
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('list-title');
+    expect((await p.delete(`/api/v1/integrations/${renamed.id}`)).status).toBe(204);
+    await cardOf('New name').getByRole('switch').click();
+    await expect.poll(() => page.locator('#list-empty').isVisible()).toBe(true);
+    expect(await page.locator('#integrations > li').count()).toBe(0);
+  });
+
+  it('keeps the delivery log as it is while a test waits for its outcome, polling a page of records, then draws it once', async () => {
+    const p = await h.api.project();
+    const integration = await seed(p, 'Slow to answer', { url: `${h.sink.url}/slow` });
+    // Two records to read while the test waits.
+    for (const _ of [1, 2]) expect((await p.post(`/api/v1/integrations/${integration.id}/test`)).status).toBe(202);
+    await h.eventually(async () => ((await p.get(`/api/v1/integrations/${integration.id}/deliveries`)).body as unknown[]).length === 2);
+    await openDashboard(p.token);
+    await cardOf('Slow to answer').getByRole('link', { name: /^Deliveries/ }).click();
+    await page.locator('#deliveries > li').nth(1).waitFor();
+
+    let answer: () => void = () => undefined;
+    h.sink.respond((_req, res) => new Promise<void>((resolve) => (answer = resolve)).then(() => void res.writeHead(200).end('ok')));
+    const reads: string[] = [];
+    page.on('request', (r) => r.url().includes('/deliveries') && reads.push(new URL(r.url()).search));
+    await page.getByRole('button', { name: 'Send test' }).click();
+    await h.sink.waitForRequests(3, 10_000);
+    // The reader opens a request body in the log and stays there while the test waits.
+    const second = page.locator('#deliveries > li').nth(1).locator('details summary').first();
+    await second.click();
+    await expect.poll(() => reads.length, { timeout: 3_000 }).toBeGreaterThanOrEqual(3);
+    expect(await page.evaluate(() => document.activeElement?.tagName)).toBe('SUMMARY');
+    expect(await page.locator('#deliveries > li').nth(1).locator('details').first().getAttribute('open')).toBe('');
+    expect(reads.every((search) => search === '?limit=20')).toBe(true);
+
+    answer();
+    await expect.poll(text('#deliveries-message')).toMatch(/Test delivered: HTTP 200/);
+    expect(await page.locator('#deliveries > li').count()).toBe(3);
+    expect(reads.at(-1)).toBe(''); // the whole log, read once the outcome is there
+  });
+
+  it('a Connect cancelled while it saves still shows up in the list', async () => {
+    const p = await h.api.project();
+    await openDashboard(p.token);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route('**/api/v1/integrations', async (route) => {
+      if (route.request().method() === 'POST') await held;
+      await route.continue();
+    });
+    await page.getByRole('link', { name: 'Connect' }).click();
+    await fillConnectForm({ name: 'Cancelled', url: `${h.sink.url}/cancelled`, events: ['flag.created'] });
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    await page.getByRole('link', { name: 'Cancel', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Integrations' }).waitFor();
+    release();
+    await cardOf('Cancelled').waitFor();
+    await expect.poll(text('#usage')).toContain('1 of 3 used');
+  });
+
+  it('says it is loading while a view\'s data is on its way', async () => {
+    const p = await h.api.project();
+    const integration = await seed(p, 'Loading');
+    await openDashboard(p.token);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route(`**/api/v1/integrations/${integration.id}`, async (route) => {
+      await held;
+      await route.continue();
+    });
+    await cardOf('Loading').getByRole('link', { name: /^Edit/ }).click();
+    await expect.poll(() => page.locator('#main').getAttribute('aria-busy')).toBe('true');
+    release();
+    await page.getByRole('heading', { level: 1, name: 'Edit “Loading”' }).waitFor();
+    await expect.poll(() => page.locator('#main').getAttribute('aria-busy')).toBeNull();
   });
 
   it('says when an attempt was never sent, and when a kept body is only its first 8 KiB', async () => {

@@ -289,6 +289,8 @@ describe('validation: every failure is 400 validation_failed naming the field, n
     ['placeholder after a backslash', () => withConfig({ body: '{"a":"\\[[events.action]]\\[[events.action]]"}' }), ['configJson.body']],
     ['101 placeholders', () => withConfig({ body: JSON.stringify({ a: '[[events.details]]'.repeat(101) }) }), ['configJson.body']],
     ['name of 101 emoji', () => ({ ...seedBody(), name: '🚀'.repeat(101) }), ['name']],
+    ['blank name', () => ({ ...seedBody(), name: '   ' }), ['name']],
+    ['name of a zero-width space', () => ({ ...seedBody(), name: '\u200b\u00a0' }), ['name']],
     ['NUL beside other faults', () => withConfig({ url: 'http://hooks.example.com/', body: 'a\u0000', headers: { 'X-A': 'a\r\nb' } }), ['configJson.url', 'configJson.body', 'configJson.headers.X-A']],
     ['several at once', () => ({ name: '', configJson: { url: 'ftp://x', headers: { Host: 'y' } }, eventSubscriptionsJson: ['nope'] }), ['name', 'configJson.url', 'configJson.headers.Host', 'eventSubscriptionsJson[0]']],
   ];

@@ -65,11 +65,18 @@ async function route() {
     return;
   }
   const target = parseRoute();
-  if (target.view === 'form') await openForm(target.id, navigation);
-  else if (target.view === 'deliveries') await openDeliveries(target.id, navigation);
-  else {
-    showView('list');
-    await loadList(navigation);
+  // Until the view's data is read, the page says it is loading (dimmed, aria-busy), not the old view alone.
+  const main = $('#main');
+  main.setAttribute('aria-busy', 'true');
+  try {
+    if (target.view === 'form') await openForm(target.id, navigation);
+    else if (target.view === 'deliveries') await openDeliveries(target.id, navigation);
+    else {
+      showView('list');
+      await loadList(navigation);
+    }
+  } finally {
+    if (isCurrent(navigation)) main.removeAttribute('aria-busy');
   }
 }
 
@@ -327,7 +334,11 @@ async function toggleEnabled(integration, input) {
   } catch (err) {
     input.checked = !enabled;
     if (err instanceof ApiError && err.status === 404) {
-      input.closest('li')?.remove(); // deleted elsewhere: the usage shown is one too high
+      // Deleted elsewhere: its card goes (focus to the list's heading), and the usage shown was one too high.
+      state.integrations = state.integrations.filter((shownOne) => shownOne.id !== integration.id);
+      input.closest('li')?.remove();
+      $('#list-empty').hidden = state.integrations.length > 0;
+      $('#list-title').focus();
       refreshProject().catch(() => {});
     }
     fail(err, '#list-message', 'toggle');
@@ -568,6 +579,8 @@ async function submitForm(event) {
       : await request('POST', '/integrations', payload);
     announce(editing ? `Saved “${saved.name}”.` : `Connected “${saved.name}”.`);
     if (isCurrent(navigation)) navigate('');
+    // Cancelled while it saved: the list shown meanwhile was read before the save.
+    else if (parseRoute().view === 'list') await loadList(state.navigation);
   } catch (err) {
     if (!isCurrent(navigation)) return;
     if (editing && err instanceof ApiError && err.code === 'precondition_failed') await changedElsewhere(editing.id, navigation);
@@ -728,25 +741,33 @@ async function sendTest() {
   }
 }
 
-/** Polls the log until the test's delivery is recorded; a delivery takes at most WEBHOOK_TIMEOUT_MS (30 s by default). */
+/** Records a poll for a test's outcome reads: the test is among the newest unless the endpoint is very busy. */
+const TEST_POLL_RECORDS = 20;
+
+/**
+ * Polls the newest records until the test's delivery is recorded (a delivery takes at most
+ * WEBHOOK_TIMEOUT_MS, 30 s by default), then draws the log once: the log being read meanwhile
+ * keeps its open sections and focus, and a poll fetches a page, not the whole log.
+ */
 function waitForDelivery(id, webhookId, navigation, deadline) {
   clearTimeout(state.pollTimer);
   state.pollTimer = setTimeout(async () => {
     if (!isCurrent(navigation)) return;
-    let deliveries;
+    let newest;
     try {
-      deliveries = await request('GET', `/integrations/${id}/deliveries`);
+      newest = await request('GET', `/integrations/${id}/deliveries?limit=${TEST_POLL_RECORDS}`);
     } catch (err) {
       if (isCurrent(navigation)) fail(err, '#deliveries-message');
       return;
     }
     if (!isCurrent(navigation)) return;
-    renderDeliveries(deliveries);
-    const delivery = deliveries.find((d) => d.webhookId === webhookId);
+    const delivery = newest.find((d) => d.webhookId === webhookId);
+    if (!delivery && Date.now() <= deadline) return waitForDelivery(id, webhookId, navigation, deadline);
+    await refreshDeliveries();
+    if (!isCurrent(navigation)) return;
     if (delivery?.status === 'success') showMessage('#deliveries-message', `Test delivered: HTTP ${delivery.httpStatus} in ${delivery.durationMs} ms.`, 'success');
     else if (delivery) showMessage('#deliveries-message', `Test failed: ${delivery.error ?? delivery.status}`, 'error');
-    else if (Date.now() > deadline) showMessage('#deliveries-message', 'The test has not been delivered yet; use Refresh to look again.', 'info');
-    else waitForDelivery(id, webhookId, navigation, deadline);
+    else showMessage('#deliveries-message', 'The test has not been delivered yet; use Refresh to look again.', 'info');
   }, 400);
 }
 
