@@ -23,10 +23,10 @@ async function runBootstrap(args: string[]): Promise<void> {
   const { values } = parse(args, { project: { type: 'string' }, email: { type: 'string' }, name: { type: 'string' }, plan: { type: 'string' } });
   const project = values.project?.trim();
   const email = values.email?.trim();
-  if (!project || project.length > 100) throw new UsageError('--project <name> is required (1–100 characters)');
+  if (!project || [...project].length > 100) throw new UsageError('--project <name> is required (1–100 characters)');
   if (!email || !/^[^\s@]+@[^\s@]+$/.test(email)) throw new UsageError('--email <email> is required and must look like name@example.com');
   const name = values.name?.trim();
-  if (name !== undefined && (name.length === 0 || name.length > 100)) throw new UsageError('--name must be 1–100 characters');
+  if (name !== undefined && (name.length === 0 || [...name].length > 100)) throw new UsageError('--name must be 1–100 characters');
   const plan = parsePlan(values.plan ?? 'free');
   await withDatabase({ prepare: true }, async (db) => print(await bootstrap(db, { project, email, name, plan })));
 }

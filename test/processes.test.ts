@@ -77,6 +77,12 @@ describe('npm run cli -- bootstrap', () => {
     expect(again.userId).toBe(result.userId);
     expect(again.projectId).not.toBe(result.projectId);
     expect(again.token).not.toBe(result.token);
+
+    // 100 emoji are 100 characters, as the API counts them (not 200 UTF-16 units).
+    const emoji = JSON.parse((await runEntry('src/cli.ts', ['bootstrap', '--project', '🚀'.repeat(100), '--email', 'ada@example.com'], { DATABASE_URL: db.url })).stdout);
+    const conn = createDb(db.url, { poolMax: 1 });
+    const named = await conn('projects').where('id', emoji.projectId).first('name').finally(() => conn.destroy());
+    expect([...named.name]).toHaveLength(100);
   });
 
   it('prints only that line when run through npm exactly as SPEC §2 writes it (no npm banner)', async () => {
