@@ -3,11 +3,12 @@ import { PLANS, type Plan, loadConfig } from './config.js';
 import { assertDatabaseReachable, createDb } from './db/knex.js';
 import { assertMigrated, ensureDatabase, migrateLatest } from './db/migrate.js';
 import { exitOnStartupError, StartupError } from './lifecycle.js';
-import { bootstrap, setPlan } from './projects/bootstrap.js';
+import { bootstrap, createKey, setPlan } from './projects/bootstrap.js';
 
 const USAGE = `usage:
   npm run cli -- bootstrap --project <name> --email <email> [--name <user name>] [--plan free|pro|enterprise]
-  npm run cli -- set-plan --project-id <id> --plan free|pro|enterprise`;
+  npm run cli -- set-plan --project-id <id> --plan free|pro|enterprise
+  npm run cli -- create-key --project-id <id> --email <email> [--name <user name>]`;
 
 class UsageError extends Error {}
 
@@ -16,33 +17,54 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === 'bootstrap') return runBootstrap(rest);
   if (command === 'set-plan') return runSetPlan(rest);
+  if (command === 'create-key') return runCreateKey(rest);
   throw new UsageError(command ? `unknown command "${command}"` : 'no command given');
 }
 
 async function runBootstrap(args: string[]): Promise<void> {
   const { values } = parse(args, { project: { type: 'string' }, email: { type: 'string' }, name: { type: 'string' }, plan: { type: 'string' } });
   const project = values.project?.trim();
-  const email = values.email?.trim();
   if (!project || [...project].length > 100) throw new UsageError('--project <name> is required (1–100 characters)');
-  if (!email || !/^[^\s@]+@[^\s@]+$/.test(email)) throw new UsageError('--email <email> is required and must look like name@example.com');
-  const name = values.name?.trim();
-  if (name !== undefined && (name.length === 0 || [...name].length > 100)) throw new UsageError('--name must be 1–100 characters');
+  const { email, name } = parseUser(values);
   const plan = parsePlan(values.plan ?? 'free');
   await withDatabase({ prepare: true }, async (db) => print(await bootstrap(db, { project, email, name, plan })));
 }
 
 async function runSetPlan(args: string[]): Promise<void> {
   const { values } = parse(args, { 'project-id': { type: 'string' }, plan: { type: 'string' } });
-  // Digits only: Number() would also take 0x10, 1e1 or " 7 " and change another project than meant.
-  const written = values['project-id'] ?? '';
-  const projectId = /^[1-9]\d{0,9}$/.test(written) ? Number(written) : NaN;
-  if (!Number.isInteger(projectId) || projectId > 2_147_483_647) throw new UsageError('--project-id <id> is required: the project\'s id, in digits');
+  const projectId = parseProjectId(values['project-id']);
   const plan = parsePlan(values.plan);
   await withDatabase({ prepare: false }, async (db) => {
     const result = await setPlan(db, projectId, plan);
     if (!result) throw new StartupError(`project ${projectId} does not exist`);
     print(result);
   });
+}
+
+async function runCreateKey(args: string[]): Promise<void> {
+  const { values } = parse(args, { 'project-id': { type: 'string' }, email: { type: 'string' }, name: { type: 'string' } });
+  const projectId = parseProjectId(values['project-id']);
+  const { email, name } = parseUser(values);
+  await withDatabase({ prepare: false }, async (db) => {
+    const result = await createKey(db, { projectId, email, name });
+    if (!result) throw new StartupError(`project ${projectId} does not exist`);
+    print(result);
+  });
+}
+
+function parseProjectId(written = ''): number {
+  // Digits only: Number() would also take 0x10, 1e1 or " 7 " and act on another project than meant.
+  const projectId = /^[1-9]\d{0,9}$/.test(written) ? Number(written) : NaN;
+  if (!Number.isInteger(projectId) || projectId > 2_147_483_647) throw new UsageError('--project-id <id> is required: the project\'s id, in digits');
+  return projectId;
+}
+
+function parseUser(values: { email?: string | undefined; name?: string | undefined }): { email: string; name: string | undefined } {
+  const email = values.email?.trim();
+  if (!email || !/^[^\s@]+@[^\s@]+$/.test(email)) throw new UsageError('--email <email> is required and must look like name@example.com');
+  const name = values.name?.trim();
+  if (name !== undefined && (name.length === 0 || [...name].length > 100)) throw new UsageError('--name must be 1–100 characters');
+  return { email, name };
 }
 
 function parse(args: string[], options: Record<string, { type: 'string' }>) {

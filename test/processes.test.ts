@@ -10,6 +10,8 @@ import { migrationSource } from '../migrations/index.js';
 import { WORKER_THREAD_POOL_SIZE } from '../src/config.js';
 import { createDb, pgConnection } from '../src/db/knex.js';
 import { bootstrap } from '../src/projects/bootstrap.js';
+import { ApiKeyService } from '../src/apikeys/service.js';
+import { EventLog } from '../src/events/event-log.js';
 import { deleteQueueKeys } from './support/api.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { eventually } from './support/delivery.js';
@@ -136,6 +138,8 @@ describe('npm run cli -- bootstrap', () => {
     [['set-plan', '--project-id', '1', '--project-id', '2', '--plan', 'pro'], /--project-id is given more than once/],
     [['set-plan', '--project-id=1', '--plan', 'pro', '--plan=free'], /--plan is given more than once/],
     [['bootstrap', '--project', 'P', '--email', 'a@b.c', '--email', 'd@e.f'], /--email is given more than once/],
+    [['create-key', '--email', 'a@b.c'], /--project-id <id> is required/],
+    [['create-key', '--project-id', '1'], /--email <email> is required/],
   ])('refuses %j with a usage line and exit code 2', async (args, message) => {
     const out = await runEntry('src/cli.ts', args, { DATABASE_URL: db.url });
     expect(out.code).toBe(2);
@@ -149,6 +153,29 @@ describe('npm run cli -- bootstrap', () => {
     const out = await runEntry('src/cli.ts', ['set-plan', '--project-id', String(created.projectId), '--plan', 'enterprise'], { DATABASE_URL: db.url });
     expect(out.code).toBe(0);
     expect(JSON.parse(out.stdout)).toEqual({ projectId: created.projectId, plan: 'enterprise' });
+  });
+
+  it('create-key lets an operator back into a project whose keys were lost or disabled, and the project hears of it', async () => {
+    const created = JSON.parse((await runEntry('src/cli.ts', ['bootstrap', '--project', 'Locked out', '--email', 'owner@example.com'], { DATABASE_URL: db.url })).stdout);
+    const conn = createDb(db.url, { poolMax: 2 });
+    try {
+      // Whoever held a key disabled the owner's: only an operator can let the owner in again.
+      await conn('api_keys').where('id', created.apiKeyId).update({ enabled: false });
+      const out = await runEntry('src/cli.ts', ['create-key', '--project-id', String(created.projectId), '--email', 'Owner@Example.com'], { DATABASE_URL: db.url });
+      expect(out.code).toBe(0);
+      const key = JSON.parse(out.stdout);
+      expect(key).toEqual({ projectId: created.projectId, userId: created.userId, apiKeyId: expect.any(Number), token: expect.stringMatching(/^mzk_/) });
+      const actor = await new ApiKeyService(conn, new EventLog()).authenticate(key.token);
+      expect(actor).toMatchObject({ projectId: created.projectId, apiKeyId: key.apiKeyId, user: { id: created.userId, email: 'owner@example.com' } });
+      const events = await conn('events').where('project_id', created.projectId).select('action', 'resource_id as resourceId', 'details', 'user_email as email');
+      expect(events).toEqual([
+        { action: 'apikey.created', resourceId: key.apiKeyId, details: 'created API key "operator" (enabled: true, for all environments) with the operator command create-key', email: 'owner@example.com' },
+      ]);
+    } finally {
+      await conn.destroy();
+    }
+    const missing = await runEntry('src/cli.ts', ['create-key', '--project-id', '999999', '--email', 'a@b.c'], { DATABASE_URL: db.url });
+    expect([missing.code, missing.stderr]).toEqual([1, 'mozhno: project 999999 does not exist\n']);
   });
 
   it('set-plan of a project that does not exist says so in one line, exit 1, not as a usage mistake', async () => {

@@ -3,6 +3,8 @@ import { insertApiKey } from '../apikeys/store.js';
 import type { Plan } from '../config.js';
 import type { Db } from '../db/knex.js';
 import { transact } from '../db/transaction.js';
+import { describeFields, formatValue } from '../events/details.js';
+import { EventLog } from '../events/event-log.js';
 import { findOrCreateUser } from '../users/store.js';
 import { getProject, insertProject, updateProject } from './store.js';
 
@@ -35,6 +37,39 @@ export async function bootstrap(db: Db, input: BootstrapInput): Promise<Bootstra
       tokenPrefix: tokenPrefix(token),
     });
     return { projectId: project.id, userId: user.id, apiKeyId: key.id, token };
+  });
+}
+
+/** What an operator's key is called in the project's key list. */
+export const OPERATOR_KEY_NAME = 'operator';
+
+/**
+ * An operator's way back into an existing project — its keys lost, or disabled by whoever held one
+ * (every key may disable the others): a new key of all environments for a user (found by email or
+ * created), as `bootstrap` gives one. Recorded as `apikey.created`, so the project's webhooks hear of
+ * it. Null when there is no such project.
+ */
+export async function createKey(db: Db, input: { projectId: number; email: string; name?: string | undefined }): Promise<BootstrapResult | null> {
+  return transact(db, async (tx) => {
+    if (!(await getProject(tx.trx, input.projectId))) return null;
+    const { user } = await findOrCreateUser(tx.trx, input.email, input.name);
+    const token = generateToken();
+    const key = await insertApiKey(tx.trx, {
+      projectId: input.projectId,
+      userId: user.id,
+      environmentId: null,
+      name: OPERATOR_KEY_NAME,
+      secretHash: hashToken(token),
+      tokenPrefix: tokenPrefix(token),
+    });
+    await new EventLog().record(tx, { projectId: input.projectId, apiKeyId: key.id, user }, {
+      action: 'apikey.created',
+      resourceType: 'apikey',
+      resourceId: key.id,
+      resourceName: key.name,
+      details: `created API key ${formatValue(key.name)} (${describeFields({ enabled: true })}, for all environments) with the operator command create-key`,
+    });
+    return { projectId: input.projectId, userId: user.id, apiKeyId: key.id, token };
   });
 }
 
