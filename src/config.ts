@@ -97,7 +97,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     webhookMaxBacklog: integer('WEBHOOK_MAX_BACKLOG', read('WEBHOOK_MAX_BACKLOG'), 10_000, 1, 10_000_000),
     planLimits: planLimits(read('PLAN_LIMITS')),
     adminUser: read('ADMIN_USER') ?? 'admin',
-    adminPassword: read('ADMIN_PASSWORD') ?? null,
+    adminPassword: adminPassword(read('ADMIN_PASSWORD')),
     queuePrefix: queuePrefix(read('QUEUE_PREFIX') ?? 'mozhno'),
     logLevel: oneOf('LOG_LEVEL', read('LOG_LEVEL') ?? 'info', LOG_LEVELS),
   };
@@ -228,6 +228,18 @@ function queuePrefix(value: string): string {
   // BullMQ joins keys with ':'; a prefix with spaces or braces out of pairs breaks Cluster slotting.
   if (!/^(\{[A-Za-z0-9_.-]+\}|[A-Za-z0-9_.-]+)(:[A-Za-z0-9_.{}-]+)*$/.test(value)) {
     throw new ConfigError('QUEUE_PREFIX', `must be letters, digits, "_.-:" or a {hash-tag}, got "${value}"`);
+  }
+  return value;
+}
+
+/** The shortest ADMIN_PASSWORD taken: it guards Bull Board from whoever reaches the api, with no limit on tries. */
+export const MIN_ADMIN_PASSWORD_CHARS = 12;
+
+function adminPassword(value: string | undefined): string | null {
+  if (value === undefined) return null;
+  // Counted, never shown: the message must not hold the password.
+  if ([...value].length < MIN_ADMIN_PASSWORD_CHARS) {
+    throw new ConfigError('ADMIN_PASSWORD', `must be at least ${MIN_ADMIN_PASSWORD_CHARS} characters (it guards Bull Board, which anyone who reaches the api may try passwords on); e.g. openssl rand -base64 18`);
   }
   return value;
 }

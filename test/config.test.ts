@@ -67,7 +67,7 @@ describe('loadConfig', () => {
       WEBHOOK_MAX_BACKLOG: '500',
       PLAN_LIMITS: '{"free":1,"enterprise":1000}',
       ADMIN_USER: 'ops',
-      ADMIN_PASSWORD: 's3cret',
+      ADMIN_PASSWORD: 'long enough s3cret',
       QUEUE_PREFIX: '{mozhno}',
     });
     expect(config).toMatchObject({
@@ -82,7 +82,7 @@ describe('loadConfig', () => {
       webhookMaxBacklog: 500,
       planLimits: { free: 1, pro: 20, enterprise: 1000 },
       adminUser: 'ops',
-      adminPassword: 's3cret',
+      adminPassword: 'long enough s3cret',
       queuePrefix: '{mozhno}',
     });
     expect(config.webhookAllowedCidrs).toHaveLength(2);
@@ -110,6 +110,7 @@ describe('loadConfig', () => {
     ['PLAN_LIMITS', '[1,2]', /PLAN_LIMITS: must be a JSON object/],
     ['QUEUE_PREFIX', 'has space', /QUEUE_PREFIX/],
     ['LOG_LEVEL', 'loud', /LOG_LEVEL/],
+    ['ADMIN_PASSWORD', 'hunter2', /^ADMIN_PASSWORD: must be at least 12 characters \(it guards Bull Board/],
   ])('refuses %s=%s naming the variable', (name, value, message) => {
     const error = refusal(name, value);
     expect((error as ConfigError).variable).toBe(name);
