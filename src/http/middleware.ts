@@ -1,5 +1,6 @@
 import type { Context, Next } from 'koa';
 import { ValidationError } from 'yup';
+import type { Actor } from '../events/actor.js';
 import type { Logger } from '../logger.js';
 import { isConnectionError, PG_CHARACTER_NOT_IN_REPERTOIRE, PG_FOREIGN_KEY_VIOLATION, PG_LOCK_NOT_AVAILABLE, pgErrorCode } from '../db/errors.js';
 import { AppError, validationFailed } from './errors.js';
@@ -7,7 +8,11 @@ import { detailsOf } from './validation.js';
 
 export type RequestObserver = (request: { method: string; route: string; status: number; seconds: number }) => void;
 
-/** One JSON log line per request: method, path, status, ms. Never headers, query strings or bodies. */
+/**
+ * One JSON log line per request: method, path, status, ms, and for a request whose key was
+ * accepted its project and key ids (which key made a change: events name only the key's user).
+ * Never headers, query strings or bodies.
+ */
 export function requestLog(log: Logger, observe?: RequestObserver) {
   return async (ctx: Context, next: Next): Promise<void> => {
     const started = performance.now();
@@ -15,7 +20,9 @@ export function requestLog(log: Logger, observe?: RequestObserver) {
       await next();
     } finally {
       const ms = performance.now() - started;
-      log.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 }, 'request');
+      const actor = ctx.state.actor as Actor | undefined;
+      const who = actor ? { projectId: actor.projectId, apiKeyId: actor.apiKeyId } : {};
+      log.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10, ...who }, 'request');
       // The route pattern (/api/v1/flags/:id), not the path, so ids do not explode the label set.
       const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
       observe?.({ method: ctx.method, route, status: ctx.status, seconds: ms / 1000 });

@@ -351,6 +351,9 @@ describe('logs', () => {
 
     const lines = captured.join('').split('\n').filter(Boolean).map((line) => JSON.parse(line));
     expect(lines.some((l) => l.msg === 'request' && l.method === 'POST' && l.path === '/api/v1/flags' && l.status === 201 && typeof l.ms === 'number')).toBe(true);
+    // Which key made a change: its ids (never the token) on the request's line; none for a key refused.
+    expect(lines.findLast((l) => l.msg === 'request' && l.method === 'POST' && l.path === '/api/v1/flags')).toMatchObject({ projectId: p.projectId, apiKeyId: p.apiKeyId });
+    expect(lines.findLast((l) => l.msg === 'request' && l.status === 401)).not.toHaveProperty('apiKeyId');
     expect(lines.some((l) => l.msg === 'delivery' && l.integrationId === integration.id && l.status === 'success' && l.code === null && typeof l.ms === 'number')).toBe(true);
     const all = captured.join('');
     for (const leak of [p.token, p.token.slice(4, 20), secret.slice(6, 30), headerValue, 'receiver-credential', 'very-private-flag-name']) {
