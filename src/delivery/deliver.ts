@@ -65,6 +65,16 @@ export class Deliverer {
     return result;
   }
 
+  /**
+   * A job BullMQ failed without running it: the workers that took it stopped twice (killed, or cut
+   * off from Redis) before its outcome was saved, so it may or may not have been sent, and is not
+   * sent again (SPEC §6: at most one more time). Recorded, so lastError says so.
+   */
+  async recordStalled(data: DeliveryJobData): Promise<void> {
+    const result = attemptResult('E_STALLED', 'stalled: the workers delivering it stopped twice before its outcome was saved; it may have been sent, and is not sent again', null, null, 0, null);
+    await this.finish(data, null, result, false);
+  }
+
   /** Counts, records and logs one attempt's outcome; `sent`: whether there is a duration to observe. */
   private async finish(data: DeliveryJobData, requestBody: string | null, result: DeliveryResult, sent = true): Promise<void> {
     const status = result.ok ? 'success' : 'failure';

@@ -13,8 +13,8 @@ import type { Dispatcher, buildConnector } from 'undici';
 import { parseIpLiteral } from './address-rules.js';
 import type { AddressPolicy } from './address-rules.js';
 
-// E_BACKLOG is the worker's: nothing was sent (see worker.ts).
-export type DeliveryErrorCode = 'E_HTTP' | 'E_TIMEOUT' | 'E_DNS' | 'E_CONNECT' | 'E_TLS' | 'E_BLOCKED' | 'E_REDIRECT' | 'E_BACKLOG';
+// E_BACKLOG and E_STALLED are the worker's: nothing was sent, or nobody knows (see worker.ts).
+export type DeliveryErrorCode = 'E_HTTP' | 'E_TIMEOUT' | 'E_DNS' | 'E_CONNECT' | 'E_TLS' | 'E_BLOCKED' | 'E_REDIRECT' | 'E_BACKLOG' | 'E_STALLED';
 
 export interface WebhookRequest {
   /** Absolute https:// URL. */

@@ -137,7 +137,13 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     if (err.message !== lastError) log.error({ err: err.message }, 'worker error');
     lastError = err.message;
   });
-  worker.on('failed', (job, err) => log.error({ jobId: job?.id, err: err.message }, 'delivery job failed'));
+  worker.on('failed', (job, err) => {
+    log.error({ jobId: job?.id, err: err.message }, 'delivery job failed');
+    // Failed by BullMQ on its second stall (maxStalledCount 1), unrun: its outcome is unknown, not lost unsaid.
+    if (job && err.message === STALLED_TOO_OFTEN) {
+      deliverer.recordStalled(job.data).catch((recordErr: unknown) => log.error({ jobId: job.id, err: (recordErr as Error).message }, 'could not record a stalled delivery'));
+    }
+  });
 
   return {
     worker,
@@ -161,6 +167,9 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
 }
 
 const REFUSAL_GAP_MS = 60_000;
+
+/** BullMQ's reason for a job that stalled more often than maxStalledCount allows. */
+const STALLED_TOO_OFTEN = 'job stalled more than allowable limit';
 
 /** One warning when jobs start waiting for PostgreSQL, one line when they stop: not one per job. */
 class OutageLog {

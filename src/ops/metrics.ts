@@ -63,7 +63,7 @@ export class WorkerMetrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
-  /** One delivery attempt finished; `seconds` null: nothing was sent (E_BACKLOG), so there is no duration to observe. */
+  /** One delivery attempt finished; `seconds` null: no send was timed (E_BACKLOG, E_STALLED), so there is no duration to observe. */
   delivered(result: 'success' | 'failure', code: string, seconds: number | null): void {
     this.deliveries.inc({ result, code });
     if (seconds !== null) this.duration.observe({ result }, seconds);

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
 import { freePort } from '../support/ports.js';
@@ -69,5 +70,40 @@ describe('failure outcomes reach lastError and the delivery log', () => {
     const record = await deliverOnce(`https://127.0.0.1:${port}/refused`);
     expect(record).toMatchObject({ errorCode: 'E_CONNECT', httpStatus: null, address: '127.0.0.1' });
     expect(record.error).toMatch(/^connect: .*refused/i);
+  });
+});
+
+describe('a job whose workers stopped twice before saving its outcome', () => {
+  it('is failed by BullMQ unrun, and recorded as E_STALLED: its outcome is unknown, never left unsaid', async () => {
+    const p = await h.api.project();
+    const integration = (await p.post('/api/v1/integrations', { name: 'stalled', configJson: { url: `${h.sink.url}/stalled` }, eventSubscriptionsJson: ['flag.created'] })).body;
+    const before = h.sink.requests.length;
+    const { queue } = h.api.server;
+    const job = await queue.add(
+      'flag.created',
+      {
+        integrationId: integration.id,
+        integrationVersion: integration.version ?? 1,
+        eventId: 424_242,
+        webhookId: 'msg_stalled',
+        vars: { action: 'flag.created', resourceType: 'flag', resourceId: 1, resourceName: 'f', details: '', projectId: p.projectId, user: { id: 1, name: 'u', email: 'u@example.com' }, timestamp: new Date().toISOString() },
+        committedAt: Date.now(),
+      },
+      { delay: 60_000 },
+    );
+    // What BullMQ's stall check writes on a job's second stall (maxStalledCount 1) before putting it back in line.
+    const redis = new Redis(h.api.config.redisUrl);
+    await redis.hset(queue.toKey(job.id!), 'defa', 'job stalled more than allowable limit').finally(() => redis.disconnect());
+    await job.promote();
+
+    const [record] = await h.eventually(async () => {
+      const log = (await p.get(`/api/v1/integrations/${integration.id}/deliveries`)).body;
+      return log.length > 0 && log;
+    });
+    expect(record).toMatchObject({ webhookId: 'msg_stalled', status: 'failure', errorCode: 'E_STALLED', httpStatus: null, address: null, durationMs: 0 });
+    expect(record.error).toBe('stalled: the workers delivering it stopped twice before its outcome was saved; it may have been sent, and is not sent again');
+    expect((await p.get(`/api/v1/integrations/${integration.id}`)).body.lastError).toBe(record.error);
+    expect(await job.isFailed()).toBe(true);
+    expect(h.sink.requests.length).toBe(before); // not run: nothing sent
   });
 });
