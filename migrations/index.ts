@@ -9,6 +9,7 @@ import * as m007 from './007_deliveries_cascade_by_trigger.js';
 import * as m008 from './008_events_vacuum_threshold.js';
 import * as m009 from './009_deliveries_newest_by_time.js';
 import * as m010 from './010_environment_indexes_and_deferred_segment_check.js';
+import * as m011 from './011_integration_previous_secret.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -29,6 +30,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['008_events_vacuum_threshold', m008],
   ['009_deliveries_newest_by_time', m009],
   ['010_environment_indexes_and_deferred_segment_check', m010],
+  ['011_integration_previous_secret', m011],
 ];
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -120,7 +120,11 @@ export class Deliverer {
     headers['user-agent'] = USER_AGENT;
     headers['webhook-id'] = data.webhookId;
     headers['webhook-timestamp'] = String(timestamp);
-    if (target.secret) headers['webhook-signature'] = signPayload(target.secret, data.webhookId, timestamp, body ?? '');
+    if (target.secret) {
+      const signature = signPayload(target.secret, data.webhookId, timestamp, body ?? '');
+      // During a rotation, both (Standard Webhooks: space-separated): a receiver verifies with either.
+      headers['webhook-signature'] = target.previousSecret ? `${signature} ${signPayload(target.previousSecret, data.webhookId, timestamp, body ?? '')}` : signature;
+    }
     return { url: target.url, headers, body };
   }
 

@@ -11,6 +11,8 @@ export interface DeliveryTarget {
   headers: Record<string, string>;
   bodyTemplate: string | null;
   secret: string | null;
+  /** A rotation's replaced secret while it still signs beside `secret` (null once it expired). */
+  previousSecret: string | null;
   events: string[];
 }
 
@@ -121,7 +123,9 @@ export class IntegrationLoader {
     try {
       const rows = (await this.db('integrations')
         .whereIn('id', [...batch.keys()])
-        .select('id', 'version', 'enabled', 'url', 'headers', 'body_template as bodyTemplate', 'secret', 'events')) as DeliveryTarget[];
+        .select('id', 'version', 'enabled', 'url', 'headers', 'body_template as bodyTemplate', 'secret', 'events')
+        // Expiry is judged at the read: a cached copy signs with it for at most the cache's ttlMs longer.
+        .select(this.db.raw('CASE WHEN previous_secret_expires_at > now() THEN previous_secret END AS "previousSecret"'))) as DeliveryTarget[];
       const byId = new Map(rows.map((row) => [row.id, row]));
       for (const [id, waiters] of batch) for (const waiter of waiters) waiter.resolve(byId.get(id));
     } catch (err) {

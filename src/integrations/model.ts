@@ -17,6 +17,9 @@ export class IntegrationModel extends BaseModel {
   headers!: Record<string, string>;
   bodyTemplate!: string | null;
   secret!: string | null;
+  /** The secret a rotation replaced, still signing beside `secret` until it expires. */
+  previousSecret!: string | null;
+  previousSecretExpiresAt!: Date | null;
   events!: EventCode[];
   lastError!: string | null;
   lastErrorAt!: Date | null;
@@ -29,6 +32,7 @@ export class IntegrationModel extends BaseModel {
   override $formatJson(json: Pojo): Pojo {
     const formatted = super.$formatJson(json);
     delete formatted.secret;
+    delete formatted.previousSecret;
     return formatted;
   }
 }

@@ -36,6 +36,9 @@ export function integrationRoutes(integrations: IntegrationService): Router {
     await integrations.remove(actorOf(ctx), id(ctx));
     ctx.status = 204;
   });
+  router.post('/:id/secret/rotate', async (ctx) => {
+    ctx.body = await integrations.rotateSecret(actorOf(ctx), id(ctx), ctx.request.body);
+  });
   router.post('/:id/test', async (ctx) => {
     ctx.status = 202;
     ctx.body = await integrations.sendTest(actorOf(ctx), id(ctx));

@@ -14,7 +14,8 @@ import { AppError, notFound, validationFailed } from '../http/errors.js';
 import { lockProject } from '../projects/store.js';
 import type { IntegrationModel } from './model.js';
 import { countIntegrations, integrationStore as store } from './store.js';
-import { nothingToKeep, parseIntegration, type IntegrationInput } from './validation.js';
+import { nothingToKeep, parseIntegration, parseRotation, type IntegrationInput } from './validation.js';
+import { generateSecret } from '../delivery/signature.js';
 
 /** A conditional PUT whose If-Match is not the stored version's tag. */
 export class StaleIntegration extends AppError {
@@ -22,6 +23,9 @@ export class StaleIntegration extends AppError {
     super('precondition_failed', 'the integration changed since it was read (If-Match names another version): read it again, and save your changes over that');
   }
 }
+
+/** How long a rotated-out secret goes on signing beside the new one (as Svix and Standard Webhooks do: a day). */
+export const PREVIOUS_SECRET_TTL_MS = 24 * 60 * 60 * 1000;
 
 export class IntegrationService {
   constructor(
@@ -66,9 +70,34 @@ export class IntegrationService {
       const current = (await store.lock(trx, actor.projectId, id)) ?? notFoundError();
       if (expected && !expected(current.version)) throw new StaleIntegration(current.version);
       if (input.secret.kind === 'keep' && current.secret === null) throw validationFailed([nothingToKeep('this integration')]);
-      const secret = input.secret.kind === 'keep' ? current.secret : input.secret.kind === 'set' ? input.secret.secret : null;
-      await store.patch(trx, current.id, { ...columns(input), secret, version: raw('version + 1') });
+      // A secret kept keeps a rotation's previous one signing too; one set or removed ends it at once.
+      const secrets =
+        input.secret.kind === 'keep'
+          ? {}
+          : { secret: input.secret.kind === 'set' ? input.secret.secret : null, previousSecret: null, previousSecretExpiresAt: null };
+      await store.patch(trx, current.id, { ...columns(input), ...secrets, version: raw('version + 1') });
       return (await store.get(trx, actor.projectId, current.id))!;
+    });
+  }
+
+  /**
+   * Replaces the signing secret with `body.secret`, or a new random one, and keeps the one replaced
+   * signing beside it for PREVIOUS_SECRET_TTL_MS: deliveries carry both signatures meanwhile, so a
+   * receiver verifies with either while it switches over. A second rotation within that time drops
+   * the older one. Answers the new secret, the one time it is shown.
+   */
+  async rotateSecret(actor: Actor, id: number, body: unknown): Promise<{ secret: string; previousSecretExpiresAt: string }> {
+    const requested = parseRotation(body);
+    return transact(this.db, async ({ trx }) => {
+      const current = (await store.lock(trx, actor.projectId, id)) ?? notFoundError();
+      if (current.secret === null) {
+        throw validationFailed([{ path: 'secret', message: 'this integration has no secret to rotate: set one with PUT (configJson.secret)' }]);
+      }
+      if (requested === current.secret) throw validationFailed([{ path: 'secret', message: 'secret is the one the integration signs with already' }]);
+      const previousSecretExpiresAt = new Date(Date.now() + PREVIOUS_SECRET_TTL_MS);
+      const secret = requested ?? generateSecret();
+      await store.patch(trx, current.id, { secret, previousSecret: current.secret, previousSecretExpiresAt, version: raw('version + 1') });
+      return { secret, previousSecretExpiresAt: previousSecretExpiresAt.toISOString() };
     });
   }
 

@@ -246,6 +246,24 @@ function checkSecret(value: unknown, mode: 'create' | 'update', details: ErrorDe
   return { kind: 'set', secret: value };
 }
 
+/**
+ * The body of a secret rotation: none (or `{}`) for a new random secret, or `{"secret": "whsec_…"}`
+ * for one the client made. Answers the secret asked for, or null.
+ */
+export function parseRotation(body: unknown): string | null {
+  if (body === undefined) return null;
+  const raw = jsonObjectBody(body);
+  const details: ErrorDetail[] = Object.keys(raw)
+    .filter((key) => key !== 'secret')
+    .map((key) => ({ path: key, message: `unknown field "${key}" (a rotation takes only secret, or nothing for a random one)` }));
+  const secret = raw.secret;
+  if (secret !== undefined && (typeof secret !== 'string' || !isValidSecret(secret))) {
+    details.push({ path: 'secret', message: 'secret must be "whsec_" followed by the base64 of 24 to 64 random bytes (or left out for a random one)' });
+  }
+  if (details.length > 0) throw validationFailed(details);
+  return (secret as string | undefined) ?? null;
+}
+
 /** The mask sent where no secret is stored: the answer would claim a secret while deliveries go unsigned. */
 export function nothingToKeep(subject: string): ErrorDetail {
   return { path: 'configJson.secret', message: `configJson.secret "${SECRET_MASK}" keeps a stored secret, and ${subject} has none` };

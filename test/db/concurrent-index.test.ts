@@ -79,7 +79,7 @@ describe('npm run migrate stopped while 009 builds its index CONCURRENTLY', () =
 
       expect(await again).toEqual({
         code: 0,
-        stdout: 'applied 2 migration(s): 009_deliveries_newest_by_time, 010_environment_indexes_and_deferred_segment_check\n',
+        stdout: 'applied 3 migration(s): 009_deliveries_newest_by_time, 010_environment_indexes_and_deferred_segment_check, 011_integration_previous_secret\n',
         stderr: `mozhno: knex: cancelled backend ${orphan}: "CREATE INDEX CONCURRENTLY ${INDEX} ON deliveries (integration_id, created_at, id)", left running by a migrate that was stopped\n`,
       });
       const { rows } = await db.raw(`SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(?)`, [INDEX]);

@@ -190,6 +190,79 @@ describe('the request', () => {
     expect(() => new Webhook(`whsec_${Buffer.alloc(32, 1).toString('base64')}`).verify(request!.body, request!.headers)).toThrow();
   });
 
+  it('rotates a secret: both sign for a day, so receivers verify with either while they switch; a PUT with a new one ends that', async () => {
+    const p = await h.api.project();
+    const integration = await connect(p, { secret: SECRET }, ['flag.created', 'flag.updated']);
+    const rotated = await p.post(`/api/v1/integrations/${integration.id}/secret/rotate`);
+    expect(rotated.status).toBe(200);
+    expect(rotated.body).toEqual({ secret: expect.stringMatching(/^whsec_[A-Za-z0-9+/]{43}=$/), previousSecretExpiresAt: expect.any(String) });
+    const expires = Date.parse(rotated.body.previousSecretExpiresAt) - Date.now();
+    expect(expires).toBeGreaterThan(24 * 3600_000 - 60_000);
+    expect(expires).toBeLessThanOrEqual(24 * 3600_000);
+    // The new secret is shown once: the integration answers it masked, as any secret.
+    const shown = (await p.get(`/api/v1/integrations/${integration.id}`)).body;
+    expect(JSON.parse(shown.configJson).secret).toBe('********');
+    expect(JSON.stringify(shown)).not.toContain(rotated.body.secret.slice(6));
+
+    const flag = (await p.post('/api/v1/flags', { key: 'rotated', name: 'Rotated' })).body;
+    const [during] = await h.sink.waitForRequests(1);
+    expect(during!.headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]+=* v1,[A-Za-z0-9+/]+=*$/);
+    for (const secret of [rotated.body.secret, SECRET]) expect(new Webhook(secret).verify(during!.body, during!.headers)).toEqual(JSON.parse(during!.body));
+
+    // A client's own secret; the one replaced (the random one) signs beside it, the first no longer.
+    const own = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    expect((await p.post(`/api/v1/integrations/${integration.id}/secret/rotate`, { secret: own })).body.secret).toBe(own);
+    await p.put(`/api/v1/flags/${flag.id}`, { name: 'Rotated twice' });
+    const [, twice] = await h.sink.waitForRequests(2);
+    new Webhook(own).verify(twice!.body, twice!.headers);
+    new Webhook(rotated.body.secret).verify(twice!.body, twice!.headers);
+    expect(() => new Webhook(SECRET).verify(twice!.body, twice!.headers)).toThrow();
+
+    // A PUT setting a secret switches at once: one signature.
+    const current = (await p.get(`/api/v1/integrations/${integration.id}`)).body;
+    expect((await p.put(`/api/v1/integrations/${integration.id}`, { ...current, configJson: JSON.stringify({ url: `${h.sink.url}/hooks`, secret: SECRET }) })).status).toBe(200);
+    await p.put(`/api/v1/flags/${flag.id}`, { name: 'Set again' });
+    const [, , after] = await h.sink.waitForRequests(3);
+    expect(after!.headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]+=*$/);
+    new Webhook(SECRET).verify(after!.body, after!.headers);
+  });
+
+  it('stops signing with a rotated-out secret once its day is over', async () => {
+    const p = await h.api.project();
+    const integration = await connect(p, { secret: SECRET }, ['flag.created']);
+    const { secret } = (await p.post(`/api/v1/integrations/${integration.id}/secret/rotate`)).body;
+    // A day later (the copy workers cache evicted as by any change of the secrets).
+    await h.api.server.db('integrations').where('id', integration.id).update({ previous_secret_expires_at: new Date(Date.now() - 1000), previous_secret: h.api.server.db.raw('previous_secret') });
+    await p.post('/api/v1/flags', { key: 'expired', name: 'Expired' });
+    const [request] = await h.sink.waitForRequests(1);
+    expect(request!.headers['webhook-signature']).toMatch(/^v1,[^ ]+$/);
+    new Webhook(secret).verify(request!.body, request!.headers);
+  });
+
+  it('refuses a rotation it cannot make, by field, and changes nothing', async () => {
+    const p = await h.api.project();
+    const unsigned = await connect(p, {}, ['flag.created']);
+    const signed = await connect(p, { secret: SECRET }, ['flag.created']);
+    for (const [id, body, path, message] of [
+      [unsigned.id, undefined, 'secret', 'this integration has no secret to rotate: set one with PUT (configJson.secret)'],
+      [signed.id, { secret: 'hunter2' }, 'secret', 'secret must be "whsec_" followed by the base64 of 24 to 64 random bytes (or left out for a random one)'],
+      [signed.id, { secret: SECRET }, 'secret', 'secret is the one the integration signs with already'],
+      [signed.id, { secret: SECRET, ttl: 5 }, 'ttl', 'unknown field "ttl" (a rotation takes only secret, or nothing for a random one)'],
+    ] as const) {
+      const answer = await p.post(`/api/v1/integrations/${id}/secret/rotate`, body);
+      expect([answer.status, answer.body.error.details], JSON.stringify(body)).toEqual([400, expect.arrayContaining([{ path, message }])]);
+    }
+    expect((await p.post('/api/v1/integrations/999999/secret/rotate')).status).toBe(404);
+    const other = await h.api.project();
+    expect((await other.post(`/api/v1/integrations/${signed.id}/secret/rotate`)).status).toBe(404);
+    // Still signed with the first secret alone.
+    await p.post('/api/v1/flags', { key: 'unchanged', name: 'Unchanged' });
+    const requests = await h.sink.waitForRequests(2);
+    const signedRequest = requests.find((r) => r.headers['webhook-signature'])!;
+    expect(signedRequest.headers['webhook-signature']).toMatch(/^v1,[^ ]+$/);
+    new Webhook(SECRET).verify(signedRequest.body, signedRequest.headers);
+  });
+
   it('sends no signature without a secret', async () => {
     const p = await h.api.project();
     await connect(p, {}, ['flag.created']);

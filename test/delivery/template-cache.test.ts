@@ -25,6 +25,7 @@ const target = (id: number, bodyTemplate: string): DeliveryTarget => ({
   headers: {},
   bodyTemplate,
   secret: null,
+  previousSecret: null,
   events: ['flag.updated'],
 });
 
