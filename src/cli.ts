@@ -3,6 +3,7 @@ import { PLANS, type Plan, loadConfig } from './config.js';
 import { assertDatabaseReachable, createDb } from './db/knex.js';
 import { assertMigrated, ensureDatabase, migrateLatest } from './db/migrate.js';
 import { exitOnStartupError, StartupError } from './lifecycle.js';
+import { EventLog } from './events/event-log.js';
 import { bootstrap, createKey, setPlan } from './projects/bootstrap.js';
 
 const USAGE = `usage:
@@ -46,7 +47,7 @@ async function runCreateKey(args: string[]): Promise<void> {
   const projectId = parseProjectId(values['project-id']);
   const { email, name } = parseUser(values);
   await withDatabase({ prepare: false }, async (db) => {
-    const result = await createKey(db, { projectId, email, name });
+    const result = await createKey(db, new EventLog(), { projectId, email, name });
     if (!result) throw new StartupError(`project ${projectId} does not exist`);
     print(result);
   });

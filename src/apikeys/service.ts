@@ -1,9 +1,11 @@
+import type { Knex } from 'knex';
 import type { Db } from '../db/knex.js';
 import { transact } from '../db/transaction.js';
 import { environmentStore } from '../environments/store.js';
 import type { Actor } from '../events/actor.js';
 import { describeChanges, describeFields, formatValue } from '../events/details.js';
 import type { EventLog } from '../events/event-log.js';
+import type { NewEvent } from '../events/store.js';
 import { conflict, notFound, validationFailed } from '../http/errors.js';
 import { lockProject } from '../projects/store.js';
 import type { ApiKeyModel } from './model.js';
@@ -14,6 +16,27 @@ export interface CreatedApiKey {
   key: ApiKeyModel;
   /** Shown once, in the answer to the create request; only its hash is stored. */
   token: string;
+}
+
+/** A new key of a project: a fresh token (shown once), only its hash stored. */
+export async function insertNewKey(
+  trx: Knex.Transaction,
+  key: { projectId: number; userId: number; environmentId: number | null; name: string },
+): Promise<CreatedApiKey> {
+  const token = generateToken();
+  const inserted = await store.insertApiKey(trx, { ...key, secretHash: hashToken(token), tokenPrefix: tokenPrefix(token) });
+  return { key: inserted, token };
+}
+
+/** The `apikey.created` event of a key; `how`, when not made through the API, says how. */
+export function keyCreated(key: ApiKeyModel, scope: string, how = ''): NewEvent {
+  return {
+    action: 'apikey.created',
+    resourceType: 'apikey',
+    resourceId: key.id,
+    resourceName: key.name,
+    details: `created API key ${formatValue(key.name)} (${describeFields({ enabled: true })}, for ${scope})${how}`,
+  };
 }
 
 export class ApiKeyService {
@@ -44,23 +67,9 @@ export class ApiKeyService {
         if (!env) throw validationFailed([{ path: 'environmentId', message: `environment ${environmentId} does not exist in this project` }]);
         scope = `environment "${env.key}"`;
       }
-      const token = generateToken();
-      const key = await store.insertApiKey(tx.trx, {
-        projectId: actor.projectId,
-        userId: actor.user.id,
-        environmentId,
-        name: input.name,
-        secretHash: hashToken(token),
-        tokenPrefix: tokenPrefix(token),
-      });
-      await this.events.record(tx, actor, {
-        action: 'apikey.created',
-        resourceType: 'apikey',
-        resourceId: key.id,
-        resourceName: key.name,
-        details: `created API key ${formatValue(key.name)} (${describeFields({ enabled: true })}, for ${scope})`,
-      });
-      return { key, token };
+      const created = await insertNewKey(tx.trx, { projectId: actor.projectId, userId: actor.user.id, environmentId, name: input.name });
+      await this.events.record(tx, actor, keyCreated(created.key, scope));
+      return created;
     });
   }
 

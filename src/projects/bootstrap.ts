@@ -1,10 +1,8 @@
-import { hashToken, generateToken, tokenPrefix } from '../apikeys/tokens.js';
-import { insertApiKey } from '../apikeys/store.js';
+import { insertNewKey, keyCreated } from '../apikeys/service.js';
 import type { Plan } from '../config.js';
 import type { Db } from '../db/knex.js';
 import { transact } from '../db/transaction.js';
-import { describeFields, formatValue } from '../events/details.js';
-import { EventLog } from '../events/event-log.js';
+import type { EventLog } from '../events/event-log.js';
 import { findOrCreateUser } from '../users/store.js';
 import { getProject, insertProject, updateProject } from './store.js';
 
@@ -27,15 +25,7 @@ export async function bootstrap(db: Db, input: BootstrapInput): Promise<Bootstra
   return transact(db, async ({ trx }) => {
     const { user } = await findOrCreateUser(trx, input.email, input.name);
     const project = await insertProject(trx, input.project, input.plan);
-    const token = generateToken();
-    const key = await insertApiKey(trx, {
-      projectId: project.id,
-      userId: user.id,
-      environmentId: null,
-      name: 'bootstrap',
-      secretHash: hashToken(token),
-      tokenPrefix: tokenPrefix(token),
-    });
+    const { key, token } = await insertNewKey(trx, { projectId: project.id, userId: user.id, environmentId: null, name: 'bootstrap' });
     return { projectId: project.id, userId: user.id, apiKeyId: key.id, token };
   });
 }
@@ -49,26 +39,16 @@ export const OPERATOR_KEY_NAME = 'operator';
  * created), as `bootstrap` gives one. Recorded as `apikey.created`, so the project's webhooks hear of
  * it. Null when there is no such project.
  */
-export async function createKey(db: Db, input: { projectId: number; email: string; name?: string | undefined }): Promise<BootstrapResult | null> {
+export async function createKey(
+  db: Db,
+  events: EventLog,
+  input: { projectId: number; email: string; name?: string | undefined },
+): Promise<BootstrapResult | null> {
   return transact(db, async (tx) => {
     if (!(await getProject(tx.trx, input.projectId))) return null;
     const { user } = await findOrCreateUser(tx.trx, input.email, input.name);
-    const token = generateToken();
-    const key = await insertApiKey(tx.trx, {
-      projectId: input.projectId,
-      userId: user.id,
-      environmentId: null,
-      name: OPERATOR_KEY_NAME,
-      secretHash: hashToken(token),
-      tokenPrefix: tokenPrefix(token),
-    });
-    await new EventLog().record(tx, { projectId: input.projectId, apiKeyId: key.id, user }, {
-      action: 'apikey.created',
-      resourceType: 'apikey',
-      resourceId: key.id,
-      resourceName: key.name,
-      details: `created API key ${formatValue(key.name)} (${describeFields({ enabled: true })}, for all environments) with the operator command create-key`,
-    });
+    const { key, token } = await insertNewKey(tx.trx, { projectId: input.projectId, userId: user.id, environmentId: null, name: OPERATOR_KEY_NAME });
+    await events.record(tx, { projectId: input.projectId, apiKeyId: key.id, user }, keyCreated(key, 'all environments', ' with the operator command create-key'));
     return { projectId: input.projectId, userId: user.id, apiKeyId: key.id, token };
   });
 }
