@@ -17,6 +17,10 @@ import type { Knex } from 'knex';
  * their integration, so they are only a few rows of garbage.
  */
 export async function up(knex: Knex): Promise<void> {
+  // Dropping the foreign key locks deliveries and integrations outright: waiting behind a long
+  // transaction (or a VACUUM of deliveries) with every read of integrations queued behind it would
+  // stop deliveries and the API alike, so it gives up after 5 s instead (run it again).
+  await knex.raw(`SET LOCAL lock_timeout = '5s'`);
   await knex.raw(`
     ALTER TABLE deliveries DROP CONSTRAINT deliveries_integration_id_foreign;
     CREATE FUNCTION delete_records_of_deleted_integrations() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -4,6 +4,8 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../src/logger.js';
 import { insertEvent } from '../src/events/store.js';
+import { integrationStore } from '../src/integrations/store.js';
+import { lockProject } from '../src/projects/store.js';
 import { startTestApi, type TestApi } from './support/api.js';
 import { eventually } from './support/delivery.js';
 import { eventsDuring } from './support/events.js';
@@ -608,6 +610,27 @@ describe('lengths, typed condition values and the archive query', () => {
     expect(tooLong.body.error.details).toEqual([{ path: 'description', message: 'description must be at most 2000 characters' }]);
     const seg = await p.post('/api/v1/segments', { key: 'emoji', name: 'E', conditions: [{ attribute: emoji.repeat(60), operator: 'in', values: [emoji.repeat(600)] }] });
     expect(seg.status).toBe(201);
+  });
+
+  it('a change holding its project\'s or an integration\'s lock holds up neither the project\'s other changes nor the records of that integration', async () => {
+    const p = await api.project();
+    const integration = (await p.post('/api/v1/integrations', { name: 'locked', configJson: { url: 'https://hooks.example.com/x' }, eventSubscriptionsJson: ['flag.created'] })).body;
+    const holder = await api.server.db.transaction();
+    try {
+      // As an integration's create (the plan limit) and its update hold them, until they commit.
+      await lockProject(holder, p.projectId);
+      await integrationStore.lock(holder, p.projectId, integration.id);
+      // A flag's change writes its event, whose foreign key takes a key-share lock of the project row;
+      // an outcome batch takes one of its integrations'. Neither waits for the holder.
+      // (Held up, the flag's change would give up after the api's 5 s lock_timeout: 503.)
+      expect((await p.post('/api/v1/flags', { key: 'not-held-up', name: 'Not held up' })).status).toBe(201);
+      await api.server.db.transaction(async (trx) => {
+        await trx.raw(`SET LOCAL lock_timeout = '1s'`);
+        await trx('integrations').where('id', integration.id).forKeyShare().first();
+      });
+    } finally {
+      await holder.rollback();
+    }
   });
 
   it('refuses a name of only spaces or invisible characters, for every named resource', async () => {

@@ -34,9 +34,13 @@ export class ProjectScopedStore<M extends ProjectScoped> {
     return found;
   }
 
-  /** Reads and locks the row for the rest of the transaction, so concurrent changes apply one after the other. */
+  /**
+   * Reads and locks the row for the rest of the transaction, so concurrent changes apply one after the
+   * other. FOR NO KEY UPDATE: rows referring to it (an outcome batch's records of an integration, which
+   * holds it with a key-share lock) are not held up by a change of it; a delete takes the stronger lock itself.
+   */
   lock(trx: Knex.Transaction, projectId: number, id: number): Promise<M | undefined> {
-    return this.model.query(trx).where({ project_id: projectId, id }).forUpdate().first() as unknown as Promise<M | undefined>;
+    return this.model.query(trx).where({ project_id: projectId, id }).forNoKeyUpdate().first() as unknown as Promise<M | undefined>;
   }
 
   /**

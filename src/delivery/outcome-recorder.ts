@@ -223,6 +223,9 @@ export class OutcomeRecorder {
       // different orders, deadlock. The lock is held to the end of this statement's transaction.
       await this.db.transaction(async (trx) => {
         await trx.raw('SELECT pg_advisory_xact_lock(?)', [RETENTION_LOCK]);
+        // Planned afresh every pass: past ~700 integrations the estimate crosses jit_above_cost, and
+        // compiling (~11 ms) cost more than it saved (39 ms a pass against 28 at 2000 integrations).
+        await trx.raw('SET LOCAL jit = off');
         await trx.raw(PRUNE_RETENTION, pruneBindings(ids, this.retention));
       });
     } catch (err) {

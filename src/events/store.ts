@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Db } from '../db/knex.js';
+import { intArrayLiteral, type Db } from '../db/knex.js';
 import type { Actor } from './actor.js';
 import type { EventCode, ResourceType } from './codes.js';
 import type { EventVariables } from './variables.js';
@@ -54,8 +54,21 @@ export async function insertEvent(trx: Knex.Transaction, actor: Actor, event: Ne
   return row!.id;
 }
 
+/**
+ * A page of the project's events, newest first, read along the (project_id, id) index. Asked as
+ * `project_id = $1 ORDER BY id`, the planner may walk the primary key backwards instead, filtering
+ * by project: for a big project quiet for a while that skips every newer event of every other
+ * project (288 ms past 2M rows here, for 50 events). Written as `= ANY` and ordered by both
+ * columns, the order only that index has, it is the index (0.1 ms).
+ */
 export async function listEvents(db: Db, projectId: number, page: { limit: number; before?: number | undefined }): Promise<EventRecord[]> {
-  const query = db<EventRow>('events').where('project_id', projectId).orderBy('id', 'desc').limit(page.limit);
+  const query = db<EventRow>('events')
+    .whereRaw('project_id = ANY(?::int[])', [intArrayLiteral([projectId])])
+    .orderBy([
+      { column: 'project_id', order: 'desc' },
+      { column: 'id', order: 'desc' },
+    ])
+    .limit(page.limit);
   if (page.before !== undefined) query.where('id', '<', page.before);
   return (await query).map(toEventRecord);
 }
