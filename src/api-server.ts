@@ -51,7 +51,6 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-/** The api process's composition root: every dependency is built here and nowhere deeper. */
 export interface ApiServerOptions {
   host?: string;
   relay?: RelayOptions;
@@ -62,6 +61,7 @@ export interface ApiServerOptions {
 /** How long the api, told to stop, waits for its requests and relay before it exits anyway (see src/api.ts). */
 export const API_STOP_DEADLINE_MS = 20_000;
 
+/** The api process's composition root: every dependency is built here and nowhere deeper. */
 export async function startApiServer(config: Readonly<Config>, log: Logger, options: ApiServerOptions = {}): Promise<ApiServer> {
   // Requests waiting for a lock each hold a connection of the pool: bounded, so a pile-up on one row frees them.
   const db = createDb(config.databaseUrl, { log, lockTimeoutMs: CHANGE_LOCK_WAIT_MS });

@@ -4,6 +4,8 @@ import { assertDatabaseReachable, createDb } from './db/knex.js';
 import { assertMigrated, ensureDatabase, migrateLatest } from './db/migrate.js';
 import { exitOnStartupError, StartupError } from './lifecycle.js';
 import { EventLog } from './events/event-log.js';
+import { nameField } from './http/schemas.js';
+import { idParam } from './http/validation.js';
 import { bootstrap, createKey, setPlan } from './projects/bootstrap.js';
 
 const USAGE = `usage:
@@ -25,7 +27,8 @@ async function main(argv: string[]): Promise<void> {
 async function runBootstrap(args: string[]): Promise<void> {
   const { values } = parse(args, { project: { type: 'string' }, email: { type: 'string' }, name: { type: 'string' }, plan: { type: 'string' } });
   const project = values.project?.trim();
-  if (!project || [...project].length > 100) throw new UsageError('--project <name> is required (1–100 characters)');
+  if (!project) throw new UsageError('--project <name> is required (1–100 characters)');
+  checkName('--project', project);
   const { email, name } = parseUser(values);
   const plan = parsePlan(values.plan ?? 'free');
   await withDatabase({ prepare: true }, async (db) => print(await bootstrap(db, { project, email, name, plan })));
@@ -53,18 +56,27 @@ async function runCreateKey(args: string[]): Promise<void> {
   });
 }
 
-function parseProjectId(written = ''): number {
-  // Digits only: Number() would also take 0x10, 1e1 or " 7 " and act on another project than meant.
-  const projectId = /^[1-9]\d{0,9}$/.test(written) ? Number(written) : NaN;
-  if (!Number.isInteger(projectId) || projectId > 2_147_483_647) throw new UsageError('--project-id <id> is required: the project\'s id, in digits');
+function parseProjectId(written: string | undefined): number {
+  // Digits only, as ids in the API's paths: Number() would also take 0x10, 1e1 or " 7 " and act on another project than meant.
+  const projectId = idParam(written);
+  if (projectId === null) throw new UsageError('--project-id <id> is required: the project\'s id, in digits');
   return projectId;
+}
+
+/** A name as the API takes one (1–100 characters, not blank), said as a usage mistake. */
+function checkName(option: string, name: string): void {
+  try {
+    nameField().label(option).validateSync(name, { strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
 function parseUser(values: { email?: string | undefined; name?: string | undefined }): { email: string; name: string | undefined } {
   const email = values.email?.trim();
   if (!email || !/^[^\s@]+@[^\s@]+$/.test(email)) throw new UsageError('--email <email> is required and must look like name@example.com');
   const name = values.name?.trim();
-  if (name !== undefined && (name.length === 0 || [...name].length > 100)) throw new UsageError('--name must be 1–100 characters');
+  if (name !== undefined) checkName('--name', name);
   return { email, name };
 }
 

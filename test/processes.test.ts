@@ -139,6 +139,10 @@ describe('npm run cli -- bootstrap', () => {
     [['set-plan', '--project-id=1', '--plan', 'pro', '--plan=free'], /--plan is given more than once/],
     [['bootstrap', '--project', 'P', '--email', 'a@b.c', '--email', 'd@e.f'], /--email is given more than once/],
     [['create-key', '--email', 'a@b.c'], /--project-id <id> is required/],
+    [['bootstrap', '--project', '\u200b', '--email', 'a@b.c'], /--project must not be blank \(only spaces or invisible characters\)/],
+    [['bootstrap', '--project', '🚀'.repeat(101), '--email', 'a@b.c'], /--project must be at most 100 characters/],
+    [['bootstrap', '--project', 'P', '--email', 'a@b.c', '--name', ' '], /--name must not be empty/],
+    [['set-plan', '--project-id', '2147483648', '--plan', 'pro'], /--project-id <id> is required: the project's id, in digits/],
     [['create-key', '--project-id', '1'], /--email <email> is required/],
   ])('refuses %j with a usage line and exit code 2', async (args, message) => {
     const out = await runEntry('src/cli.ts', args, { DATABASE_URL: db.url });

@@ -56,17 +56,21 @@ export class ProjectScopedStore<M extends ProjectScoped> {
     return this.model.query(trx).insert(values).returning('*') as unknown as Promise<M>;
   }
 
-  async patch(trx: Knex.Transaction, id: number, changes: PartialModelObject<M>): Promise<M> {
+  /**
+   * Writes take the row read (by `lock`, within the project) and match its project too: a write can
+   * only reach a row of the project it was read for, whatever its caller did before.
+   */
+  async patch(trx: Knex.Transaction, row: Pick<M, 'id' | 'projectId'>, changes: PartialModelObject<M>): Promise<M> {
     const rows = (await this.model
       .query(trx)
       // The database's clock, as for created_at: an api host running behind would date a change before its creation.
       .patch({ ...changes, updatedAt: fn.now() } as PartialModelObject<M>)
-      .where('id', id)
+      .where({ id: row.id, project_id: row.projectId })
       .returning('*')) as unknown as M[];
     return rows[0]!;
   }
 
-  async delete(trx: Knex.Transaction, id: number): Promise<void> {
-    await this.model.query(trx).deleteById(id);
+  async delete(trx: Knex.Transaction, row: Pick<M, 'id' | 'projectId'>): Promise<void> {
+    await this.model.query(trx).delete().where({ id: row.id, project_id: row.projectId });
   }
 }

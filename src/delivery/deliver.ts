@@ -12,8 +12,6 @@ import { signPayload } from './signature.js';
 
 export const USER_AGENT = `mozhno-webhooks/${VERSION}`;
 
-export type DeliveryVerdict = { delivered: true; result: DeliveryResult } | { delivered: false; reason: string };
-
 export interface DeliverDeps {
   loader: IntegrationLoader;
   client: WebhookClient;

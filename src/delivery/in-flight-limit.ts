@@ -1,6 +1,20 @@
 import { groupBy } from '../collections.js';
 import type { RedisConnection } from './queue.js';
 
+/** A job the relay queued parked (see `InFlightLimit.parkQueued`). */
+export interface QueuedParked {
+  integrationId: number;
+  holder: string;
+  /** Its place in line: the event id. */
+  order: number;
+}
+
+/** How soon releases Redis refused are sent again. */
+const RELEASE_RETRY_MS = 1_000;
+
+/** An acquire's answer for a slot taken while its integration was marked slow. */
+const SLOW = 2;
+
 /**
  * At most `cap` deliveries of one integration in flight across every worker
  * process (SPEC §6), kept in Redis:
@@ -33,20 +47,6 @@ import type { RedisConnection } from './queue.js';
  * start in the same turn of the event loop go in one call: under load, less than
  * one Redis call per delivery.
  */
-/** A job the relay queued parked (see `InFlightLimit.parkQueued`). */
-export interface QueuedParked {
-  integrationId: number;
-  holder: string;
-  /** Its place in line: the event id. */
-  order: number;
-}
-
-/** How soon releases Redis refused are sent again. */
-const RELEASE_RETRY_MS = 1_000;
-
-/** An acquire's answer for a slot taken while its integration was marked slow. */
-const SLOW = 2;
-
 export class InFlightLimit {
   private pending: Array<{ integrationId: number; holder: string }> = [];
   private acquiring: Array<{ integrationId: number; holder: string; resolve: (taken: boolean) => void; reject: (err: unknown) => void }> = [];

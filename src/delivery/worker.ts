@@ -89,7 +89,10 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
         // WEBHOOK_MAX_BACKLOG wait already: Redis would otherwise hold a hanging endpoint's line without
         // bound. A job its integration no longer wants is dropped as it would be at its turn.
         // (Unreadable now: it is refused all the same; its record waits for PostgreSQL.)
-        const target = await deliverer.target(job.data).catch(() => null);
+        const target = await deliverer.target(job.data).catch((err: unknown) => {
+          if (isConnectionError(err)) return null;
+          throw err; // a broken schema, a bug: seen, as below
+        });
         if (target !== null && 'dropped' in target) return drop(job, target.dropped);
         const result = await deliverer.refuseBacklog(job.data, refused.overBacklog, parking.maxBacklog);
         return `failure: ${result.errorCode}`;

@@ -57,7 +57,7 @@ export class EnvironmentService {
       }
       const changes = describeChanges({ name: env.name }, { name: input.name });
       if (changes === null) return env;
-      const updated = await store.patch(tx.trx, env.id, { name: input.name });
+      const updated = await store.patch(tx.trx, env, { name: input.name });
       await this.events.record(tx, actor, {
         action: 'environment.updated',
         resourceType: 'environment',
@@ -77,7 +77,7 @@ export class EnvironmentService {
       if (scoped.length > 0) {
         throw conflict(`environment "${env.key}" has API keys scoped to it (${scoped.map((name) => `"${name}"`).join(', ')}); delete them first`);
       }
-      await store.delete(tx.trx, env.id);
+      await store.delete(tx.trx, env);
       await this.events.record(tx, actor, {
         action: 'environment.deleted',
         resourceType: 'environment',

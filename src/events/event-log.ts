@@ -4,7 +4,7 @@ import { insertEvent, type NewEvent } from './store.js';
 
 /**
  * Writes event rows inside the caller's transaction and, once it commits,
- * tells the dispatcher that there is something to queue.
+ * tells the relay (EventRelay) that there is something to queue.
  */
 export class EventLog {
   constructor(private readonly onCommitted: () => void = () => undefined) {}

@@ -92,7 +92,7 @@ function toEventRecord(row: EventRow): EventRecord {
 
 export type { EventRow };
 
-/** Seconds since the oldest committed event that is not queued yet committed; 0 when none waits. */
+/** Seconds since the oldest committed event whose queueing has not committed yet; 0 when none waits. */
 export async function unqueuedAgeSeconds(db: Db): Promise<number> {
   const row = (await unqueuedAgeQuery(db)) as { age: number } | undefined;
   return row?.age ?? 0;

@@ -62,7 +62,7 @@ export class FlagService {
         const after = { key: input.key ?? flag.key, name: input.name ?? flag.name, description: input.description ?? flag.description };
         const changes = describeChanges(before, after);
         if (changes === null) return flag;
-        const updated = await store.patch(tx.trx, flag.id, after);
+        const updated = await store.patch(tx.trx, flag, after);
         await this.record(tx, actor, 'flag.updated', updated, changes);
         return updated;
       });
@@ -74,7 +74,7 @@ export class FlagService {
   async remove(actor: Actor, id: number): Promise<void> {
     await transact(this.db, async (tx) => {
       const flag = (await store.lock(tx.trx, actor.projectId, id)) ?? notFoundError();
-      await store.delete(tx.trx, flag.id);
+      await store.delete(tx.trx, flag);
       await this.record(tx, actor, 'flag.deleted', flag, `deleted flag "${flag.key}"`);
     });
   }
@@ -84,7 +84,7 @@ export class FlagService {
     return transact(this.db, async (tx) => {
       const flag = (await store.lock(tx.trx, actor.projectId, id)) ?? notFoundError();
       if ((flag.archivedAt !== null) === archived) return flag;
-      const updated = await store.patch(tx.trx, flag.id, { archivedAt: archived ? fn.now() : null });
+      const updated = await store.patch(tx.trx, flag, { archivedAt: archived ? fn.now() : null });
       const action = archived ? 'flag.archived' : 'flag.unarchived';
       await this.record(tx, actor, action, updated, `${archived ? 'archived' : 'restored'} flag "${flag.key}"`);
       return updated;

@@ -75,7 +75,7 @@ export class IntegrationService {
         input.secret.kind === 'keep'
           ? {}
           : { secret: input.secret.kind === 'set' ? input.secret.secret : null, previousSecret: null, previousSecretExpiresAt: null };
-      await store.patch(trx, current.id, { ...columns(input), ...secrets, version: raw('version + 1') });
+      await store.patch(trx, current, { ...columns(input), ...secrets, version: raw('version + 1') });
       return (await store.get(trx, actor.projectId, current.id))!;
     });
   }
@@ -96,7 +96,7 @@ export class IntegrationService {
       if (requested === current.secret) throw validationFailed([{ path: 'secret', message: 'secret is the one the integration signs with already' }]);
       const previousSecretExpiresAt = new Date(Date.now() + PREVIOUS_SECRET_TTL_MS);
       const secret = requested ?? generateSecret();
-      await store.patch(trx, current.id, { secret, previousSecret: current.secret, previousSecretExpiresAt, version: raw('version + 1') });
+      await store.patch(trx, current, { secret, previousSecret: current.secret, previousSecretExpiresAt, version: raw('version + 1') });
       return { secret, previousSecretExpiresAt: previousSecretExpiresAt.toISOString() };
     });
   }
@@ -104,7 +104,7 @@ export class IntegrationService {
   async remove(actor: Actor, id: number): Promise<void> {
     await transact(this.db, async ({ trx }) => {
       const current = (await store.lock(trx, actor.projectId, id)) ?? notFoundError();
-      await store.delete(trx, current.id);
+      await store.delete(trx, current);
     });
   }
 

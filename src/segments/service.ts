@@ -57,7 +57,7 @@ export class SegmentService {
         };
         const changes = describeChanges(before, after);
         if (changes === null) return segment;
-        const updated = await store.patch(tx.trx, segment.id, after);
+        const updated = await store.patch(tx.trx, segment, after);
         await this.record(tx, actor, 'segment.updated', updated, changes);
         return updated;
       });
@@ -84,7 +84,7 @@ export class SegmentService {
       if (users.length > 0) {
         throw conflict(`segment "${segment.key}" is used by the strategies of ${users.join(', ')}; remove it from them first`);
       }
-      await store.delete(tx.trx, segment.id);
+      await store.delete(tx.trx, segment);
       await this.record(tx, actor, 'segment.deleted', segment, `deleted segment "${segment.key}"`);
     });
   }
