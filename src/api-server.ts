@@ -111,7 +111,7 @@ export async function startApiServer(config: Readonly<Config>, log: Logger, opti
       segmentRoutes(new SegmentService(db, events)),
       apiKeyRoutes(apiKeys),
       eventRoutes(new EventQueries(db)),
-      integrationRoutes(new IntegrationService(db, new AddressPolicy(config.webhookAllowedCidrs), config.planLimits, queue, redisReady)),
+      integrationRoutes(new IntegrationService(db, config.planLimits, queue, redisReady), new AddressPolicy(config.webhookAllowedCidrs)),
     ],
     publicRouters: [
       dashboardRoutes(),

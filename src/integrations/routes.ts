@@ -3,12 +3,15 @@ import type { Context } from 'koa';
 import { actorOf } from '../http/auth.js';
 import { number, object } from 'yup';
 import { numericQuery, parseBody, routeId } from '../http/validation.js';
+import type { AddressPolicy } from '../delivery/address-rules.js';
 import type { IntegrationModel } from './model.js';
 import { StaleIntegration, type IntegrationService } from './service.js';
+import { parseIntegration, parseRotation } from './validation.js';
 
 const deliveriesQuery = object({ limit: number().integer().min(1).max(1000) });
 
-export function integrationRoutes(integrations: IntegrationService): Router {
+/** `policy` judges integration URLs as they are saved (the SSRF guard's rules, WEBHOOK_ALLOWED_CIDRS). */
+export function integrationRoutes(integrations: IntegrationService, policy: AddressPolicy): Router {
   const router = new Router({ prefix: '/integrations' });
   const id = (ctx: { params: Record<string, string> }) => routeId(ctx.params, 'id', 'integration');
 
@@ -17,15 +20,17 @@ export function integrationRoutes(integrations: IntegrationService): Router {
   });
   router.post('/', async (ctx) => {
     ctx.status = 201;
-    answer(ctx, await integrations.create(actorOf(ctx), ctx.request.body));
+    answer(ctx, await integrations.create(actorOf(ctx), parseIntegration(ctx.request.body, policy, 'create')));
   });
   router.get('/:id', async (ctx) => {
     answer(ctx, await integrations.get(actorOf(ctx), id(ctx)));
   });
   router.put('/:id', async (ctx) => {
+    const integrationId = id(ctx);
+    const input = parseIntegration(ctx.request.body, policy, 'update');
     const ifMatch = ctx.get('if-match');
     try {
-      answer(ctx, await integrations.update(actorOf(ctx), id(ctx), ctx.request.body, ifMatch === '' ? undefined : (version) => matchesIfMatch(ifMatch, etagOf(version))));
+      answer(ctx, await integrations.update(actorOf(ctx), integrationId, input, ifMatch === '' ? undefined : (version) => matchesIfMatch(ifMatch, etagOf(version))));
     } catch (err) {
       // A stale copy: the tag it would need now, so a client can read it again knowingly.
       if (err instanceof StaleIntegration) ctx.set('ETag', etagOf(err.version));
@@ -37,7 +42,8 @@ export function integrationRoutes(integrations: IntegrationService): Router {
     ctx.status = 204;
   });
   router.post('/:id/secret/rotate', async (ctx) => {
-    ctx.body = await integrations.rotateSecret(actorOf(ctx), id(ctx), ctx.request.body);
+    const integrationId = id(ctx);
+    ctx.body = await integrations.rotateSecret(actorOf(ctx), integrationId, parseRotation(ctx.request.body));
   });
   router.post('/:id/test', async (ctx) => {
     ctx.status = 202;

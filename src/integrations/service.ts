@@ -6,7 +6,6 @@ import { listDeliveries, type DeliveryRecord } from '../delivery/deliveries-stor
 import { JOB_OPTIONS, testJobId, type DeliveryJobData } from '../delivery/queue.js';
 import { TEST_ACTION } from '../events/codes.js';
 import { formatValue } from '../events/details.js';
-import type { AddressPolicy } from '../delivery/address-rules.js';
 import type { Db } from '../db/knex.js';
 import { transact } from '../db/transaction.js';
 import type { Actor } from '../events/actor.js';
@@ -14,7 +13,7 @@ import { AppError, notFound, validationFailed } from '../http/errors.js';
 import { lockProject } from '../projects/store.js';
 import type { IntegrationModel } from './model.js';
 import { countIntegrations, integrationStore as store } from './store.js';
-import { nothingToKeep, parseIntegration, parseRotation, type IntegrationInput } from './validation.js';
+import { nothingToKeep, type IntegrationInput } from './validation.js';
 import { generateSecret } from '../delivery/signature.js';
 
 /** A conditional PUT whose If-Match is not the stored version's tag. */
@@ -30,7 +29,6 @@ export const PREVIOUS_SECRET_TTL_MS = 24 * 60 * 60 * 1000;
 export class IntegrationService {
   constructor(
     private readonly db: Db,
-    private readonly policy: AddressPolicy,
     private readonly planLimits: Config['planLimits'],
     private readonly queue: Queue<DeliveryJobData>,
     /** False while the queue's connection is down: a test send is refused rather than left waiting. */
@@ -46,8 +44,7 @@ export class IntegrationService {
   }
 
   /** The project row lock makes the limit hold when two creates race for the last slot. */
-  async create(actor: Actor, body: unknown): Promise<IntegrationModel> {
-    const input = parseIntegration(body, this.policy, 'create');
+  async create(actor: Actor, input: IntegrationInput): Promise<IntegrationModel> {
     return transact(this.db, async ({ trx }) => {
       const project = await lockProject(trx, actor.projectId);
       const limit = this.planLimits[project.plan];
@@ -64,8 +61,7 @@ export class IntegrationService {
    * stored one. `expected`, from an `If-Match`: whether the version now stored is the one the
    * client read (else `412`, nothing saved), so that a copy read earlier cannot undo a save made since.
    */
-  async update(actor: Actor, id: number, body: unknown, expected?: (version: number) => boolean): Promise<IntegrationModel> {
-    const input = parseIntegration(body, this.policy, 'update');
+  async update(actor: Actor, id: number, input: IntegrationInput, expected?: (version: number) => boolean): Promise<IntegrationModel> {
     return transact(this.db, async ({ trx }) => {
       const current = (await store.lock(trx, actor.projectId, id)) ?? notFoundError();
       if (expected && !expected(current.version)) throw new StaleIntegration(current.version);
@@ -86,8 +82,7 @@ export class IntegrationService {
    * receiver verifies with either while it switches over. A second rotation within that time drops
    * the older one. Answers the new secret, the one time it is shown.
    */
-  async rotateSecret(actor: Actor, id: number, body: unknown): Promise<{ secret: string; previousSecretExpiresAt: string }> {
-    const requested = parseRotation(body);
+  async rotateSecret(actor: Actor, id: number, requested: string | null): Promise<{ secret: string; previousSecretExpiresAt: string }> {
     return transact(this.db, async ({ trx }) => {
       const current = (await store.lock(trx, actor.projectId, id)) ?? notFoundError();
       if (current.secret === null) {
