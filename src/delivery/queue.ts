@@ -43,6 +43,11 @@ export function testJobId(integrationId: number, nonce: string): string {
   return `t${nonce}-i${integrationId}`;
 }
 
+/** A test send's webhook-id: its own each time (a receiver dropping duplicates keeps every test). */
+export function testWebhookId(nonce: string): string {
+  return `msg_test_${nonce}`;
+}
+
 /** A single Redis or a Redis Cluster (REDIS_CLUSTER=true, REDIS_URL naming any one node). */
 export type RedisConnection = Redis | Cluster;
 

@@ -3,7 +3,7 @@ import type { Queue } from 'bullmq';
 import { raw } from 'objection';
 import type { Config } from '../config.js';
 import { listDeliveries, type DeliveryRecord } from '../delivery/deliveries-store.js';
-import { JOB_OPTIONS, testJobId, type DeliveryJobData } from '../delivery/queue.js';
+import { JOB_OPTIONS, testJobId, testWebhookId, type DeliveryJobData } from '../delivery/queue.js';
 import { TEST_ACTION } from '../events/codes.js';
 import { formatValue } from '../events/details.js';
 import type { Db } from '../db/knex.js';
@@ -115,7 +115,7 @@ export class IntegrationService {
       integrationId: integration.id,
       integrationVersion: integration.version,
       eventId: null,
-      webhookId: `msg_test_${nonce}`,
+      webhookId: testWebhookId(nonce),
       vars: {
         action: TEST_ACTION,
         resourceType: 'integration',
