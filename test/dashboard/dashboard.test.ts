@@ -527,6 +527,36 @@ describe('an integration', () => {
     expect(request!.headers['webhook-signature']).toMatch(/^v1,/);
   });
 
+  it('rotates a stored secret from the Edit form: the new one shown once, both signing meanwhile, and Save still saves', async () => {
+    const p = await h.api.project();
+    const integration = await seed(p, 'Rotating', { secret: SECRET });
+    await seed(p, 'Unsigned');
+    await openDashboard(p.token);
+    // Nothing to rotate without a stored secret.
+    await cardOf('Unsigned').getByRole('link', { name: /^Edit/ }).click();
+    await page.getByRole('heading', { level: 1, name: 'Edit “Unsigned”' }).waitFor();
+    expect(await page.locator('#rotate-secret').isHidden()).toBe(true);
+
+    await page.getByRole('link', { name: 'Integrations' }).first().click();
+    await cardOf('Rotating').getByRole('link', { name: /^Edit/ }).click();
+    await page.getByRole('heading', { level: 1, name: 'Edit “Rotating”' }).waitFor();
+    page.once('dialog', (dialog) => void dialog.accept());
+    await page.getByRole('button', { name: 'Rotate', exact: true }).click();
+    await page.locator('#f-secret-rotated').waitFor();
+    const secret = await page.locator('#f-secret-new').textContent();
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    expect(await page.locator('#f-secret-overlap').textContent()).toMatch(/^Give it to your receiver; until .+ deliveries are signed with the old secret too\.$/);
+    expect(await page.getByLabel('Secret', { exact: true }).inputValue()).toBe('********');
+
+    // The form saves over the rotation (its tag was read again), keeping the new secret and the overlap.
+    await page.getByLabel('Name', { exact: true }).fill('Rotated');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await cardOf('Rotated').waitFor();
+    expect((await p.post(`/api/v1/integrations/${integration.id}/test`)).status).toBe(202);
+    const [request] = await h.sink.waitForRequests(1, 10_000);
+    expect(request!.headers['webhook-signature']).toMatch(/^v1,\S+ v1,\S+$/);
+  });
+
   it('sends a test and shows it in the delivery log', async () => {
     const p = await h.api.project();
     await seed(p, 'Tested', { url: `${h.sink.url}/tested` });

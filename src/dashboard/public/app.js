@@ -437,6 +437,9 @@ function fillForm(integration) {
   $('#f-enabled').checked = integration ? integration.enabled : true;
   $('#f-secret').value = typeof config.secret === 'string' ? config.secret : '';
   $('#f-secret-kept').hidden = config.secret !== SECRET_MASK;
+  // Rotation needs a stored secret (and an integration: a new one has nothing to rotate yet).
+  $('#rotate-secret').hidden = !integration || config.secret !== SECRET_MASK;
+  $('#f-secret-rotated').hidden = true;
   $('#advanced').open = $('#f-secret').value !== '';
   setText($('#form-title'), integration ? `Edit “${integration.name}”` : 'Connect a webhook');
   $('#form-crumb').textContent = integration ? 'Edit' : 'Connect';
@@ -646,6 +649,37 @@ function generateSecret() {
   announce('New secret generated. Give it to your receiver to verify signatures; it is shown only here.');
 }
 
+/**
+ * Rotates the stored secret: the API makes a new one and keeps the old one signing beside it for a
+ * day, so the receiver can switch over without refusing deliveries. The new one is shown this once.
+ * The form's other fields stay as typed; its version tag is read again, since the rotation saved one.
+ */
+async function rotateSecret() {
+  const integration = state.editing;
+  const navigation = state.navigation;
+  if (!integration || state.busy.has('rotate')) return;
+  const question = `Rotate the secret of “${shown(integration.name)}”?\n\nA new secret is made and shown once. For 24 hours deliveries carry signatures with both, so your receiver keeps verifying while you give it the new one.`;
+  if (!window.confirm(question)) return;
+  state.busy.add('rotate');
+  const button = $('#rotate-secret');
+  button.setAttribute('aria-busy', 'true');
+  try {
+    const rotated = await request('POST', `/integrations/${integration.id}/secret/rotate`);
+    const { etag } = await tagged('GET', `/integrations/${integration.id}`);
+    if (!isCurrent(navigation)) return;
+    state.editingTag = etag;
+    setText($('#f-secret-new'), rotated.secret);
+    setText($('#f-secret-overlap'), `Give it to your receiver; until ${time(rotated.previousSecretExpiresAt).textContent} deliveries are signed with the old secret too.`);
+    $('#f-secret-rotated').hidden = false;
+    announce('Secret rotated. The new secret is shown below the field, only now.');
+  } catch (err) {
+    if (isCurrent(navigation)) showSaveErrors(err);
+  } finally {
+    state.busy.delete('rotate');
+    button.removeAttribute('aria-busy');
+  }
+}
+
 // ---------------------------------------------------------------- deliveries
 
 async function openDeliveries(id, navigation) {
@@ -790,6 +824,7 @@ function start() {
   $('#events-all').addEventListener('click', () => eventBoxes().forEach((box) => (box.checked = true)));
   $('#events-none').addEventListener('click', () => eventBoxes().forEach((box) => (box.checked = false)));
   $('#generate-secret').addEventListener('click', generateSecret);
+  $('#rotate-secret').addEventListener('click', rotateSecret);
   $('#send-test').addEventListener('click', () => sendTest());
   $('#refresh-deliveries').addEventListener('click', refreshDeliveries);
   window.addEventListener('hashchange', () => void route());
