@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
+import { flagCreatedJob, startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
 import { freePort } from '../support/ports.js';
 import { startSink, type Sink } from '../support/sink.js';
 
@@ -79,18 +79,7 @@ describe('a job whose workers stopped twice before saving its outcome', () => {
     const integration = (await p.post('/api/v1/integrations', { name: 'stalled', configJson: { url: `${h.sink.url}/stalled` }, eventSubscriptionsJson: ['flag.created'] })).body;
     const before = h.sink.requests.length;
     const { queue } = h.api.server;
-    const job = await queue.add(
-      'flag.created',
-      {
-        integrationId: integration.id,
-        integrationVersion: integration.version ?? 1,
-        eventId: 424_242,
-        webhookId: 'msg_stalled',
-        vars: { action: 'flag.created', resourceType: 'flag', resourceId: 1, resourceName: 'f', details: '', projectId: p.projectId, user: { id: 1, name: 'u', email: 'u@example.com' }, timestamp: new Date().toISOString() },
-        committedAt: Date.now(),
-      },
-      { delay: 60_000 },
-    );
+    const job = await queue.add('flag.created', flagCreatedJob(integration, p.projectId, 424_242, 'msg_stalled'), { delay: 60_000 });
     // What BullMQ's stall check writes on a job's second stall (maxStalledCount 1) before putting it back in line.
     const redis = new Redis(h.api.config.redisUrl);
     await redis.hset(queue.toKey(job.id!), 'defa', 'job stalled more than allowable limit').finally(() => redis.disconnect());

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import type { ResolvedAddress } from '../../src/delivery/http-client.js';
 import { Parking } from '../../src/delivery/parking.js';
 import { createLogger } from '../../src/logger.js';
-import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
+import { flagCreatedJob, startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
 import { startSink, type Sink } from '../support/sink.js';
 import { REDIS_URL } from '../support/env.js';
 
@@ -218,14 +218,7 @@ describe('a line of WEBHOOK_MAX_BACKLOG (64 here)', () => {
       expect((await metric('mozhno_deliveries_total', { result: 'failure', code: 'E_BACKLOG' })) - backlogCountBefore).toBe(3);
       expect(await metric('mozhno_delivery_duration_seconds', { result: 'failure' })).toBe(failedDurations);
       // A job its integration no longer wants (here: an event it is not subscribed to) is dropped, not refused.
-      const unwanted = await h.api.server.queue.add('flag.created', {
-        integrationId: integration.id,
-        integrationVersion: integration.version ?? 1,
-        eventId: 999_999,
-        webhookId: 'msg_unwanted',
-        vars: { action: 'flag.created', resourceType: 'flag', resourceId: 1, resourceName: 'f', details: '', projectId: p.projectId, user: { id: 1, name: 'u', email: 'u@example.com' }, timestamp: new Date().toISOString() },
-        committedAt: Date.now(),
-      });
+      const unwanted = await h.api.server.queue.add('flag.created', flagCreatedJob(integration, p.projectId, 999_999, 'msg_unwanted'));
       expect(await h.eventually(async () => (await unwanted.isCompleted()) && (await h.api.server.queue.getJob(unwanted.id!))!.returnvalue)).toBe('dropped: integration no longer subscribed');
       const refused = (await records()).filter((r) => r.errorCode === 'E_BACKLOG');
       expect(refused.map((r) => [r.status, r.error])).toEqual(

@@ -1,3 +1,4 @@
+import type { DeliveryJobData } from '../../src/delivery/queue.js';
 import { startDeliveryWorker, type DeliveryWorker, type DeliveryWorkerOptions } from '../../src/delivery/worker.js';
 import { createLogger, type Logger } from '../../src/logger.js';
 import { startTestApi, type TestApi } from './api.js';
@@ -59,4 +60,16 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/** The data of a `flag.created` delivery job, for tests that put one straight on the queue. */
+export function flagCreatedJob(integration: { id: number; version?: number }, projectId: number, eventId: number, webhookId: string): DeliveryJobData {
+  return {
+    integrationId: integration.id,
+    integrationVersion: integration.version ?? 1,
+    eventId,
+    webhookId,
+    vars: { action: 'flag.created', resourceType: 'flag', resourceId: 1, resourceName: 'f', details: '', projectId, user: { id: 1, name: 'u', email: 'u@example.com' }, timestamp: new Date().toISOString() },
+    committedAt: Date.now(),
+  };
 }
