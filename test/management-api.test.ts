@@ -6,6 +6,8 @@ import { createLogger } from '../src/logger.js';
 import { insertEvent } from '../src/events/store.js';
 import { integrationStore } from '../src/integrations/store.js';
 import { lockProject } from '../src/projects/store.js';
+import { environmentStore } from '../src/environments/store.js';
+import { keysScopedTo } from '../src/apikeys/store.js';
 import { startTestApi, type TestApi } from './support/api.js';
 import { eventually } from './support/delivery.js';
 import { eventsDuring } from './support/events.js';
@@ -631,6 +633,28 @@ describe('lengths, typed condition values and the archive query', () => {
     } finally {
       await holder.rollback();
     }
+  });
+
+  it('a delete holds off rows being made to refer to what it deletes: a key scoped to an environment being deleted is refused, never left unscoped', async () => {
+    const p = await api.project();
+    const env = (await p.post('/api/v1/environments', { key: 'doomed', name: 'Doomed' })).body;
+    const deleting = await api.server.db.transaction();
+    let created: Promise<{ status: number; body: any }> | undefined;
+    try {
+      // As the environment's delete does: lock it, find no key scoped to it, delete it.
+      const row = await environmentStore.lockForDelete(deleting, p.projectId, env.id);
+      expect(await keysScopedTo(deleting, env.id)).toEqual([]);
+      created = p.post('/api/v1/apikeys', { name: 'racing', environmentId: env.id });
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the key's insert is on its way meanwhile
+      await environmentStore.delete(deleting, row!);
+      await deleting.commit();
+    } catch (err) {
+      await deleting.rollback();
+      throw err;
+    }
+    const answer = await created!;
+    expect(answer.status).toBe(409);
+    expect((await p.get('/api/v1/apikeys')).body.map((k: any) => k.name)).not.toContain('racing');
   });
 
   it('refuses a name of only spaces or invisible characters, for every named resource', async () => {

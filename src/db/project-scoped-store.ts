@@ -44,6 +44,16 @@ export class ProjectScopedStore<M extends ProjectScoped> {
   }
 
   /**
+   * Reads and locks a row about to be deleted FOR UPDATE, which also waits out, and then holds off,
+   * the key-share locks of rows being made to refer to it (a key scoped to an environment, a strategy
+   * using a segment): what the delete checks first (no such rows) stays true until it is done, and
+   * no reference slips in to be nulled or cascaded away unsaid.
+   */
+  lockForDelete(trx: Knex.Transaction, projectId: number, id: number): Promise<M | undefined> {
+    return this.model.query(trx).where({ project_id: projectId, id }).forUpdate().first() as unknown as Promise<M | undefined>;
+  }
+
+  /**
    * Reads the row and keeps it from being deleted (or its id changed) until the transaction ends,
    * without blocking updates of it: for a change that refers to it.
    */

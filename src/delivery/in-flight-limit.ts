@@ -197,7 +197,14 @@ export class InFlightLimit {
     if (timedOut) {
       void this.redis.set(this.slowKey(integrationId), '1', 'PX', this.slowForMs).catch(() => undefined);
     } else if (this.probing.has(holder)) {
-      void this.redis.del(this.slowKey(integrationId)).catch(() => undefined);
+      // The line has been woken one job per release; now as many as the cap has room for, or it
+      // would go on one at a time (the probe's own release wakes one more, for its slot).
+      void this.commands
+        .mozhnoLift(this.inflightKey(integrationId), this.waitingKey(integrationId), this.slowKey(integrationId), this.cap)
+        .then((woken) => {
+          for (const jobId of woken) this.onWake(integrationId, jobId);
+        })
+        .catch(() => undefined);
     }
   }
 
@@ -297,6 +304,7 @@ interface LimitCommands {
   mozhnoWaiting(numKeys: number, ...keys: string[]): Promise<number[]>;
   mozhnoOverBacklog(waiting: string, holder: string, order: number, max: number): Promise<number>;
   mozhnoParkQueued(numKeys: number, ...args: Array<string | number>): Promise<string[][]>;
+  mozhnoLift(inflight: string, waiting: string, slow: string, cap: number): Promise<string[]>;
 }
 
 // Releases: for each (inflight, waiting) pair of KEYS from `firstKey` and holder in ARGV from `first`,
@@ -466,6 +474,17 @@ for k = 1, #KEYS / 3 do
 end
 return woken`;
 
+// KEYS: inflight, waiting, slow mark. ARGV: cap. Lifts the mark and takes out of line as many jobs
+// as the integration has free slots; none when the mark was gone already (lifted by another worker).
+const LIFT = `
+if redis.call('DEL', KEYS[3]) == 0 then return {} end
+local free = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[1])
+if free <= 0 then return {} end
+local popped = redis.call('ZPOPMIN', KEYS[2], free)
+local woken = {}
+for j = 1, #popped, 2 do table.insert(woken, popped[j]) end
+return woken`;
+
 function defineScripts(redis: RedisConnection): void {
   if ('mozhnoAcquire' in redis) return;
   // Key names come in as KEYS so the scripts also run on Redis Cluster (all keys share the prefix's hash tag).
@@ -475,4 +494,5 @@ function defineScripts(redis: RedisConnection): void {
   redis.defineCommand('mozhnoWaiting', { lua: WAITING });
   redis.defineCommand('mozhnoOverBacklog', { numberOfKeys: 1, lua: OVER_BACKLOG });
   redis.defineCommand('mozhnoParkQueued', { lua: PARK_QUEUED });
+  redis.defineCommand('mozhnoLift', { numberOfKeys: 3, lua: LIFT });
 }

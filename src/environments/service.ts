@@ -71,7 +71,7 @@ export class EnvironmentService {
 
   async remove(actor: Actor, id: number): Promise<void> {
     await transact(this.db, async (tx) => {
-      const env = (await store.lock(tx.trx, actor.projectId, id)) ?? notFoundError();
+      const env = (await store.lockForDelete(tx.trx, actor.projectId, id)) ?? notFoundError();
       // Their scope would fall back to null, every environment, without a word: the keys go first.
       const scoped = await keysScopedTo(tx.trx, env.id);
       if (scoped.length > 0) {

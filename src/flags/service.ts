@@ -73,7 +73,7 @@ export class FlagService {
 
   async remove(actor: Actor, id: number): Promise<void> {
     await transact(this.db, async (tx) => {
-      const flag = (await store.lock(tx.trx, actor.projectId, id)) ?? notFoundError();
+      const flag = (await store.lockForDelete(tx.trx, actor.projectId, id)) ?? notFoundError();
       await store.delete(tx.trx, flag);
       await this.record(tx, actor, 'flag.deleted', flag, `deleted flag "${flag.key}"`);
     });

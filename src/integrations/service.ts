@@ -98,7 +98,7 @@ export class IntegrationService {
 
   async remove(actor: Actor, id: number): Promise<void> {
     await transact(this.db, async ({ trx }) => {
-      const current = (await store.lock(trx, actor.projectId, id)) ?? notFoundError();
+      const current = (await store.lockForDelete(trx, actor.projectId, id)) ?? notFoundError();
       await store.delete(trx, current);
     });
   }

@@ -79,7 +79,7 @@ export class SegmentService {
 
   private async removeUnused(actor: Actor, id: number): Promise<void> {
     await transact(this.db, async (tx) => {
-      const segment = (await store.lock(tx.trx, actor.projectId, id)) ?? notFoundError();
+      const segment = (await store.lockForDelete(tx.trx, actor.projectId, id)) ?? notFoundError();
       const users = await strategiesUsingSegment(tx.trx, segment.id);
       if (users.length > 0) {
         throw conflict(`segment "${segment.key}" is used by the strategies of ${users.join(', ')}; remove it from them first`);

@@ -141,6 +141,17 @@ describe('token', () => {
     expect(await page.locator('#token-error').textContent()).toContain('401');
     expect(await page.locator('#view-list').isHidden()).toBe(true);
     expect(await page.evaluate(() => sessionStorage.getItem('mozhno.token'))).toBeNull();
+
+    // Also when the 401 ends a view's load: the token form is not left dimmed and busy.
+    const again = (await p.post('/api/v1/apikeys', { name: 'dashboard again' })).body;
+    await page.getByLabel('API token').fill(again.token);
+    await page.getByRole('button', { name: 'Open' }).click();
+    await page.locator('#integrations:not([aria-busy])').waitFor({ state: 'attached' });
+    expect((await p.delete(`/api/v1/apikeys/${again.id}`)).status).toBe(204);
+    await page.evaluate(() => (location.hash = '#connect'));
+    await page.evaluate(() => (location.hash = '#'));
+    await page.getByLabel('API token').waitFor();
+    expect(await page.locator('#main').getAttribute('aria-busy')).toBeNull();
   });
 });
 

@@ -33,6 +33,11 @@ async function commandCalls<T>(run: () => Promise<T>): Promise<{ result: T; coun
 beforeEach(() => {
   woken = [];
 });
+
+/** Polls `check` for a second: a lift's wake-ups come back after settle, which answers nothing. */
+async function eventuallyTrue(check: () => Promise<boolean>): Promise<void> {
+  for (let tries = 0; tries < 100 && !(await check()); tries++) await new Promise((resolve) => setTimeout(resolve, 10));
+}
 afterAll(async () => {
   for (const used of prefixes) {
     const keys = await redis.keys(`${used}:*`);
@@ -205,6 +210,29 @@ describe('InFlightLimit', () => {
     limit.settle(31, 'c', false);
     expect(await limit.slow(31)).toBe(false);
     expect([await limit.tryAcquire(31, 'd'), await limit.tryAcquire(31, 'e'), await limit.tryAcquire(31, 'f')]).toEqual([true, true, false]);
+  });
+
+  it('lifting a slow mark wakes as many of the line as the cap has room for, not one per release', async () => {
+    const limit = limitOf(4);
+    expect(await limit.tryAcquire(34, 'a')).toBe(true);
+    limit.settle(34, 'a', true);
+    await limit.flush();
+    for (let j = 1; j <= 5; j++) {
+      expect(await limit.tryAcquire(34, `j${j}`)).toBe(false);
+      expect(await limit.park(34, `j${j}`, j)).toBe('parked');
+    }
+    limit.release(34, 'a');
+    await limit.flush();
+    expect(woken).toEqual([[34, 'j1']]);
+    expect(await limit.tryAcquire(34, 'j1')).toBe(true); // the probe
+    // Answered: the mark goes, and the three free slots of four wake three more at once.
+    limit.settle(34, 'j1', false);
+    await eventuallyTrue(async () => woken.length === 4);
+    expect(woken).toEqual([[34, 'j1'], [34, 'j2'], [34, 'j3'], [34, 'j4']]);
+    expect(await limit.slow(34)).toBe(false);
+    limit.release(34, 'j1');
+    await limit.flush();
+    expect(woken.at(-1)).toEqual([34, 'j5']);
   });
 
   it('a slow mark counts in parking and in what the relay wakes, and runs out on its own', async () => {

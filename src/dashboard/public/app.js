@@ -208,6 +208,8 @@ function signOut(message) {
   state.viewing = null;
   $('#integrations').replaceChildren();
   $('#deliveries').replaceChildren();
+  // A load the sign-out cut short leaves nothing loading: the token form is not dimmed or busy.
+  $('#main').removeAttribute('aria-busy');
   showView('token');
   setTokenError(message ?? null);
 }
@@ -309,6 +311,7 @@ async function toggleEnabled(integration, input) {
   }
   input.dataset.busy = 'true';
   input.setAttribute('aria-busy', 'true');
+  const navigation = state.navigation;
   try {
     // Read it again first: the list may be an hour old, and the PUT takes the whole integration,
     // so sending the copy shown would undo a change made elsewhere since. If-Match closes the gap
@@ -338,7 +341,7 @@ async function toggleEnabled(integration, input) {
       state.integrations = state.integrations.filter((shownOne) => shownOne.id !== integration.id);
       input.closest('li')?.remove();
       $('#list-empty').hidden = state.integrations.length > 0;
-      $('#list-title').focus();
+      if (isCurrent(navigation)) $('#list-title').focus();
       refreshProject().catch(() => {});
     }
     fail(err, '#list-message', 'toggle');
@@ -745,15 +748,18 @@ function requestBodyOf(delivery, newest) {
   return h('details', { open: newest }, h('summary', {}, summary), h('pre', { tabindex: 0 }, body));
 }
 
+/** Draws the log read again; false when it could not be read (the reason is shown). */
 async function refreshDeliveries() {
   const navigation = state.navigation;
   const integration = state.viewing;
-  if (!integration) return;
+  if (!integration) return false;
   try {
     const deliveries = await request('GET', `/integrations/${integration.id}/deliveries`);
     if (isCurrent(navigation)) renderDeliveries(deliveries);
+    return true;
   } catch (err) {
     if (isCurrent(navigation)) fail(err, '#deliveries-message');
+    return false;
   }
 }
 
@@ -797,8 +803,8 @@ function waitForDelivery(id, webhookId, navigation, deadline) {
     if (!isCurrent(navigation)) return;
     const delivery = newest.find((d) => d.webhookId === webhookId);
     if (!delivery && Date.now() <= deadline) return waitForDelivery(id, webhookId, navigation, deadline);
-    await refreshDeliveries();
-    if (!isCurrent(navigation)) return;
+    // The log could not be read: its reason stays shown, not replaced by the outcome.
+    if (!(await refreshDeliveries()) || !isCurrent(navigation)) return;
     if (delivery?.status === 'success') showMessage('#deliveries-message', `Test delivered: HTTP ${delivery.httpStatus} in ${delivery.durationMs} ms.`, 'success');
     else if (delivery) showMessage('#deliveries-message', `Test failed: ${delivery.error ?? delivery.status}`, 'error');
     else showMessage('#deliveries-message', 'The test has not been delivered yet; use Refresh to look again.', 'info');
