@@ -78,7 +78,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     log.info({ integrationId: job.data.integrationId, eventId: job.data.eventId, action: job.data.vars.action, reason }, 'delivery dropped');
     return `dropped: ${reason}`;
   };
-  const process = async (job: Job<DeliveryJobData>, token?: string): Promise<string> => {
+  const processJob = async (job: Job<DeliveryJobData>, token?: string): Promise<string> => {
     const { integrationId } = job.data;
     const holder = job.id!;
     // The slot comes first, before any database read: a backlog for one slow endpoint costs a
@@ -126,7 +126,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     }
   };
 
-  const worker = new Worker<DeliveryJobData>(QUEUE_NAME, process, {
+  const worker = new Worker<DeliveryJobData>(QUEUE_NAME, processJob, {
     connection,
     prefix: config.queuePrefix,
     concurrency: config.workerConcurrency,
