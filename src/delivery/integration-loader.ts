@@ -1,4 +1,5 @@
 import type { Db } from '../db/knex.js';
+import { deliveryTargets } from '../integrations/store.js';
 import { PgListener } from '../db/listener.js';
 import type { Logger } from '../logger.js';
 
@@ -121,11 +122,7 @@ export class IntegrationLoader {
 
   private async fetch(batch: Map<number, Waiter[]>): Promise<void> {
     try {
-      const rows = (await this.db('integrations')
-        .whereIn('id', [...batch.keys()])
-        .select('id', 'version', 'enabled', 'url', 'headers', 'body_template as bodyTemplate', 'secret', 'events')
-        // Expiry is judged at the read: a cached copy signs with it for at most the cache's ttlMs longer.
-        .select(this.db.raw('CASE WHEN previous_secret_expires_at > now() THEN previous_secret END AS "previousSecret"'))) as DeliveryTarget[];
+      const rows = await deliveryTargets(this.db, [...batch.keys()]);
       const byId = new Map(rows.map((row) => [row.id, row]));
       for (const [id, waiters] of batch) for (const waiter of waiters) waiter.resolve(byId.get(id));
     } catch (err) {

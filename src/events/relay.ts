@@ -1,13 +1,15 @@
 import type { JobsOptions, Queue } from 'bullmq';
 import { groupBy } from '../collections.js';
+import type { Knex } from 'knex';
 import type { Db } from '../db/knex.js';
 import { PgListener } from '../db/listener.js';
 import { recordedPairs } from '../delivery/deliveries-store.js';
 import type { QueuedParked } from '../delivery/in-flight-limit.js';
 import { placeInLine, type Parking } from '../delivery/parking.js';
 import { deliveryJobId, JOB_OPTIONS, webhookIdFor, type DeliveryJobData, type RedisConnection } from '../delivery/queue.js';
+import { enabledIntegrationsOf } from '../integrations/store.js';
 import type { Logger } from '../logger.js';
-import { eventVariables, type EventRow } from './store.js';
+import { claimUnqueuedEvents, eventVariables } from './store.js';
 
 const ADD_BULK_SLICE = 100;
 /** pg_advisory_xact_lock key held by the relay that is queueing a batch ('mzrel' in ASCII). */
@@ -139,20 +141,9 @@ export class EventRelay {
       };
       if (lock[0]?.locked !== true) return ANOTHER_RELAY;
       // Taken and marked in one statement; the mark only counts once the jobs are added and this commits.
-      const { rows } = (await trx.raw(
-        `UPDATE events SET queued_at = now()
-          WHERE id IN (SELECT id FROM events WHERE queued_at IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
-          RETURNING *`,
-        [this.batchSize],
-      )) as { rows: EventRow[] };
-      if (rows.length === 0) return 0 as const;
-      const events = rows.sort((a, b) => a.id - b.id);
-
-      const projectIds = [...new Set(events.map((e) => e.project_id))];
-      const integrations = (await trx('integrations')
-        .whereIn('project_id', projectIds)
-        .andWhere('enabled', true)
-        .select('id', 'project_id', 'events', 'version')) as Array<{ id: number; project_id: number; events: string[]; version: number }>;
+      const events = await claimUnqueuedEvents(trx, this.batchSize);
+      if (events.length === 0) return 0 as const;
+      const integrations = await enabledIntegrationsOf(trx, [...new Set(events.map((e) => e.project_id))]);
 
       const byProject = groupBy(integrations, (i) => i.project_id);
       // An integration with jobs waiting for a slot gets its new jobs parked behind them at once,
@@ -228,7 +219,7 @@ export class EventRelay {
    * integration). Its jobs already in BullMQ are not parked again: any that waited for a slot
    * run when their safety delay ends.
    */
-  private async withoutJobsAddedBefore(trx: Db, events: PerEvent[], attempted: ReadonlySet<number>): Promise<PerEvent[]> {
+  private async withoutJobsAddedBefore(trx: Knex.Transaction, events: PerEvent[], attempted: ReadonlySet<number>): Promise<PerEvent[]> {
     const unsure = events.filter((e) => attempted.has(e.eventId)).flatMap((e) => e.jobs);
     if (unsure.length === 0) return events;
     const queued = await this.relayed.present(unsure.map((job) => this.queue.toKey(job.opts.jobId!)));

@@ -55,6 +55,21 @@ export async function insertEvent(trx: Knex.Transaction, actor: Actor, event: Ne
 }
 
 /**
+ * Up to `limit` committed events not queued yet, oldest first, marked queued in the same statement
+ * (the mark counts once the caller's transaction commits, after their jobs are added); rows another
+ * relay holds are skipped.
+ */
+export async function claimUnqueuedEvents(trx: Knex.Transaction, limit: number): Promise<EventRow[]> {
+  const { rows } = (await trx.raw(
+    `UPDATE events SET queued_at = now()
+      WHERE id IN (SELECT id FROM events WHERE queued_at IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
+      RETURNING *`,
+    [limit],
+  )) as { rows: EventRow[] };
+  return rows.sort((a, b) => a.id - b.id);
+}
+
+/**
  * A page of the project's events, newest first, read along the (project_id, id) index. Asked as
  * `project_id = $1 ORDER BY id`, the planner may walk the primary key backwards instead, filtering
  * by project: for a big project quiet for a while that skips every newer event of every other
