@@ -210,7 +210,7 @@ describe('npm run cli -- bootstrap', () => {
       const out = await runEntry('src/cli.ts', ['set-plan', '--project-id', '1', '--plan', 'pro'], { DATABASE_URL: url });
       expect(out.code).toBe(1);
       expect(out.stdout).toBe('');
-      expect(out.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^mozhno: database not migrated: 001_tenancy, .* missing \(run npm run migrate\)$/)]);
+      expect(out.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^mozhno: database not migrated: 001_tenancy, .* missing \(run the migrations: npm run migrate, or the image's migrate command, as the compose migrate service and the Kubernetes migrate Job do\)$/)]);
       const client = new pg.Client(pgConnection(url));
       await client.connect();
       try {
@@ -441,7 +441,7 @@ describe('start-up errors are one line, naming the cause, without a stack', () =
 
   it.each([
     ['a database that does not exist', '_missing', /^mozhno: database in DATABASE_URL does not exist \(postgres:\/\/[^ ]*_missing\)/],
-    ['a database not migrated', '_bare', /^mozhno: database not migrated: 001_tenancy, .* missing \(run npm run migrate\)$/],
+    ['a database not migrated', '_bare', /^mozhno: database not migrated: 001_tenancy, .* missing \(run the migrations: npm run migrate, or the image's migrate command/],
   ])('a worker refuses to start on %s, in one line, rather than fail every job', async (_, suffix, line) => {
     const name = `${db.name}${suffix}`;
     if (suffix === '_bare') await adminQuery(`CREATE DATABASE ${name}`);

@@ -101,7 +101,7 @@ export async function missingMigrations(db: Db): Promise<string[]> {
 
 /** What /readyz and a refused start say of a database missing `missing`. */
 export function notMigrated(missing: readonly string[]): string {
-  return `not migrated: ${missing.join(', ')} missing (run npm run migrate)`;
+  return `not migrated: ${missing.join(', ')} missing (run the migrations: npm run migrate, or the image's migrate command, as the compose migrate service and the Kubernetes migrate Job do)`;
 }
 
 /** Fails with one line when the database lacks migrations of this code: a worker on it would fail every job. */

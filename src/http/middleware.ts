@@ -22,13 +22,21 @@ export function requestLog(log: Logger, observe?: RequestObserver) {
       const ms = performance.now() - started;
       const actor = ctx.state.actor as Actor | undefined;
       const who = actor ? { projectId: actor.projectId, apiKeyId: actor.apiKeyId } : {};
-      log.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10, ...who }, 'request');
-      // The route pattern (/api/v1/flags/:id), not the path, so ids do not explode the label set.
-      const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+      const line = { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10, ...who };
+      // Probes and scrapes come every few seconds from the platform, not from users: at debug.
+      if (PROBE_PATHS.has(ctx.path) && ctx.status < 500) log.debug(line, 'request');
+      else log.info(line, 'request');
+      // The route pattern (/api/v1/flags/:id), not the path, so ids do not explode the label set. A
+      // request refused before routing (its key, its project's turn, its body) is still an API one.
+      const matched = (ctx as Context & { _matchedRoute?: string })._matchedRoute;
+      const route = matched ?? (API_V1_PREFIX.test(ctx.path) ? '/api/v1/*' : 'unmatched');
       observe?.({ method: ctx.method, route, status: ctx.status, seconds: ms / 1000 });
     }
   };
 }
+
+const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+const API_V1_PREFIX = /^\/api\/v1(?:\/|$)/i;
 
 /** How long an api statement waits for a lock (PostgreSQL's lock_timeout on the api's connections). */
 export const CHANGE_LOCK_WAIT_MS = 5_000;

@@ -84,7 +84,7 @@ describe('health', () => {
       await api.server.db('knex_migrations').where('name', newest).delete();
       const ready = await fetch(`${api.server.url}/readyz`);
       expect(ready.status).toBe(503);
-      expect(await ready.json()).toEqual({ status: 'unavailable', postgres: `not migrated: ${newest} missing (run npm run migrate)`, redis: 'ok' });
+      expect(await ready.json()).toEqual({ status: 'unavailable', postgres: `not migrated: ${newest} missing (run the migrations: npm run migrate, or the image's migrate command, as the compose migrate service and the Kubernetes migrate Job do)`, redis: 'ok' });
       await api.server.db('knex_migrations').insert({ name: newest, batch: 99, migration_time: new Date() });
       expect((await fetch(`${api.server.url}/readyz`)).status).toBe(200);
     } finally {
@@ -152,6 +152,8 @@ describe('metrics', () => {
     const p = await h.api.project();
     await p.post('/api/v1/integrations', { name: 'm', configJson: { url: `${h.sink.url}/m` }, eventSubscriptionsJson: ['flag.created'] });
     await p.post('/api/v1/flags', { key: 'm', name: 'M' });
+    // Refused before routing (a wrong key): still counted as an API request, not as "unmatched".
+    expect((await h.api.client('Bearer mzk_wrong').get('/api/v1/flags')).status).toBe(401);
     await h.sink.waitForRequests(1);
     // The relay counts a batch once it commits, which can be a moment after the delivery arrives.
     const text = await h.eventually(async () => {
@@ -161,6 +163,7 @@ describe('metrics', () => {
       return /^mozhno_jobs_queued_total [1-9]/m.test(body) && body;
     });
     expect(text).toMatch(/^mozhno_http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/flags",status="201"\} [1-9]/m);
+    expect(text).toMatch(/^mozhno_http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/\*",status="401"\} [1-9]/m);
     expect(text).toMatch(/^mozhno_events_relayed_total [1-9]/m);
     expect(text).toMatch(/^mozhno_jobs_queued_total [1-9]/m);
     for (const state of ['waiting', 'active', 'delayed', 'failed']) expect(text).toMatch(new RegExp(`^mozhno_jobs\\{state="${state}"\\} \\d+`, 'm'));
@@ -344,6 +347,7 @@ describe('logs', () => {
       })
     ).body;
     await h.api.client(`Bearer ${p.token}x`).get('/api/v1/flags'); // a wrong token is not logged either
+    expect((await fetch(`${h.api.server.url}/healthz`)).status).toBe(200);
     await p.post('/api/v1/flags', { key: 'very-private-flag-name', name: 'Private' });
     await h.sink.waitForRequests(1);
     await h.eventually(async () => (await p.get(`/api/v1/integrations/${integration.id}/deliveries`)).body.length === 1 || undefined);
@@ -354,6 +358,10 @@ describe('logs', () => {
     // Which key made a change: its ids (never the token) on the request's line; none for a key refused.
     expect(lines.findLast((l) => l.msg === 'request' && l.method === 'POST' && l.path === '/api/v1/flags')).toMatchObject({ projectId: p.projectId, apiKeyId: p.apiKeyId });
     expect(lines.findLast((l) => l.msg === 'request' && l.status === 401)).not.toHaveProperty('apiKeyId');
+    // Probes and scrapes, every few seconds from the platform, are logged at debug (20), not info (30).
+    const probeLevels = lines.filter((l) => l.msg === 'request' && ['/healthz', '/metrics'].includes(l.path)).map((l) => l.level);
+    expect(probeLevels.length).toBeGreaterThan(0);
+    expect(new Set(probeLevels)).toEqual(new Set([20]));
     expect(lines.some((l) => l.msg === 'delivery' && l.integrationId === integration.id && l.status === 'success' && l.code === null && typeof l.ms === 'number')).toBe(true);
     const all = captured.join('');
     for (const leak of [p.token, p.token.slice(4, 20), secret.slice(6, 30), headerValue, 'receiver-credential', 'very-private-flag-name']) {
