@@ -39,8 +39,15 @@ export function bullBoard(queue: Queue, admin: { user: string; password: string 
     await board(ctx, next);
     // Job data names users (their emails): kept in no browser's or proxy's cache.
     ctx.set('Cache-Control', 'no-store');
+    // Its page loads only what it serves itself: no other site learns when an operator looks
+    // (Bull Board's page asks Google for its fonts; the browser's own fonts stand in), and no
+    // other page may frame it.
+    ctx.set('Content-Security-Policy', BOARD_CSP);
   };
 }
+
+const BOARD_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'none'";
 
 function isUnder(path: string): boolean {
   return path === BULL_BOARD_PATH || path.startsWith(`${BULL_BOARD_PATH}/`);

@@ -8,6 +8,7 @@ import { startDeliveryHarness, type DeliveryHarness } from '../support/delivery.
 
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 const SECRET = `whsec_${Buffer.from('a dashboard test secret, 32 bytes').toString('base64')}`;
+const ADMIN_PASSWORD = 'a dashboard test admin password';
 
 // Callbacks given to page.evaluate run in the browser. tsconfig has no DOM lib (the server code must not
 // see one), so those browser globals are declared here, for this file only, untyped.
@@ -24,7 +25,7 @@ let pageErrors: string[];
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  h = await startDeliveryHarness({ WEBHOOK_TIMEOUT_MS: '5000' });
+  h = await startDeliveryHarness({ WEBHOOK_TIMEOUT_MS: '5000', ADMIN_PASSWORD });
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -768,6 +769,34 @@ describe('what users and endpoints wrote, shown for what it is', () => {
     await cardOf('Long body').getByRole('button', { name: /^Send test/ }).click();
     await expect.poll(text('#deliveries-message')).toMatch(/Test delivered/);
     expect(await page.locator('#deliveries > li').first().locator('summary').first().textContent()).toBe('Request body: its first 8 KiB, the rest is not kept');
+  });
+});
+
+describe('Bull Board', () => {
+  it('renders behind its password, loading nothing from another site and framed by none', async () => {
+    const board = await browser.newContext({ httpCredentials: { username: 'admin', password: ADMIN_PASSWORD } });
+    try {
+      const boardPage = await board.newPage();
+      const elsewhere: string[] = [];
+      const refusedByPolicy: string[] = [];
+      boardPage.on('request', (request) => {
+        if (!request.url().startsWith(h.api.server.url)) elsewhere.push(request.url());
+      });
+      boardPage.on('requestfailed', (request) => {
+        if (request.failure()?.errorText === 'csp') refusedByPolicy.push(request.url());
+      });
+      const answer = await boardPage.goto(`${h.api.server.url}/admin/queues`);
+      expect(answer!.status()).toBe(200);
+      expect(answer!.headers()['content-security-policy']).toContain("frame-ancestors 'none'");
+      await boardPage.getByText('mozhno deliveries').first().waitFor();
+      await boardPage.getByText('deliveries', { exact: true }).first().waitFor();
+      // Its page asks Google for fonts: the browser refuses by the page's policy, before any connection,
+      // so no operator's visit is told to another site.
+      expect(elsewhere.length).toBeGreaterThan(0);
+      expect(refusedByPolicy).toEqual(elsewhere);
+    } finally {
+      await board.close();
+    }
   });
 });
 
