@@ -475,9 +475,11 @@ end
 return woken`;
 
 // KEYS: inflight, waiting, slow mark. ARGV: cap. Lifts the mark and takes out of line as many jobs
-// as the integration has free slots; none when the mark was gone already (lifted by another worker).
+// as the integration has free slots. Also when the mark was gone already (run out, or deleted by an
+// operator): the line was still being woken one job per release. Lifted twice (two probes answered),
+// the second may wake a job or two too many, which only re-park.
 const LIFT = `
-if redis.call('DEL', KEYS[3]) == 0 then return {} end
+redis.call('DEL', KEYS[3])
 local free = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[1])
 if free <= 0 then return {} end
 local popped = redis.call('ZPOPMIN', KEYS[2], free)

@@ -226,7 +226,15 @@ export class OutcomeRecorder {
         // Planned afresh every pass: past ~700 integrations the estimate crosses jit_above_cost, and
         // compiling (~11 ms) cost more than it saved (39 ms a pass against 28 at 2000 integrations).
         await trx.raw('SET LOCAL jit = off');
-        await trx.raw(PRUNE_RETENTION, pruneBindings(ids, this.retention));
+        // An integration being deleted (locked FOR UPDATE) is left out: its delete removes its records
+        // itself, and the two deleting the same rows in different orders deadlock. Should the delete
+        // roll back instead, it is pruned after its next record.
+        const { rows } = (await trx.raw(
+          'SELECT id FROM integrations WHERE id = ANY(?::int[]) ORDER BY id FOR KEY SHARE SKIP LOCKED',
+          [intArrayLiteral(ids)],
+        )) as { rows: Array<{ id: number }> };
+        const prunable = rows.map((row) => row.id);
+        if (prunable.length > 0) await trx.raw(PRUNE_RETENTION, pruneBindings(prunable, this.retention));
       });
     } catch (err) {
       for (const id of ids) this.touched.add(id); // try again next pass

@@ -235,6 +235,24 @@ describe('InFlightLimit', () => {
     expect(woken.at(-1)).toEqual([34, 'j5']);
   });
 
+  it('a probe answered after the mark ran out (or was deleted by hand) still wakes the line to the cap', async () => {
+    const limit = limitOf(4);
+    expect(await limit.tryAcquire(35, 'a')).toBe(true);
+    limit.settle(35, 'a', true);
+    await limit.flush();
+    for (let j = 1; j <= 5; j++) {
+      expect(await limit.tryAcquire(35, `j${j}`)).toBe(false);
+      expect(await limit.park(35, `j${j}`, j)).toBe('parked');
+    }
+    limit.release(35, 'a');
+    await limit.flush();
+    expect(await limit.tryAcquire(35, 'j1')).toBe(true); // the probe
+    await redis.del(...(await redis.keys('mozhno-test-limit-*:slow:35'))); // an operator lifts it
+    limit.settle(35, 'j1', false);
+    await eventuallyTrue(async () => woken.length === 4);
+    expect(woken).toEqual([[35, 'j1'], [35, 'j2'], [35, 'j3'], [35, 'j4']]);
+  });
+
   it('a slow mark counts in parking and in what the relay wakes, and runs out on its own', async () => {
     const limit = limitOf(3, 50);
     expect(await limit.tryAcquire(33, 'a')).toBe(true);

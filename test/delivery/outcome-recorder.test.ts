@@ -178,6 +178,29 @@ describe('an integration and its records go together (no foreign key: a lock per
   });
 });
 
+it('a retention pass leaves out an integration being deleted (the two deadlocked), and the delete takes its records', async () => {
+  const p = await api.project();
+  const id = await integrationOf(p, 'being deleted');
+  const pruning = new OutcomeRecorder(api.server.db, createLogger('silent'), { retention: 3, pruneEveryMs: 60_000 });
+  try {
+    await Promise.all(Array.from({ length: 8 }, (_, n) => pruning.record(outcome(id, 500 + n, success))));
+    const deleting = await api.server.db.transaction();
+    try {
+      await deleting.raw('SELECT id FROM integrations WHERE id = ? FOR UPDATE', [id]); // as its delete locks it
+      await (pruning as unknown as { prune(): Promise<void> }).prune();
+      expect(await rows(id)).toHaveLength(8); // left to the delete
+      await deleting('integrations').where('id', id).delete();
+      await deleting.commit();
+    } catch (err) {
+      await deleting.rollback();
+      throw err;
+    }
+    expect(await rows(id)).toEqual([]);
+  } finally {
+    await pruning.close();
+  }
+});
+
 it('applies the retention from several workers at once without deadlocks', async () => {
   const p = await api.project({ plan: 'enterprise' });
   const ids: number[] = [];

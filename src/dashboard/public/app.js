@@ -336,12 +336,14 @@ async function toggleEnabled(integration, input) {
     announce(`“${updated.name}” is ${updated.enabled ? 'enabled' : 'disabled'}.`);
   } catch (err) {
     input.checked = !enabled;
+    // Answered after the user went elsewhere (another view, another token): nothing to show, no one to sign out.
+    if (!isCurrent(navigation)) return;
     if (err instanceof ApiError && err.status === 404) {
       // Deleted elsewhere: its card goes (focus to the list's heading), and the usage shown was one too high.
       state.integrations = state.integrations.filter((shownOne) => shownOne.id !== integration.id);
       input.closest('li')?.remove();
       $('#list-empty').hidden = state.integrations.length > 0;
-      if (isCurrent(navigation)) $('#list-title').focus();
+      $('#list-title').focus();
       refreshProject().catch(() => {});
     }
     fail(err, '#list-message', 'toggle');
