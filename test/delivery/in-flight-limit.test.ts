@@ -212,19 +212,28 @@ describe('InFlightLimit', () => {
     expect([await limit.tryAcquire(31, 'd'), await limit.tryAcquire(31, 'e'), await limit.tryAcquire(31, 'f')]).toEqual([true, true, false]);
   });
 
-  it('lifting a slow mark wakes as many of the line as the cap has room for, not one per release', async () => {
+  /**
+   * Integration `id` at cap 4, marked slow by a timeout, with j1–j5 in line; the timed-out slot's release
+   * woke j1, which holds the one slot as the probe.
+   */
+  async function probingWithLine(id: number): Promise<InFlightLimit> {
     const limit = limitOf(4);
-    expect(await limit.tryAcquire(34, 'a')).toBe(true);
-    limit.settle(34, 'a', true);
+    expect(await limit.tryAcquire(id, 'a')).toBe(true);
+    limit.settle(id, 'a', true);
     await limit.flush();
     for (let j = 1; j <= 5; j++) {
-      expect(await limit.tryAcquire(34, `j${j}`)).toBe(false);
-      expect(await limit.park(34, `j${j}`, j)).toBe('parked');
+      expect(await limit.tryAcquire(id, `j${j}`)).toBe(false);
+      expect(await limit.park(id, `j${j}`, j)).toBe('parked');
     }
-    limit.release(34, 'a');
+    limit.release(id, 'a');
     await limit.flush();
-    expect(woken).toEqual([[34, 'j1']]);
-    expect(await limit.tryAcquire(34, 'j1')).toBe(true); // the probe
+    expect(woken).toEqual([[id, 'j1']]);
+    expect(await limit.tryAcquire(id, 'j1')).toBe(true);
+    return limit;
+  }
+
+  it('lifting a slow mark wakes as many of the line as the cap has room for, not one per release', async () => {
+    const limit = await probingWithLine(34);
     // Answered: the mark goes, and the three free slots of four wake three more at once.
     limit.settle(34, 'j1', false);
     await eventuallyTrue(async () => woken.length === 4);
@@ -236,17 +245,7 @@ describe('InFlightLimit', () => {
   });
 
   it('a probe answered after the mark ran out (or was deleted by hand) still wakes the line to the cap', async () => {
-    const limit = limitOf(4);
-    expect(await limit.tryAcquire(35, 'a')).toBe(true);
-    limit.settle(35, 'a', true);
-    await limit.flush();
-    for (let j = 1; j <= 5; j++) {
-      expect(await limit.tryAcquire(35, `j${j}`)).toBe(false);
-      expect(await limit.park(35, `j${j}`, j)).toBe('parked');
-    }
-    limit.release(35, 'a');
-    await limit.flush();
-    expect(await limit.tryAcquire(35, 'j1')).toBe(true); // the probe
+    const limit = await probingWithLine(35);
     await redis.del(...(await redis.keys('mozhno-test-limit-*:slow:35'))); // an operator lifts it
     limit.settle(35, 'j1', false);
     await eventuallyTrue(async () => woken.length === 4);
