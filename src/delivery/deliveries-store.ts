@@ -44,6 +44,11 @@ export async function listDeliveries(db: Db, integrationId: number, limit: numbe
   return rows.map((row: DeliveryRecord & { createdAt: Date | string }) => ({ ...row, createdAt: new Date(row.createdAt).toISOString() }));
 }
 
+/** Whether an attempt with this webhook-id is recorded for the integration (read along its index). */
+export async function hasRecord(db: Db, integrationId: number, webhookId: string): Promise<boolean> {
+  return (await db('deliveries').where({ integration_id: integrationId, webhook_id: webhookId }).first('id')) !== undefined;
+}
+
 /**
  * Which of these (integration, event) pairs have a delivery record, as `e<event>-i<integration>` job
  * ids. The pairs go as two arrays: one placeholder per pair would parse into a chain of ORs that

@@ -9,6 +9,7 @@ import { DeliveryTally } from '../ops/delivery-tally.js';
 import { WorkerMetrics } from '../ops/metrics.js';
 import { AddressPolicy } from './address-rules.js';
 import { Deliverer } from './deliver.js';
+import { hasRecord } from './deliveries-store.js';
 import { WebhookClient } from './http-client.js';
 import { IntegrationLoader } from './integration-loader.js';
 import { OutcomeRecorder } from './outcome-recorder.js';
@@ -142,9 +143,14 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
   });
   worker.on('failed', (job, err) => {
     log.error({ jobId: job?.id, err: err.message }, 'delivery job failed');
-    // Failed by BullMQ on its second stall (maxStalledCount 1), unrun: its outcome is unknown, not lost unsaid.
+    // Failed by BullMQ on its second stall (maxStalledCount 1), unrun: its outcome is unknown, not lost
+    // unsaid. Unless an attempt of it is recorded already (a run whose worker died after saving it, or
+    // one still alive that lost its lock): that record says more than E_STALLED would.
     if (job && err.message === STALLED_TOO_OFTEN) {
-      deliverer.recordStalled(job.data).catch((recordErr: unknown) => log.error({ jobId: job.id, err: (recordErr as Error).message }, 'could not record a stalled delivery'));
+      const { integrationId, webhookId } = job.data;
+      hasRecord(db, integrationId, webhookId)
+        .then((recorded) => (recorded ? undefined : deliverer.recordStalled(job.data)))
+        .catch((recordErr: unknown) => log.error({ jobId: job.id, err: (recordErr as Error).message }, 'could not record a stalled delivery'));
     }
   });
 
