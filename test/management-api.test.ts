@@ -644,8 +644,13 @@ describe('lengths, typed condition values and the archive query', () => {
       // As the environment's delete does: lock it, find no key scoped to it, delete it.
       const row = await environmentStore.lockForDelete(deleting, p.projectId, env.id);
       expect(await keysScopedTo(deleting, env.id)).toEqual([]);
+      const { rows } = (await deleting.raw('SELECT pg_backend_pid() AS pid')) as { rows: Array<{ pid: number }> };
       created = p.post('/api/v1/apikeys', { name: 'racing', environmentId: env.id });
-      await new Promise((resolve) => setTimeout(resolve, 300)); // the key's insert is on its way meanwhile
+      // The key's insert has read the environment and waits on the delete's lock (its foreign-key check).
+      await eventually(async () => {
+        const { rows: waiting } = (await api.server.db.raw('SELECT 1 FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))', [rows[0]!.pid])) as { rows: unknown[] };
+        return waiting.length > 0;
+      });
       await environmentStore.delete(deleting, row!);
       await deleting.commit();
     } catch (err) {

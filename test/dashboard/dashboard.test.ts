@@ -733,6 +733,9 @@ describe('what users and endpoints wrote, shown for what it is', () => {
     await page.getByRole('button', { name: 'Connect', exact: true }).click();
     await page.getByRole('link', { name: 'Cancel', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Integrations' }).waitFor();
+    // The list read on the way back is done (and empty) before the save may commit: only a read after it shows the card.
+    await page.locator('#main:not([aria-busy])').waitFor({ state: 'attached' });
+    await page.locator('#list-empty').waitFor();
     release();
     await cardOf('Cancelled').waitFor();
     await expect.poll(text('#usage')).toContain('1 of 3 used');

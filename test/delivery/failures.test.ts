@@ -96,14 +96,25 @@ describe('a job whose workers stopped twice before saving its outcome', () => {
     expect(h.sink.requests.length).toBe(before); // not run: nothing sent
 
     // One with an attempt recorded already (its worker died after saving it): that record stands alone.
-    const attempted = await queue.add('flag.created', flagCreatedJob(integration, p.projectId, 424_243, 'msg_attempted'), { delay: 60_000 });
+    // A second without one, stalled after it, goes through the same handler and writer: once its
+    // E_STALLED record is there, the first would have had one too.
     await h.api.server.db('deliveries').insert({ integration_id: integration.id, event_id: 424_243, webhook_id: 'msg_attempted', action: 'flag.created', status: 'success', http_status: 200, duration_ms: 5 });
     const again = new Redis(h.api.config.redisUrl);
-    await again.hset(queue.toKey(attempted.id!), 'defa', 'job stalled more than allowable limit').finally(() => again.disconnect());
-    await attempted.promote();
-    await h.eventually(() => attempted.isFailed());
-    await new Promise((resolve) => setTimeout(resolve, 300)); // time enough for a record to be saved, were one to be
-    const log = (await p.get(`/api/v1/integrations/${integration.id}/deliveries`)).body as Array<{ webhookId: string; errorCode: string | null }>;
+    try {
+      for (const [eventId, webhookId] of [[424_243, 'msg_attempted'], [424_244, 'msg_sentinel']] as const) {
+        const stalled = await queue.add('flag.created', flagCreatedJob(integration, p.projectId, eventId, webhookId), { delay: 60_000 });
+        await again.hset(queue.toKey(stalled.id!), 'defa', 'job stalled more than allowable limit');
+        await stalled.promote();
+        await h.eventually(() => stalled.isFailed());
+      }
+    } finally {
+      again.disconnect();
+    }
+    const log = await h.eventually(async () => {
+      const records = (await p.get(`/api/v1/integrations/${integration.id}/deliveries`)).body as Array<{ webhookId: string; errorCode: string | null }>;
+      return records.some((r) => r.webhookId === 'msg_sentinel') && records;
+    });
+    expect(log.filter((r) => r.webhookId === 'msg_sentinel').map((r) => r.errorCode)).toEqual(['E_STALLED']);
     expect(log.filter((r) => r.webhookId === 'msg_attempted').map((r) => r.errorCode)).toEqual([null]);
   });
 });

@@ -187,7 +187,12 @@ it('a retention pass leaves out an integration being deleted (the two deadlocked
     const deleting = await api.server.db.transaction();
     try {
       await deleting.raw('SELECT id FROM integrations WHERE id = ? FOR UPDATE', [id]); // as its delete locks it
-      await (pruning as unknown as { prune(): Promise<void> }).prune();
+      // Waiting for the delete instead would hang here (and hold the retention lock): failed after 5 s.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        (pruning as unknown as { prune(): Promise<void> }).prune(),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('the retention pass waited for an integration being deleted')), 5_000))),
+      ]).finally(() => clearTimeout(timer));
       expect(await rows(id)).toHaveLength(8); // left to the delete
       await deleting('integrations').where('id', id).delete();
       await deleting.commit();
