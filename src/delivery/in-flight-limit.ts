@@ -181,8 +181,16 @@ export class InFlightLimit {
    */
   hold(integrationId: number, holder: string): () => void {
     // ZADD XX only stamps an entry that is still there: a renewal that reaches Redis after the
-    // slot's release (they travel apart) cannot put the slot back.
-    const renew = () => void this.redis.zadd(this.inflightKey(integrationId), 'XX', Date.now() + this.leaseMs, holder).catch(() => undefined);
+    // slot's release (they travel apart) cannot put the slot back. The set's own expiry (20 leases
+    // from the last acquire) is pushed on too, so a slot held that long is not dropped with it.
+    const key = this.inflightKey(integrationId);
+    const renew = () =>
+      void this.redis
+        .multi()
+        .zadd(key, 'XX', Date.now() + this.leaseMs, holder)
+        .pexpire(key, 20 * this.leaseMs)
+        .exec()
+        .catch(() => undefined);
     const renewal = setInterval(renew, Math.max(1, Math.floor(this.leaseMs / 3)));
     renewal.unref();
     return () => clearInterval(renewal);

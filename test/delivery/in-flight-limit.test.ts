@@ -252,6 +252,19 @@ describe('InFlightLimit', () => {
     expect(woken).toEqual([[35, 'j1'], [35, 'j2'], [35, 'j3'], [35, 'j4']]);
   });
 
+  it('a slot held past 20 leases, the in-flight set\'s own expiry, still counts', async () => {
+    const limit = limitOf(1, 40); // the set expires 800 ms after the last acquire
+    expect(await limit.tryAcquire(36, 'long')).toBe(true);
+    const unhold = limit.hold(36, 'long');
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(await limit.inFlight(36)).toBe(1);
+      expect(await limit.tryAcquire(36, 'other')).toBe(false);
+    } finally {
+      unhold();
+    }
+  });
+
   it('a slow mark counts in parking and in what the relay wakes, and runs out on its own', async () => {
     const limit = limitOf(3, 50);
     expect(await limit.tryAcquire(33, 'a')).toBe(true);
