@@ -119,9 +119,9 @@ export class Deliverer {
     headers['webhook-id'] = data.webhookId;
     headers['webhook-timestamp'] = String(timestamp);
     if (target.secret) {
-      const signature = signPayload(target.secret, data.webhookId, timestamp, body ?? '');
+      const sign = (secret: string) => signPayload(secret, data.webhookId, timestamp, body ?? '');
       // During a rotation, both (Standard Webhooks: space-separated): a receiver verifies with either.
-      headers['webhook-signature'] = target.previousSecret ? `${signature} ${signPayload(target.previousSecret, data.webhookId, timestamp, body ?? '')}` : signature;
+      headers['webhook-signature'] = target.previousSecret ? `${sign(target.secret)} ${sign(target.previousSecret)}` : sign(target.secret);
     }
     return { url: target.url, headers, body };
   }

@@ -16,6 +16,12 @@ const RELEASE_RETRY_MS = 1_000;
 const SLOW = 2;
 
 /**
+ * Leases an integration's in-flight set outlives its last acquire or renewal, and a slow mark its
+ * last timeout.
+ */
+const KEPT_LEASES = 20;
+
+/**
  * At most `cap` deliveries of one integration in flight across every worker
  * process (SPEC §6), kept in Redis:
  *
@@ -35,7 +41,7 @@ const SLOW = 2;
  * between is never missed. The relay parks new jobs of an integration that already
  * has jobs waiting straight away (`parkQueued`), without a worker taking each one.
  *
- * An integration whose endpoint lately let a delivery run into the timeout (`markSlow`) has
+ * An integration whose endpoint lately let a delivery run into the timeout (see `settle`) has
  * one slot instead of `cap` until one of its deliveries gets an answer, or for `slowForMs`
  * after its last timeout: an endpoint that hangs holds one worker slot at a time, not `cap`,
  * so even many of them (one project's dozens of integrations) leave the workers to the rest.
@@ -65,7 +71,7 @@ export class InFlightLimit {
     private readonly releaseDelayMs = 2,
   ) {
     defineScripts(redis);
-    this.slowForMs = 20 * leaseMs;
+    this.slowForMs = KEPT_LEASES * leaseMs;
   }
 
   private get commands(): LimitCommands {
@@ -188,7 +194,7 @@ export class InFlightLimit {
       void this.redis
         .multi()
         .zadd(key, 'XX', Date.now() + this.leaseMs, holder)
-        .pexpire(key, 20 * this.leaseMs)
+        .pexpire(key, KEPT_LEASES * this.leaseMs)
         .exec()
         .catch(() => undefined);
     const renewal = setInterval(renew, Math.max(1, Math.floor(this.leaseMs / 3)));
@@ -304,7 +310,6 @@ export class InFlightLimit {
   }
 }
 
-
 interface LimitCommands {
   mozhnoAcquire(numKeys: number, ...args: Array<string | number>): Promise<Array<number | string>>;
   mozhnoPark(inflight: string, waiting: string, slow: string, now: number, cap: number, holder: string, order: number): Promise<Array<number | string>>;
@@ -398,7 +403,7 @@ for i = 1, n do
     -- Kept well past the last lease (20 of them outlast a parked job's longest safety delay, 16 ×
     -- (lease + 5 s), from WEBHOOK_TIMEOUT_MS ≈ 12 s up; below, a line falls back on those delays),
     -- so that leases expired all together are still there to be swept, and their slots woken for.
-    redis.call('PEXPIRE', inflight, 20 * lease)
+    redis.call('PEXPIRE', inflight, ${KEPT_LEASES} * lease)
     redis.call('ZREM', KEYS[n + i], holder)
     answers[i] = marked and 2 or 1
   end

@@ -51,6 +51,8 @@ const MOZHNO_HEADERS: Record<string, string> = {
 // Header values go on the wire as bytes: tabs and visible Latin-1 only.
 const HEADER_VALUE = /^[\t\x20-\x7e\xa0-\xff]*$/;
 const CONFIG_KEYS = new Set(['url', 'headers', 'body', 'secret']);
+/** What a secret must look like, in the words of every message refusing one. */
+const SECRET_FORMAT = '"whsec_" followed by the base64 of 24 to 64 random bytes';
 
 const topLevel = object({
   name: nameField().required(),
@@ -240,7 +242,7 @@ function checkSecret(value: unknown, mode: 'create' | 'update', details: ErrorDe
     return { kind: 'none' };
   }
   if (!isValidSecret(value)) {
-    details.push({ path: 'configJson.secret', message: 'configJson.secret must be "whsec_" followed by the base64 of 24 to 64 random bytes' });
+    details.push({ path: 'configJson.secret', message: `configJson.secret must be ${SECRET_FORMAT}` });
     return { kind: 'none' };
   }
   return { kind: 'set', secret: value };
@@ -258,7 +260,7 @@ export function parseRotation(body: unknown): string | null {
     .map((key) => ({ path: key, message: `unknown field "${key}" (a rotation takes only secret, or nothing for a random one)` }));
   const secret = raw.secret;
   if (secret !== undefined && (typeof secret !== 'string' || !isValidSecret(secret))) {
-    details.push({ path: 'secret', message: 'secret must be "whsec_" followed by the base64 of 24 to 64 random bytes (or left out for a random one)' });
+    details.push({ path: 'secret', message: `secret must be ${SECRET_FORMAT} (or left out for a random one)` });
   }
   if (details.length > 0) throw validationFailed(details);
   return (secret as string | undefined) ?? null;
