@@ -82,6 +82,17 @@ async function fillConnectForm(fields: { name?: string; url?: string; events?: s
   for (const code of fields.events ?? []) await page.getByRole('checkbox', { name: code, exact: true }).check();
 }
 
+/** Holds the page's requests to `url` (those of `method`, when given) until the function answered is called. */
+async function holdRequests(url: string, method?: string): Promise<() => void> {
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route(url, async (route) => {
+    if (method === undefined || route.request().method() === method) await held;
+    await route.continue();
+  });
+  return () => release();
+}
+
 /** The page fits the viewport: nothing needs horizontal scrolling. */
 async function horizontalOverflow() {
   return page.evaluate(() => document.scrollingElement!.scrollWidth - window.innerWidth);
@@ -469,12 +480,7 @@ describe('an integration', () => {
     const integration = await seed(p, 'Slow test');
     await openDashboard(p.token);
     // The test send's answer is held back (a slow network or server), and stays unanswered meanwhile.
-    let release: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    await page.route(`**/api/v1/integrations/${integration.id}/test`, async (route) => {
-      await held;
-      await route.continue();
-    });
+    const release = await holdRequests(`**/api/v1/integrations/${integration.id}/test`);
     try {
       await cardOf('Slow test').getByRole('button', { name: /^Send test/ }).click();
       await page.getByRole('heading', { level: 1, name: 'Deliveries of “Slow test”' }).waitFor();
@@ -722,12 +728,7 @@ describe('what users and endpoints wrote, shown for what it is', () => {
   it('a Connect cancelled while it saves still shows up in the list', async () => {
     const p = await h.api.project();
     await openDashboard(p.token);
-    let release: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    await page.route('**/api/v1/integrations', async (route) => {
-      if (route.request().method() === 'POST') await held;
-      await route.continue();
-    });
+    const release = await holdRequests('**/api/v1/integrations', 'POST');
     await page.getByRole('link', { name: 'Connect' }).click();
     await fillConnectForm({ name: 'Cancelled', url: `${h.sink.url}/cancelled`, events: ['flag.created'] });
     await page.getByRole('button', { name: 'Connect', exact: true }).click();
@@ -745,12 +746,7 @@ describe('what users and endpoints wrote, shown for what it is', () => {
     const p = await h.api.project();
     const integration = await seed(p, 'Loading');
     await openDashboard(p.token);
-    let release: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    await page.route(`**/api/v1/integrations/${integration.id}`, async (route) => {
-      await held;
-      await route.continue();
-    });
+    const release = await holdRequests(`**/api/v1/integrations/${integration.id}`);
     await cardOf('Loading').getByRole('link', { name: /^Edit/ }).click();
     await expect.poll(() => page.locator('#main').getAttribute('aria-busy')).toBe('true');
     release();
