@@ -12,6 +12,13 @@ export interface QueuedParked {
 /** How soon releases Redis refused are sent again. */
 const RELEASE_RETRY_MS = 1_000;
 
+/** A slot a finished delivery left, kept a moment for the next delivery of its integration here. */
+interface Spare {
+  /** The name the slot has in Redis: the job that took it there. */
+  lease: string;
+  releasedAt: number;
+}
+
 /** An acquire's answer for a slot taken while its integration was marked slow. */
 const SLOW = 2;
 
@@ -52,15 +59,35 @@ const KEPT_LEASES = 20;
  * process (or on their own after `releaseDelayMs`), and the acquires of jobs that
  * start in the same turn of the event loop go in one call: under load, less than
  * one Redis call per delivery.
+ *
+ * With `keepMs`, a finished delivery's slot is not released at once but kept, one per
+ * integration, for `keepMs` at most: the next delivery of that integration to start in this
+ * process takes it with no Redis call at all (it runs under the kept slot's name in Redis). A
+ * busy integration's deliveries then cost Redis nothing for their slots. Kept slots count in
+ * Redis as held, so the cap holds across workers; what it costs is that a kept slot nobody
+ * takes is released (and the next job in line woken) up to `keepMs` late. Never kept: the slot
+ * of a delivery that ran into the timeout or that probed a slow mark (the mark's own rules
+ * decide about those), or of a job that was parked: its integration has a line, whose next job
+ * a release wakes at once, and which a kept slot would only hold up. Nor does a job that was
+ * parked take a kept slot: it may still be listed in its line, and Redis takes it out of it.
  */
 export class InFlightLimit {
   private pending: Array<{ integrationId: number; holder: string }> = [];
-  private acquiring: Array<{ integrationId: number; holder: string; resolve: (taken: boolean) => void; reject: (err: unknown) => void }> = [];
+  private acquiring: Array<{ integrationId: number; holder: string; wasParked: boolean; resolve: (taken: boolean) => void; reject: (err: unknown) => void }> = [];
   private flushTimer: NodeJS.Timeout | null = null;
   /** Holders that took their slot while their integration was marked slow: an answer to one lifts the mark. */
   private readonly probing = new Set<string>();
+  /** Holders whose slot is not kept: jobs that were parked, and deliveries that ran into the timeout. */
+  private readonly unkept = new Set<string>();
+  /** Kept slots by integration, oldest first (see the class comment). */
+  private readonly spares = new Map<number, Spare>();
+  /** Jobs running on a kept slot, and the slot's name in Redis. */
+  private readonly leases = new Map<string, string>();
+  private spareTimer: NodeJS.Timeout | null = null;
   /** How long a timeout marks its integration slow, should no answer come sooner. */
   readonly slowForMs: number;
+  private readonly keepMs: number;
+  private readonly releaseDelayMs: number;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -68,10 +95,14 @@ export class InFlightLimit {
     private readonly cap: number,
     private readonly leaseMs: number,
     private readonly onWake: (integrationId: number, jobId: string) => void,
-    private readonly releaseDelayMs = 2,
+    options: { releaseDelayMs?: number; keepMs?: number } = {},
   ) {
     defineScripts(redis);
     this.slowForMs = KEPT_LEASES * leaseMs;
+    // A kept slot's lease was stamped at most a third of a lease before its release (see `hold`),
+    // and its next holder stamps it a third of a lease after taking it: well within the lease.
+    this.keepMs = Math.min(options.keepMs ?? 0, Math.floor(leaseMs / 4));
+    this.releaseDelayMs = options.releaseDelayMs ?? 2;
   }
 
   private get commands(): LimitCommands {
@@ -79,12 +110,19 @@ export class InFlightLimit {
   }
 
   /**
-   * Takes a slot for `holder` (a job id) if one is free. Jobs that start in the
-   * same turn of the event loop ask together, in one call.
+   * Takes a slot for `holder` (a job id) if one is free: a slot kept here for the integration,
+   * unless the job `wasParked`, or else one from Redis. Jobs that start in the same turn of the
+   * event loop ask Redis together, in one call.
    */
-  tryAcquire(integrationId: number, holder: string): Promise<boolean> {
+  tryAcquire(integrationId: number, holder: string, wasParked = false): Promise<boolean> {
+    const spare = wasParked ? undefined : this.spares.get(integrationId);
+    if (spare !== undefined) {
+      this.spares.delete(integrationId);
+      this.leases.set(holder, spare.lease);
+      return Promise.resolve(true);
+    }
     return new Promise((resolve, reject) => {
-      this.acquiring.push({ integrationId, holder, resolve, reject });
+      this.acquiring.push({ integrationId, holder, wasParked, resolve, reject });
       if (this.acquiring.length === 1) setImmediate(() => void this.sendAcquires());
     });
   }
@@ -109,6 +147,7 @@ export class InFlightLimit {
       );
       requests.forEach((r, i) => {
         if (reply[i] === SLOW) this.probing.add(r.holder);
+        else if (reply[i] !== 0 && r.wasParked) this.unkept.add(r.holder);
         r.resolve(reply[i] !== 0);
       });
       this.wake(releases, reply.slice(requests.length, requests.length + releases.length));
@@ -190,10 +229,11 @@ export class InFlightLimit {
     // slot's release (they travel apart) cannot put the slot back. The set's own expiry (20 leases
     // from the last acquire) is pushed on too, so a slot held that long is not dropped with it.
     const key = this.inflightKey(integrationId);
+    const lease = this.leases.get(holder) ?? holder;
     const renew = () =>
       void this.redis
         .multi()
-        .zadd(key, 'XX', Date.now() + this.leaseMs, holder)
+        .zadd(key, 'XX', Date.now() + this.leaseMs, lease)
         .pexpire(key, KEPT_LEASES * this.leaseMs)
         .exec()
         .catch(() => undefined);
@@ -209,6 +249,7 @@ export class InFlightLimit {
    */
   settle(integrationId: number, holder: string, timedOut: boolean): void {
     if (timedOut) {
+      this.unkept.add(holder);
       void this.redis.set(this.slowKey(integrationId), '1', 'PX', this.slowForMs).catch(() => undefined);
     } else if (this.probing.has(holder)) {
       // The line has been woken one job per release; now as many as the cap has room for, or it
@@ -227,15 +268,48 @@ export class InFlightLimit {
     return (await this.redis.exists(this.slowKey(integrationId))) === 1;
   }
 
-  /** Frees the slot (soon: see the class comment). */
+  /** Frees the slot, or keeps it for the integration's next delivery (see the class comment). */
   release(integrationId: number, holder: string): void {
-    this.probing.delete(holder);
-    this.pending.push({ integrationId, holder });
+    const probed = this.probing.delete(holder);
+    const unkept = this.unkept.delete(holder);
+    const lease = this.leases.get(holder) ?? holder;
+    this.leases.delete(holder);
+    if (this.keepMs > 0 && !probed && !unkept && !this.spares.has(integrationId)) {
+      this.spares.set(integrationId, { lease, releasedAt: Date.now() });
+      this.spareTimer ??= setTimeout(this.releaseSpares, this.keepMs).unref();
+      return;
+    }
+    this.pending.push({ integrationId, holder: lease });
     this.flushIn(this.releaseDelayMs);
   }
 
-  /** Sends the releases not sent yet; on shutdown, and by the timer. */
+  /** Releases the slots kept for `keepMs` with no taker; the rest when their time comes. */
+  private readonly releaseSpares = (): void => {
+    this.spareTimer = null;
+    const now = Date.now();
+    for (const [integrationId, spare] of this.spares) {
+      const due = spare.releasedAt + this.keepMs;
+      if (due > now) {
+        // Kept in the order they were left: the rest are younger still.
+        this.spareTimer = setTimeout(this.releaseSpares, due - now).unref();
+        break;
+      }
+      this.spares.delete(integrationId);
+      this.pending.push({ integrationId, holder: spare.lease });
+    }
+    if (this.pending.length > 0) this.flushIn(this.releaseDelayMs);
+  };
+
+  /** Sends every release not sent yet, kept slots' too; on shutdown. */
   async flush(): Promise<void> {
+    if (this.spareTimer) clearTimeout(this.spareTimer);
+    this.spareTimer = null;
+    for (const [integrationId, spare] of this.spares) this.pending.push({ integrationId, holder: spare.lease });
+    this.spares.clear();
+    await this.sendReleases();
+  }
+
+  private async sendReleases(): Promise<void> {
     const releases = this.takePending();
     if (releases.length === 0) return;
     try {
@@ -249,7 +323,7 @@ export class InFlightLimit {
 
   private flushIn(ms: number): void {
     // The timer's flush answers nobody: a failure is retried by `retryLater`, never left unhandled.
-    this.flushTimer ??= setTimeout(() => void this.flush().catch(() => undefined), ms);
+    this.flushTimer ??= setTimeout(() => void this.sendReleases().catch(() => undefined), ms);
     this.flushTimer.unref();
   }
 

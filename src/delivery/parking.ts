@@ -11,6 +11,13 @@ export interface ParkingSettings {
 }
 
 /**
+ * How long a worker keeps a finished delivery's slot for the next delivery of the same
+ * integration (see `InFlightLimit`): a burst's deliveries to one endpoint then take their slots
+ * without a Redis call, and a slot nobody takes is released at most this late.
+ */
+export const KEEP_SLOT_MS = 100;
+
+/**
  * The per-integration in-flight cap and the jobs waiting for it, for both sides of
  * the queue: workers take slots, park the jobs that find none and wake them as
  * slots free; the relay queues the new jobs of an integration that already has jobs
@@ -38,7 +45,7 @@ export class Parking {
     const leaseMs = settings.webhookTimeoutMs + 15_000;
     this.delayMs = leaseMs + 5_000;
     this.maxBacklog = settings.webhookMaxBacklog;
-    this.limit = new InFlightLimit(connection, `${settings.queuePrefix}:limit`, settings.webhookMaxInFlight, leaseMs, this.wake);
+    this.limit = new InFlightLimit(connection, `${settings.queuePrefix}:limit`, settings.webhookMaxInFlight, leaseMs, this.wake, { keepMs: KEEP_SLOT_MS });
   }
 
   /**
@@ -105,4 +112,9 @@ export class Parking {
 /** A job's place in line: its event's id (events are queued in id order); a test send goes first. */
 export function placeInLine(data: Pick<DeliveryJobData, 'eventId'>): number {
   return data.eventId ?? 0;
+}
+
+/** Whether a job may still be listed in its integration's line: a worker or the relay parked it. */
+export function wasParked(job: Job<DeliveryJobData>): boolean {
+  return (job.data.parks ?? 0) > 0 || job.delay > 0;
 }

@@ -13,7 +13,7 @@ import { hasRecord } from './deliveries-store.js';
 import { WebhookClient } from './http-client.js';
 import { IntegrationLoader } from './integration-loader.js';
 import { OutcomeRecorder } from './outcome-recorder.js';
-import { Parking } from './parking.js';
+import { Parking, wasParked } from './parking.js';
 import { createWorkerConnection, QUEUE_NAME, type DeliveryJobData } from './queue.js';
 
 export interface DeliveryWorkerOptions {
@@ -84,7 +84,7 @@ export function startDeliveryWorker(config: Readonly<Config>, log: Logger, optio
     const holder = job.id!;
     // The slot comes first, before any database read: a backlog for one slow endpoint costs a
     // couple of Redis calls per job, not a query each.
-    if (!(await limit.tryAcquire(integrationId, holder))) {
+    if (!(await limit.tryAcquire(integrationId, holder, wasParked(job)))) {
       const refused = await parking.park(job, token);
       if (refused !== null) {
         // WEBHOOK_MAX_BACKLOG wait already: Redis would otherwise hold a hanging endpoint's line without

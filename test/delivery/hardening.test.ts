@@ -2,8 +2,10 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { Job, Queue } from 'bullmq';
 import type { ResolvedAddress } from '../../src/delivery/http-client.js';
-import { Parking } from '../../src/delivery/parking.js';
+import { Parking, wasParked } from '../../src/delivery/parking.js';
+import type { DeliveryJobData } from '../../src/delivery/queue.js';
 import { createLogger } from '../../src/logger.js';
 import { flagCreatedJob, startDeliveryHarness, type DeliveryHarness } from '../support/delivery.js';
 import { startSink, type Sink } from '../support/sink.js';
@@ -275,6 +277,26 @@ describe('a long line for a hanging endpoint', () => {
     } finally {
       await parking.close().catch(() => undefined);
       redis.disconnect();
+    }
+  });
+
+  it('a job the relay or a worker parked may still be in its line, so it never takes a slot a worker kept', async () => {
+    // The worker's kept slots (KEEP_SLOT_MS) are taken without Redis, which would leave such a job listed as waiting.
+    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const queue = new Queue<DeliveryJobData>('kept-slot-check', { connection, prefix: h.api.config.queuePrefix });
+    try {
+      const data = flagCreatedJob({ id: 1 }, 1, 1, 'msg_kept');
+      const plain = await queue.add('d', data);
+      const queuedParked = await queue.add('d', data, { delay: 60_000 });
+      const workerParked = await queue.add('d', { ...data, parks: 1 });
+      expect([plain, queuedParked, workerParked].map((job) => wasParked(job))).toEqual([false, true, true]);
+      // As the worker sees them, read back from Redis.
+      const read = await Promise.all([plain, queuedParked, workerParked].map((job) => Job.fromId<DeliveryJobData>(queue, job.id!)));
+      expect(read.map((job) => wasParked(job!))).toEqual([false, true, true]);
+    } finally {
+      await queue.obliterate({ force: true });
+      await queue.close();
+      connection.disconnect();
     }
   });
 });

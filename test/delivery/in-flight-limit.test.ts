@@ -12,7 +12,7 @@ let woken: Array<[number, string]>;
 function limitOf(cap: number, leaseMs = 60_000, releaseDelayMs = 2): InFlightLimit {
   const prefix = `mozhno-test-limit-${randomBytes(4).toString('hex')}`;
   prefixes.push(prefix);
-  return new InFlightLimit(redis, prefix, cap, leaseMs, (integrationId, jobId) => woken.push([integrationId, jobId]), releaseDelayMs);
+  return new InFlightLimit(redis, prefix, cap, leaseMs, (integrationId, jobId) => woken.push([integrationId, jobId]), { releaseDelayMs });
 }
 
 /** What `run` answered and how many scripts of the limit it sent to Redis. */
@@ -414,5 +414,98 @@ describe('InFlightLimit', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await limit.inFlight(9)).toBe(0);
     expect(await limit.tryAcquire(9, 'next')).toBe(true);
+  });
+});
+
+describe('InFlightLimit keeping slots (keepMs)', () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  /** Two processes' limits on one prefix: `keeping` keeps finished slots for `keepMs`, `plain` does not. */
+  function pair(cap: number, keepMs: number, leaseMs = 60_000): { keeping: InFlightLimit; plain: InFlightLimit; members: (id: number) => Promise<string[]> } {
+    const prefix = `mozhno-test-limit-${randomBytes(4).toString('hex')}`;
+    prefixes.push(prefix);
+    const onWake = (integrationId: number, jobId: string) => woken.push([integrationId, jobId]);
+    return {
+      keeping: new InFlightLimit(redis, prefix, cap, leaseMs, onWake, { keepMs }),
+      plain: new InFlightLimit(redis, prefix, cap, leaseMs, onWake),
+      members: (id) => redis.zrange(`${prefix}:inflight:${id}`, 0, -1),
+    };
+  }
+
+  it("gives the integration's next delivery here the slot a finished one left, with no Redis call, under the kept slot's name", async () => {
+    const { keeping, plain, members } = pair(1, 1_000);
+    expect(await keeping.tryAcquire(1, 'a')).toBe(true);
+    keeping.release(1, 'a');
+    // Kept, so still held in Redis: the cap of 1 stands for every other process.
+    expect(await plain.tryAcquire(1, 'elsewhere')).toBe(false);
+    const next = await commandCalls(() => keeping.tryAcquire(1, 'b'));
+    expect(next).toEqual({ result: true, count: 0 });
+    expect(await members(1)).toEqual(['a']);
+    // One slot kept per integration, and only for that integration.
+    const other = await commandCalls(() => keeping.tryAcquire(2, 'c'));
+    expect(other).toEqual({ result: true, count: 1 });
+    // b's release keeps the slot again (still named a in Redis); the shutdown's flush lets it go.
+    keeping.release(1, 'b');
+    expect(await keeping.inFlight(1)).toBe(1);
+    await keeping.flush();
+    expect(await keeping.inFlight(1)).toBe(0);
+  });
+
+  it('releases a kept slot nobody takes after keepMs, waking the next in line for it', async () => {
+    const { keeping, plain } = pair(1, 100);
+    expect(await keeping.tryAcquire(3, 'a')).toBe(true);
+    expect(await plain.tryAcquire(3, 'p')).toBe(false);
+    expect(await plain.park(3, 'p', 5)).toBe('parked');
+    keeping.release(3, 'a');
+    await sleep(30);
+    expect(woken).toEqual([]);
+    expect(await keeping.inFlight(3)).toBe(1);
+    await eventuallyTrue(async () => woken.length === 1);
+    expect(woken).toEqual([[3, 'p']]);
+    expect(await keeping.inFlight(3)).toBe(0);
+    expect(await plain.tryAcquire(3, 'p')).toBe(true);
+  });
+
+  it('keeps no slot of a delivery that timed out or probed a slow mark, nor of a job that was parked, and gives none to one', async () => {
+    const { keeping, members } = pair(2, 5_000);
+    expect(await keeping.tryAcquire(4, 'hung')).toBe(true);
+    keeping.settle(4, 'hung', true);
+    keeping.release(4, 'hung');
+    await sleep(50); // the ordinary release delay, not keepMs
+    expect(await keeping.inFlight(4)).toBe(0);
+    expect(await keeping.slow(4)).toBe(true);
+    // Taken under the mark, answered: the mark lifts, and the probe's slot is released, not kept.
+    expect(await keeping.tryAcquire(4, 'probe')).toBe(true);
+    keeping.settle(4, 'probe', false);
+    keeping.release(4, 'probe');
+    await sleep(50);
+    expect(await keeping.inFlight(4)).toBe(0);
+    expect(await keeping.slow(4)).toBe(false);
+    // A parked job may still be listed in its line: it asks Redis, which takes it out of line.
+    expect(await keeping.tryAcquire(5, 'a')).toBe(true);
+    keeping.release(5, 'a');
+    const parked = await commandCalls(() => keeping.tryAcquire(5, 'was-parked', true));
+    expect(parked).toEqual({ result: true, count: 1 });
+    expect((await members(5)).sort()).toEqual(['a', 'was-parked']);
+    await keeping.flush(); // a goes
+    expect(await members(5)).toEqual(['was-parked']);
+    // Its integration has a line, which its release wakes at once: its slot is not kept either.
+    keeping.release(5, 'was-parked');
+    await sleep(50);
+    expect(await members(5)).toEqual([]);
+  });
+
+  it('a delivery on a kept slot renews that slot, so it outlives its lease while held', async () => {
+    const { keeping, plain } = pair(1, 100, 300);
+    expect(await keeping.tryAcquire(6, 'a')).toBe(true);
+    keeping.release(6, 'a');
+    expect(await keeping.tryAcquire(6, 'b')).toBe(true);
+    const unhold = keeping.hold(6, 'b');
+    await sleep(1_000); // over three leases
+    expect(await plain.tryAcquire(6, 'elsewhere')).toBe(false);
+    unhold();
+    keeping.release(6, 'b');
+    await keeping.flush();
+    expect(await plain.tryAcquire(6, 'elsewhere')).toBe(true);
   });
 });

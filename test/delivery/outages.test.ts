@@ -196,7 +196,7 @@ describe('Redis refusing writes (a replica after a failover)', () => {
   });
 
   it('a slot release Redis refuses (READONLY) is kept and sent again, never an unhandled rejection', async () => {
-    const limit = new InFlightLimit(redis, 'mozhno-test-readonly', 2, 60_000, () => undefined, 2);
+    const limit = new InFlightLimit(redis, 'mozhno-test-readonly', 2, 60_000, () => undefined);
     expect(await limit.tryAcquire(1, 'job-a')).toBe(true);
     expect(await limit.inFlight(1)).toBe(1);
 
