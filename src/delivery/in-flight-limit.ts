@@ -69,7 +69,8 @@ const KEPT_LEASES = 20;
  * of a delivery that ran into the timeout or that probed a slow mark (the mark's own rules
  * decide about those), or of a job that was parked: its integration has a line, whose next job
  * a release wakes at once, and which a kept slot would only hold up. Nor does a job that was
- * parked take a kept slot: it may still be listed in its line, and Redis takes it out of it.
+ * parked take a kept slot: it may still be listed in its line, and Redis takes it out of it; its
+ * coming, a sign that its integration has a line, releases the slot kept for it instead.
  */
 export class InFlightLimit {
   private pending: Array<{ integrationId: number; holder: string }> = [];
@@ -111,15 +112,20 @@ export class InFlightLimit {
 
   /**
    * Takes a slot for `holder` (a job id) if one is free: a slot kept here for the integration,
-   * unless the job `wasParked`, or else one from Redis. Jobs that start in the same turn of the
-   * event loop ask Redis together, in one call.
+   * or else one from Redis. A job that `wasParked` always asks Redis, and a slot kept for its
+   * integration goes back with that call. Jobs that start in the same turn of the event loop ask
+   * Redis together, in one call.
    */
   tryAcquire(integrationId: number, holder: string, wasParked = false): Promise<boolean> {
-    const spare = wasParked ? undefined : this.spares.get(integrationId);
+    const spare = this.spares.get(integrationId);
     if (spare !== undefined) {
       this.spares.delete(integrationId);
-      this.leases.set(holder, spare.lease);
-      return Promise.resolve(true);
+      if (!wasParked) {
+        this.leases.set(holder, spare.lease);
+        return Promise.resolve(true);
+      }
+      // The integration has a line, which a kept slot would only hold up: released with this acquire.
+      this.pending.push({ integrationId, holder: spare.lease });
     }
     return new Promise((resolve, reject) => {
       this.acquiring.push({ integrationId, holder, wasParked, resolve, reject });
