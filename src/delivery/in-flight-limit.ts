@@ -62,8 +62,8 @@ const KEPT_LEASES = 20;
  *
  * With `keepMs`, a finished delivery's slot is not released at once but kept, one per
  * integration, for `keepMs` at most: the next delivery of that integration to start in this
- * process takes it with no Redis call at all (it runs under the kept slot's name in Redis). A
- * busy integration's deliveries then cost Redis nothing for their slots. Kept slots count in
+ * process takes it with no Redis call at all (it runs under the kept slot's name in Redis), as
+ * most deliveries of a busy integration then do. Kept slots count in
  * Redis as held, so the cap holds across workers; what it costs is that a kept slot nobody
  * takes is released (and the next job in line woken) up to `keepMs` late. Never kept: the slot
  * of a delivery that ran into the timeout or that probed a slow mark (the mark's own rules
