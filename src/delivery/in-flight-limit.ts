@@ -70,7 +70,12 @@ const KEPT_LEASES = 20;
  * decide about those), or of a job that was parked: its integration has a line, whose next job
  * a release wakes at once, and which a kept slot would only hold up. Nor does a job that was
  * parked take a kept slot: it may still be listed in its line, and Redis takes it out of it; its
- * coming, a sign that its integration has a line, releases the slot kept for it instead.
+ * coming, a sign that its integration has a line, releases the slot kept for it instead. A slot
+ * is kept only while its lease is under a third of a lease old, so a chain of quick deliveries
+ * on it (none of which lives long enough to renew it) ends well before the lease runs out; and a
+ * timeout here lets go of the slot kept for that integration. A slow mark set by another process
+ * is not seen by a delivery on a kept slot: at most one such delivery per process, until its
+ * chain ends.
  */
 export class InFlightLimit {
   private pending: Array<{ integrationId: number; holder: string }> = [];
@@ -84,6 +89,8 @@ export class InFlightLimit {
   private readonly spares = new Map<number, Spare>();
   /** Jobs running on a kept slot, and the slot's name in Redis. */
   private readonly leases = new Map<string, string>();
+  /** When each slot this process holds or keeps (by its name in Redis) was last stamped with a new lease. */
+  private readonly stampedAt = new Map<string, number>();
   private spareTimer: NodeJS.Timeout | null = null;
   /** How long a timeout marks its integration slow, should no answer come sooner. */
   readonly slowForMs: number;
@@ -100,8 +107,8 @@ export class InFlightLimit {
   ) {
     defineScripts(redis);
     this.slowForMs = KEPT_LEASES * leaseMs;
-    // A kept slot's lease was stamped at most a third of a lease before its release (see `hold`),
-    // and its next holder stamps it a third of a lease after taking it: well within the lease.
+    // A slot is kept only if stamped within the last third of a lease (see `release`), and its
+    // next holder stamps it a third of a lease after taking it: well within the lease.
     this.keepMs = Math.min(options.keepMs ?? 0, Math.floor(leaseMs / 4));
     this.releaseDelayMs = options.releaseDelayMs ?? 2;
   }
@@ -125,7 +132,7 @@ export class InFlightLimit {
         return Promise.resolve(true);
       }
       // The integration has a line, which a kept slot would only hold up: released with this acquire.
-      this.pending.push({ integrationId, holder: spare.lease });
+      this.letGo(integrationId, spare.lease);
     }
     return new Promise((resolve, reject) => {
       this.acquiring.push({ integrationId, holder, wasParked, resolve, reject });
@@ -137,6 +144,7 @@ export class InFlightLimit {
     const requests = this.acquiring;
     this.acquiring = [];
     const releases = this.takePending();
+    const now = Date.now();
     try {
       const reply = await this.commands.mozhnoAcquire(
         requests.length * 3 + releases.length * 2,
@@ -144,7 +152,7 @@ export class InFlightLimit {
         ...requests.map((r) => this.waitingKey(r.integrationId)),
         ...requests.map((r) => this.slowKey(r.integrationId)),
         ...this.releaseKeys(releases),
-        Date.now(),
+        now,
         this.leaseMs,
         this.cap,
         requests.length,
@@ -152,6 +160,7 @@ export class InFlightLimit {
         ...releases.map((r) => r.holder),
       );
       requests.forEach((r, i) => {
+        if (reply[i] !== 0) this.stampedAt.set(r.holder, now);
         if (reply[i] === SLOW) this.probing.add(r.holder);
         else if (reply[i] !== 0 && r.wasParked) this.unkept.add(r.holder);
         r.resolve(reply[i] !== 0);
@@ -236,13 +245,15 @@ export class InFlightLimit {
     // from the last acquire) is pushed on too, so a slot held that long is not dropped with it.
     const key = this.inflightKey(integrationId);
     const lease = this.leases.get(holder) ?? holder;
-    const renew = () =>
+    const renew = () => {
+      if (this.stampedAt.has(lease)) this.stampedAt.set(lease, Date.now());
       void this.redis
         .multi()
         .zadd(key, 'XX', Date.now() + this.leaseMs, lease)
         .pexpire(key, KEPT_LEASES * this.leaseMs)
         .exec()
         .catch(() => undefined);
+    };
     const renewal = setInterval(renew, Math.max(1, Math.floor(this.leaseMs / 3)));
     renewal.unref();
     return () => clearInterval(renewal);
@@ -256,6 +267,12 @@ export class InFlightLimit {
   settle(integrationId: number, holder: string, timedOut: boolean): void {
     if (timedOut) {
       this.unkept.add(holder);
+      // Nor is the slot kept here for it given to another delivery: it would not see the mark.
+      const spare = this.spares.get(integrationId);
+      if (spare !== undefined) {
+        this.spares.delete(integrationId);
+        this.letGo(integrationId, spare.lease);
+      }
       void this.redis.set(this.slowKey(integrationId), '1', 'PX', this.slowForMs).catch(() => undefined);
     } else if (this.probing.has(holder)) {
       // The line has been woken one job per release; now as many as the cap has room for, or it
@@ -280,11 +297,21 @@ export class InFlightLimit {
     const unkept = this.unkept.delete(holder);
     const lease = this.leases.get(holder) ?? holder;
     this.leases.delete(holder);
-    if (this.keepMs > 0 && !probed && !unkept && !this.spares.has(integrationId)) {
-      this.spares.set(integrationId, { lease, releasedAt: Date.now() });
+    const now = Date.now();
+    // Kept only while its lease is fresh: a chain of quick deliveries on one kept slot renews
+    // nothing (each renews only after a third of a lease), so it ends, released, by then.
+    const fresh = now - (this.stampedAt.get(lease) ?? -Infinity) < this.leaseMs / 3;
+    if (this.keepMs > 0 && fresh && !probed && !unkept && !this.spares.has(integrationId)) {
+      this.spares.set(integrationId, { lease, releasedAt: now });
       this.spareTimer ??= setTimeout(this.releaseSpares, this.keepMs).unref();
       return;
     }
+    this.letGo(integrationId, lease);
+  }
+
+  /** Releases a slot for good (soon: see the class comment). */
+  private letGo(integrationId: number, lease: string): void {
+    this.stampedAt.delete(lease);
     this.pending.push({ integrationId, holder: lease });
     this.flushIn(this.releaseDelayMs);
   }
@@ -301,16 +328,15 @@ export class InFlightLimit {
         break;
       }
       this.spares.delete(integrationId);
-      this.pending.push({ integrationId, holder: spare.lease });
+      this.letGo(integrationId, spare.lease);
     }
-    if (this.pending.length > 0) this.flushIn(this.releaseDelayMs);
   };
 
   /** Sends every release not sent yet, kept slots' too; on shutdown. */
   async flush(): Promise<void> {
     if (this.spareTimer) clearTimeout(this.spareTimer);
     this.spareTimer = null;
-    for (const [integrationId, spare] of this.spares) this.pending.push({ integrationId, holder: spare.lease });
+    for (const [integrationId, spare] of this.spares) this.letGo(integrationId, spare.lease);
     this.spares.clear();
     await this.sendReleases();
   }

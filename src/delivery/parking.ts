@@ -114,7 +114,11 @@ export function placeInLine(data: Pick<DeliveryJobData, 'eventId'>): number {
   return data.eventId ?? 0;
 }
 
-/** Whether a job may still be listed in its integration's line: a worker or the relay parked it. */
+/**
+ * Whether a job may still be listed in its integration's line: a worker parked it (`parks`) or
+ * the relay queued it parked (with a delay in its options: BullMQ sets the job's own `delay` back
+ * to 0 when it is promoted or its delay runs out, but leaves its options alone).
+ */
 export function wasParked(job: Job<DeliveryJobData>): boolean {
-  return (job.data.parks ?? 0) > 0 || job.delay > 0;
+  return (job.data.parks ?? 0) > 0 || (job.opts.delay ?? 0) > 0;
 }

@@ -290,8 +290,10 @@ describe('a long line for a hanging endpoint', () => {
       const queuedParked = await queue.add('d', data, { delay: 60_000 });
       const workerParked = await queue.add('d', { ...data, parks: 1 });
       expect([plain, queuedParked, workerParked].map((job) => wasParked(job))).toEqual([false, true, true]);
-      // As the worker sees them, read back from Redis.
+      // As the worker sees them, read back from Redis once woken (promoted), which sets BullMQ's own `delay` back to 0.
+      await queuedParked.promote();
       const read = await Promise.all([plain, queuedParked, workerParked].map((job) => Job.fromId<DeliveryJobData>(queue, job.id!)));
+      expect(read[1]!.delay).toBe(0);
       expect(read.map((job) => wasParked(job!))).toEqual([false, true, true]);
     } finally {
       await queue.obliterate({ force: true });

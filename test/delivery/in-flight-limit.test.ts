@@ -497,6 +497,33 @@ describe('InFlightLimit keeping slots (keepMs)', () => {
     expect(await one.inFlight(5)).toBe(0);
   });
 
+  it('a chain of quick deliveries on a kept slot ends within a third of a lease: the slot never runs out in Redis while held', async () => {
+    const { keeping, plain } = pair(1, 100, 300); // keepMs is held to a quarter of the lease: 75 ms
+    // 20 deliveries of 20 ms one after another, over a lease and a half: none lives long enough to renew.
+    for (let i = 0; i < 20; i++) {
+      expect(await keeping.tryAcquire(7, `j${i}`)).toBe(true);
+      const unhold = keeping.hold(7, `j${i}`);
+      await sleep(20);
+      expect(await plain.inFlight(7)).toBe(1); // counts only leases not run out
+      unhold();
+      keeping.release(7, `j${i}`);
+    }
+    await keeping.flush();
+    expect(await plain.inFlight(7)).toBe(0);
+  });
+
+  it('a timeout lets go of the slot kept for its integration, which would not see the slow mark', async () => {
+    const { keeping, members } = pair(2, 5_000);
+    expect([await keeping.tryAcquire(8, 'a'), await keeping.tryAcquire(8, 'b')]).toEqual([true, true]);
+    keeping.release(8, 'a');
+    keeping.settle(8, 'b', true);
+    await sleep(50);
+    expect(await members(8)).toEqual(['b']);
+    keeping.release(8, 'b');
+    await sleep(50);
+    expect(await members(8)).toEqual([]);
+  });
+
   it('a delivery on a kept slot renews that slot, so it outlives its lease while held', async () => {
     const { keeping, plain } = pair(1, 100, 300);
     expect(await keeping.tryAcquire(6, 'a')).toBe(true);
