@@ -124,9 +124,8 @@ export class InFlightLimit {
    * Redis together, in one call.
    */
   tryAcquire(integrationId: number, holder: string, wasParked = false): Promise<boolean> {
-    const spare = this.spares.get(integrationId);
+    const spare = this.takeSpare(integrationId);
     if (spare !== undefined) {
-      this.spares.delete(integrationId);
       if (!wasParked) {
         this.leases.set(holder, spare.lease);
         return Promise.resolve(true);
@@ -246,10 +245,11 @@ export class InFlightLimit {
     const key = this.inflightKey(integrationId);
     const lease = this.leases.get(holder) ?? holder;
     const renew = () => {
-      if (this.stampedAt.has(lease)) this.stampedAt.set(lease, Date.now());
+      const now = Date.now();
+      if (this.stampedAt.has(lease)) this.stampedAt.set(lease, now);
       void this.redis
         .multi()
-        .zadd(key, 'XX', Date.now() + this.leaseMs, lease)
+        .zadd(key, 'XX', now + this.leaseMs, lease)
         .pexpire(key, KEPT_LEASES * this.leaseMs)
         .exec()
         .catch(() => undefined);
@@ -268,11 +268,8 @@ export class InFlightLimit {
     if (timedOut) {
       this.unkept.add(holder);
       // Nor is the slot kept here for it given to another delivery: it would not see the mark.
-      const spare = this.spares.get(integrationId);
-      if (spare !== undefined) {
-        this.spares.delete(integrationId);
-        this.letGo(integrationId, spare.lease);
-      }
+      const spare = this.takeSpare(integrationId);
+      if (spare !== undefined) this.letGo(integrationId, spare.lease);
       void this.redis.set(this.slowKey(integrationId), '1', 'PX', this.slowForMs).catch(() => undefined);
     } else if (this.probing.has(holder)) {
       // The line has been woken one job per release; now as many as the cap has room for, or it
@@ -307,6 +304,13 @@ export class InFlightLimit {
       return;
     }
     this.letGo(integrationId, lease);
+  }
+
+  /** The slot kept for the integration, no longer kept; undefined when there is none. */
+  private takeSpare(integrationId: number): Spare | undefined {
+    const spare = this.spares.get(integrationId);
+    this.spares.delete(integrationId);
+    return spare;
   }
 
   /** Releases a slot for good (soon: see the class comment). */
