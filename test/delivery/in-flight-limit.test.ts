@@ -8,11 +8,21 @@ const redis = new Redis(REDIS_URL);
 const prefixes: string[] = [];
 let woken: Array<[number, string]>;
 
-/** A limit with its own key prefix, recording the parked jobs its releases wake. */
-function limitOf(cap: number, leaseMs = 60_000, releaseDelayMs = 2): InFlightLimit {
+/** A key prefix of its own (its keys are deleted after the file). */
+function newPrefix(): string {
   const prefix = `mozhno-test-limit-${randomBytes(4).toString('hex')}`;
   prefixes.push(prefix);
-  return new InFlightLimit(redis, prefix, cap, leaseMs, (integrationId, jobId) => woken.push([integrationId, jobId]), { releaseDelayMs });
+  return prefix;
+}
+
+/** Records the parked jobs a limit's releases wake. */
+const recordWake = (integrationId: number, jobId: string): void => {
+  woken.push([integrationId, jobId]);
+};
+
+/** A limit with its own key prefix, recording the parked jobs its releases wake. */
+function limitOf(cap: number, leaseMs = 60_000, releaseDelayMs = 2): InFlightLimit {
+  return new InFlightLimit(redis, newPrefix(), cap, leaseMs, recordWake, { releaseDelayMs });
 }
 
 /** What `run` answered and how many scripts of the limit it sent to Redis. */
@@ -292,18 +302,14 @@ describe('InFlightLimit', () => {
 
   /** Two limits on one prefix: holders of `dying` lose their slots after 200 ms, those of `living` hold theirs. */
   function sharedLimits(cap: number) {
-    const prefix = `mozhno-test-limit-${randomBytes(4).toString('hex')}`;
-    prefixes.push(prefix);
-    const onWake = (integrationId: number, jobId: string) => woken.push([integrationId, jobId]);
-    return { dying: new InFlightLimit(redis, prefix, cap, 200, onWake), living: new InFlightLimit(redis, prefix, cap, 60_000, onWake) };
+    const prefix = newPrefix();
+    return { dying: new InFlightLimit(redis, prefix, cap, 200, recordWake), living: new InFlightLimit(redis, prefix, cap, 60_000, recordWake) };
   }
 
   it('a slot held past its lease (a slow read, a record waiting) is kept while held, and swept once its holder stops', async () => {
-    const prefix = `mozhno-test-limit-${randomBytes(4).toString('hex')}`;
-    prefixes.push(prefix);
-    const onWake = (integrationId: number, jobId: string) => woken.push([integrationId, jobId]);
-    const mine = new InFlightLimit(redis, prefix, 1, 300, onWake);
-    const other = new InFlightLimit(redis, prefix, 1, 300, onWake);
+    const prefix = newPrefix();
+    const mine = new InFlightLimit(redis, prefix, 1, 300, recordWake);
+    const other = new InFlightLimit(redis, prefix, 1, 300, recordWake);
     expect(await mine.tryAcquire(23, 'slow')).toBe(true);
     const unhold = mine.hold(23, 'slow');
     await new Promise((resolve) => setTimeout(resolve, 1_000)); // three leases' worth
@@ -422,12 +428,10 @@ describe('InFlightLimit keeping slots (keepMs)', () => {
 
   /** Two processes' limits on one prefix: `keeping` keeps finished slots for `keepMs`, `plain` does not. */
   function pair(cap: number, keepMs: number, leaseMs = 60_000): { keeping: InFlightLimit; plain: InFlightLimit; members: (id: number) => Promise<string[]> } {
-    const prefix = `mozhno-test-limit-${randomBytes(4).toString('hex')}`;
-    prefixes.push(prefix);
-    const onWake = (integrationId: number, jobId: string) => woken.push([integrationId, jobId]);
+    const prefix = newPrefix();
     return {
-      keeping: new InFlightLimit(redis, prefix, cap, leaseMs, onWake, { keepMs }),
-      plain: new InFlightLimit(redis, prefix, cap, leaseMs, onWake),
+      keeping: new InFlightLimit(redis, prefix, cap, leaseMs, recordWake, { keepMs }),
+      plain: new InFlightLimit(redis, prefix, cap, leaseMs, recordWake),
       members: (id) => redis.zrange(`${prefix}:inflight:${id}`, 0, -1),
     };
   }
